@@ -1,0 +1,1 @@
+"""Benchmarks: latency, quality and throughput, writing JSON and Markdown."""

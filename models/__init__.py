@@ -1,0 +1,66 @@
+"""Domain types of the promise engine: frozen pydantic models that reject unknown fields.
+
+Money is integer cents, weights are grams, dates are calendar dates in the node's local time.
+"""
+
+from models._availability import AvailabilityReport, NodeAvailability, SkuAvailability, Tiers
+from models._base import Frozen
+from models._enums import Engine, NodeKind, ServiceLevel, Status, UnfulfilledReason
+from models._inventory import (
+    Buffer,
+    ChannelPolicy,
+    InTransitLot,
+    InventoryPosition,
+    ObjectiveWeights,
+    WeightOverrides,
+)
+from models._network import ZONE_COUNT, CarrierService, CatalogItem, Location, Node, ZoneRate
+from models._request import MAX_LINE_QUANTITY, Cart, CartLine, Destination, PromiseRequest
+from models._result import (
+    CostBreakdown,
+    PromiseOption,
+    PromiseResult,
+    Shipment,
+    ShipmentLine,
+    SolverStats,
+    Unfulfilled,
+)
+from models._snapshot import Snapshot
+
+__all__ = [
+    "MAX_LINE_QUANTITY",
+    "ZONE_COUNT",
+    "AvailabilityReport",
+    "Buffer",
+    "CarrierService",
+    "Cart",
+    "CartLine",
+    "CatalogItem",
+    "ChannelPolicy",
+    "CostBreakdown",
+    "Destination",
+    "Engine",
+    "Frozen",
+    "InTransitLot",
+    "InventoryPosition",
+    "Location",
+    "Node",
+    "NodeAvailability",
+    "NodeKind",
+    "ObjectiveWeights",
+    "PromiseOption",
+    "PromiseRequest",
+    "PromiseResult",
+    "ServiceLevel",
+    "Shipment",
+    "ShipmentLine",
+    "SkuAvailability",
+    "Snapshot",
+    "SolverStats",
+    "Status",
+    "Tiers",
+    "Unfulfilled",
+    "UnfulfilledReason",
+    "WeightOverrides",
+    "ZoneRate",
+]

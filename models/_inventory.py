@@ -1,0 +1,117 @@
+"""Inventory positions (tiers) and channel policies."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from typing import Annotated
+
+from pydantic import Field, model_validator
+
+from models._base import Cents, Frozen, Identifier, NonNegInt, PosInt
+from models._enums import NodeKind
+
+__all__ = [
+    "Buffer",
+    "ChannelPolicy",
+    "InTransitLot",
+    "InventoryPosition",
+    "ObjectiveWeights",
+    "WeightOverrides",
+]
+
+
+class InTransitLot(Frozen):
+    """Units on their way to a node, available from ``eta`` (node local date)."""
+
+    quantity: PosInt
+    eta: dt.date
+
+
+class InventoryPosition(Frozen):
+    """Stock tiers of one SKU at one node."""
+
+    node_id: Identifier
+    sku: Identifier
+    on_hand: NonNegInt
+    reserved: NonNegInt = 0
+    safety_stock: NonNegInt = 0
+    unit_cost: Cents = 0
+    in_transit: tuple[InTransitLot, ...] = ()
+
+    @model_validator(mode="after")
+    def _reserved_within_on_hand(self) -> InventoryPosition:
+        """Reservations are taken from units on hand."""
+        if self.reserved > self.on_hand:
+            raise ValueError(
+                f"reserved ({self.reserved}) exceeds on_hand ({self.on_hand}) "
+                f"for {self.sku} at {self.node_id}"
+            )
+        return self
+
+
+Percent = Annotated[float, Field(ge=0, le=100, allow_inf_nan=False)]
+Weight = Annotated[float, Field(ge=0, le=1000, allow_inf_nan=False)]
+
+
+class Buffer(Frozen):
+    """Units a channel must leave untouched at a node: the larger of units and percent."""
+
+    units: NonNegInt = 0
+    percent: Percent = 0.0
+
+    def units_for(self, on_hand: int) -> int:
+        """Buffer in units for a node holding ``on_hand`` units."""
+        return max(self.units, math.ceil(on_hand * self.percent / 100.0))
+
+
+class ObjectiveWeights(Frozen):
+    """Objective weights: multipliers on money terms, cents on penalty terms."""
+
+    shipping: Weight = 1.0
+    handling: Weight = 1.0
+    labour: Weight = 1.0
+    unit_cost: Weight = 0.0
+    revenue: Weight = 0.0
+    split_penalty: Cents = Field(default=200, description="Cents per package beyond the first.")
+    lateness_per_day: Cents = Field(default=50, description="Cents per day until delivery.")
+    protection_per_unit: Cents = Field(
+        default=300, description="Cents per unit taken below a node's protection level."
+    )
+    unfilled_per_unit: Cents = Field(
+        default=1_000_000, description="Cents per unit left unfilled (dominates everything)."
+    )
+
+
+class WeightOverrides(Frozen):
+    """Per-request overrides of some objective weights; omitted fields keep the policy's."""
+
+    shipping: Weight | None = None
+    handling: Weight | None = None
+    labour: Weight | None = None
+    unit_cost: Weight | None = None
+    revenue: Weight | None = None
+    split_penalty: Cents | None = None
+    lateness_per_day: Cents | None = None
+    protection_per_unit: Cents | None = None
+    unfilled_per_unit: Cents | None = None
+
+    def apply(self, weights: ObjectiveWeights) -> ObjectiveWeights:
+        """Return ``weights`` with the fields set here replaced."""
+        return weights.model_copy(update=self.model_dump(exclude_none=True))
+
+
+class ChannelPolicy(Frozen):
+    """How a sales channel may use stock and what it optimises."""
+
+    channel: Identifier
+    buffers: dict[NodeKind, Buffer] = Field(default_factory=dict)
+    in_transit_share: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] = 0.95
+    max_shipments: Annotated[int, Field(ge=1, le=20)] = 3
+    min_margin_pct: Percent | None = None
+    weights: ObjectiveWeights = ObjectiveWeights()
+
+    def buffer_units(self, kind: NodeKind, on_hand: int) -> int:
+        """Buffer this channel keeps at a node of ``kind`` holding ``on_hand`` units."""
+        buffer = self.buffers.get(kind)
+        return 0 if buffer is None else buffer.units_for(on_hand)

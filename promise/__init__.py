@@ -1,0 +1,1 @@
+"""The Litestar promise service, live state and the command line."""

@@ -1,0 +1,1 @@
+"""Synthetic networks, scenario store, replay and KPIs."""
