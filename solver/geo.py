@@ -85,7 +85,7 @@ def _postal_table() -> _PostalTable:
     """Load the offline postal-code dataset once per process."""
     rows = [
         row
-        for row in zipcodes.list_all()
+        for row in zipcodes.list_all()  # type: ignore[no-untyped-call]
         if row.get("lat") and row.get("long") and row.get("timezone")
     ]
     return _PostalTable(
@@ -114,7 +114,9 @@ def resolve_destination(destination: Destination) -> ResolvedDestination:
             postal_code=code,
             region=table.states[index],
         )
-    assert destination.lat is not None and destination.lon is not None  # model validator
+    # The model validator guarantees both coordinates when there is no postal code.
+    assert destination.lat is not None
+    assert destination.lon is not None
     # The nearest postal code gives the time zone and region of a bare coordinate.
     nearest = int(np.argmin(haversine_km(table.lat, table.lon, destination.lat, destination.lon)))
     return ResolvedDestination(

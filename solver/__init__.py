@@ -1,0 +1,26 @@
+"""The promise engine: tiered ATP, delivery dates, the OR-Tools MIP, greedy baselines, checker.
+
+Public surface: ``solve``, ``SolveParams``, ``availability``, ``check``, ``warm_up`` and the
+errors of ``solver.errors``. No OR-Tools object leaves this package.
+"""
+
+from solver.availability import availability
+from solver.errors import (
+    InvalidRequestError,
+    PromiseError,
+    UnknownChannelError,
+    UnknownPostalCodeError,
+)
+from solver.solve import SolveParams, solve
+from solver.warm import warm_up
+
+__all__ = [
+    "InvalidRequestError",
+    "PromiseError",
+    "SolveParams",
+    "UnknownChannelError",
+    "UnknownPostalCodeError",
+    "availability",
+    "solve",
+    "warm_up",
+]

@@ -1,0 +1,151 @@
+"""Objective coefficients of a problem and the exact evaluation of an allocation.
+
+An allocation is an integer matrix ``X`` (lines × slots) of units. The MIP minimises the same
+objective this module evaluates; the independent checker recomputes it from domain types.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import numpy.typing as npt
+
+from solver.problem import Problem
+
+__all__ = ["Coefficients", "Evaluation", "coefficients", "evaluate"]
+
+IntArray = npt.NDArray[np.int64]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Coefficients:
+    """Integer objective coefficients (docs/model.md, "Objective")."""
+
+    unit: IntArray  # lines × slots: pick labour + unit cost − revenue, per unit
+    package: IntArray  # per slot: base rate + handling + split penalty, per package
+    per_kg: IntArray  # per slot, per billable kg
+    split: int  # refunded once when anything ships (the first package is no split)
+    lateness: int  # per day from the order date to the promised date
+    protection: int  # per unit taken below a node's protection level
+    unfilled: int  # per unfilled unit
+    protected: dict[tuple[int, int], int]  # (node, sku) → units free of protection cost
+    pick_seconds: IntArray  # per slot: pick seconds per unit at the slot's node
+    real_unit: IntArray  # lines × slots: unit cost + pick cost, cents (for margins)
+    real_package: IntArray  # per slot: base + handling, cents
+
+
+def coefficients(problem: Problem) -> Coefficients:
+    """Compute the objective coefficients of ``problem`` with the context's weights."""
+    ctx = problem.ctx
+    w = ctx.weights
+    nodes = ctx.index.nodes
+    slot_node = problem.slot_node.tolist()
+    handling = np.array([nodes[n].handling_cost for n in slot_node], dtype=np.int64)
+    pick_cost = np.array([nodes[n].pick_cost for n in slot_node], dtype=np.int64)
+    pick_seconds = np.array([nodes[n].pick_seconds for n in slot_node], dtype=np.int64)
+    n_lines, n_slots = problem.avail.shape
+    unit_cost = np.zeros((n_lines, n_slots), dtype=np.int64)
+    for i, line in enumerate(ctx.lines):
+        for j, node in enumerate(slot_node):
+            pair = ctx.pairs.get((node, line.sku_index))
+            if pair is not None:
+                unit_cost[i, j] = pair.unit_cost
+    price = np.array([line.line.unit_price for line in ctx.lines], dtype=np.int64)
+
+    def scaled(weight: float, cents: IntArray) -> IntArray:
+        """Round weight × cents element-wise, once per coefficient."""
+        return np.rint(weight * cents.astype(np.float64)).astype(np.int64)
+
+    unit = (
+        scaled(w.labour, pick_cost)[None, :]
+        + scaled(w.unit_cost, unit_cost)
+        - scaled(w.revenue, price)[:, None]
+    )
+    package = scaled(w.shipping, problem.slot_base) + scaled(w.handling, handling) + w.split_penalty
+    share = ctx.policy.in_transit_share
+    protected: dict[tuple[int, int], int] = {}
+    for key, pair in ctx.pairs.items():
+        keep = nodes[key[0]].protection_units
+        if keep > 0:
+            protected[key] = max(0, pair.atp_last(share) - keep)
+    return Coefficients(
+        unit=unit,
+        package=package.astype(np.int64),
+        per_kg=scaled(w.shipping, problem.slot_per_kg),
+        split=w.split_penalty,
+        lateness=w.lateness_per_day,
+        protection=w.protection_per_unit,
+        unfilled=w.unfilled_per_unit,
+        protected=protected,
+        pick_seconds=pick_seconds,
+        real_unit=unit_cost + pick_cost[None, :],
+        real_package=problem.slot_base + handling,
+    )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Evaluation:
+    """Exact objective and money of an allocation."""
+
+    objective: int
+    used: IntArray  # slots that ship at least one unit
+    billable_kg: IntArray  # per slot
+    shipped: IntArray  # per line
+    unfilled: IntArray  # per line
+    promised_days: int  # delivery − order date of the latest package (0 when nothing ships)
+    fulfilment: int  # shipping + handling + labour, cents
+    revenue: int
+    margin: int
+
+
+def billable_kg(problem: Problem, x: IntArray) -> IntArray:
+    """Billable kg per slot: the package weight rounded up, at least 1 when it ships."""
+    weight = np.array([line.weight_g for line in problem.ctx.lines], dtype=np.int64)
+    grams = weight @ x if x.size else np.zeros(problem.n_slots, dtype=np.int64)
+    kg = -(-grams // 1000)
+    return np.where(x.sum(axis=0) > 0, np.maximum(kg, 1), 0).astype(np.int64)
+
+
+def evaluate(problem: Problem, x: IntArray, coef: Coefficients) -> Evaluation:
+    """Objective (docs/model.md) and money of allocation ``x`` (lines × slots)."""
+    ctx = problem.ctx
+    qty = np.array([line.line.quantity for line in ctx.lines], dtype=np.int64)
+    shipped = x.sum(axis=1) if x.size else np.zeros(len(ctx.lines), dtype=np.int64)
+    unfilled = qty - shipped
+    used = np.flatnonzero(x.sum(axis=0) > 0) if x.size else np.zeros(0, dtype=np.int64)
+    kg = billable_kg(problem, x)
+    promised = int(problem.slot_days[used].max()) if used.size else 0
+    objective = int((coef.unit * x).sum()) if x.size else 0
+    objective += int(coef.package[used].sum() + (coef.per_kg * kg).sum())
+    if used.size:
+        objective += coef.lateness * promised - coef.split
+    for (node, sku), free in coef.protected.items():
+        taken = sum(
+            int(x[i, problem.slot_node == node].sum())
+            for i, line in enumerate(ctx.lines)
+            if line.sku_index == sku
+        )
+        objective += coef.protection * max(0, taken - free)
+    objective += coef.unfilled * int(unfilled.sum())
+    shipping = int((problem.slot_base[used]).sum() + (problem.slot_per_kg * kg).sum())
+    handling = int(coef.real_package[used].sum()) - int(problem.slot_base[used].sum())
+    nodes = ctx.index.nodes
+    pick = int(
+        sum(nodes[int(problem.slot_node[j])].pick_cost * int(x[:, j].sum()) for j in used.tolist())
+    )
+    price = np.array([line.line.unit_price for line in ctx.lines], dtype=np.int64)
+    revenue = int((price * shipped).sum())
+    unit_cost = int((coef.real_unit * x).sum()) - pick if x.size else 0
+    fulfilment = shipping + handling + pick
+    return Evaluation(
+        objective=objective,
+        used=used,
+        billable_kg=kg,
+        shipped=shipped,
+        unfilled=unfilled,
+        promised_days=promised,
+        fulfilment=fulfilment,
+        revenue=revenue,
+        margin=revenue - unit_cost - fulfilment,
+    )

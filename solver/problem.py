@@ -1,0 +1,388 @@
+"""One cart and one service level as arrays: lines, candidate nodes, dispatch slots, ATP.
+
+Everything the MIP, the greedy baselines and the answer builder share is computed here once:
+the destination, the channel's ATP for the cart's SKUs, the candidate pre-filter and the
+dispatch slots (node, ship date, service) with their delivery dates and rates.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import math
+
+import numpy as np
+import numpy.typing as npt
+
+from models import (
+    CarrierService,
+    CartLine,
+    ChannelPolicy,
+    ObjectiveWeights,
+    PromiseRequest,
+    ServiceLevel,
+)
+from solver.calendar import (
+    LEVEL_DEADLINE_DAYS,
+    delivery_date,
+    dispatch_dates,
+    earliest_dispatch,
+)
+from solver.errors import UnknownChannelError
+from solver.geo import ResolvedDestination, haversine_km, resolve_destination, zones_of
+from solver.index import SnapshotIndex
+
+__all__ = [
+    "CartContext",
+    "NodeBlock",
+    "Problem",
+    "build_context",
+    "build_problem",
+    "prefilter",
+]
+
+IntArray = npt.NDArray[np.int64]
+FloatArray = npt.NDArray[np.float64]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Line:
+    """A cart line with its SKU resolved against the snapshot (sku_index -1 when unknown)."""
+
+    line: CartLine
+    sku_index: int
+    weight_g: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Pair:
+    """Stock of one SKU at one node, as the channel sees it."""
+
+    node: int
+    sku: int
+    row: int
+    on_hand_atp: int
+    release: IntArray  # in-transit release ordinals
+    qty: IntArray  # in-transit quantities
+    unit_cost: int
+
+    def atp(self, day: int, share: float) -> int:
+        """ATP on dispatch day ``day`` (an ordinal)."""
+        released = int(self.qty[self.release <= day].sum()) if self.qty.size else 0
+        return self.on_hand_atp + math.floor(share * released + 1e-9)
+
+    def atp_last(self, share: float) -> int:
+        """ATP once every in-transit lot has arrived."""
+        return self.on_hand_atp + math.floor(share * int(self.qty.sum()) + 1e-9)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class NodeBlock:
+    """The dispatch slots of one node for one level, with the lines' ATP on each slot's date."""
+
+    node: int
+    date: IntArray  # ship date ordinals
+    delivery: IntArray  # delivery date ordinals
+    days: IntArray  # delivery − order date
+    service: tuple[CarrierService, ...]
+    zone: int
+    base: IntArray
+    per_kg: IntArray
+    capacity: IntArray  # -1 = unlimited
+    labour: IntArray  # pick seconds left at (node, date); -1 = unlimited
+    avail: IntArray  # lines × slots
+
+    @property
+    def size(self) -> int:
+        """Number of slots."""
+        return int(self.date.size)
+
+
+@dataclasses.dataclass(slots=True)
+class CartContext:
+    """What every service level of one request shares."""
+
+    request: PromiseRequest
+    index: SnapshotIndex
+    policy: ChannelPolicy
+    weights: ObjectiveWeights
+    requested_at: dt.datetime
+    destination: ResolvedDestination
+    order_date: dt.date
+    distance_km: FloatArray  # per node of the snapshot
+    zone: IntArray  # per node of the snapshot
+    lines: tuple[Line, ...]
+    max_shipments: int
+    margin_bp: int | None  # margin floor in basis points of revenue
+    pairs: dict[tuple[int, int], Pair]  # (node, sku) with any ATP for the channel
+    earliest: dict[int, dt.date]
+    blocks: dict[tuple[int, ServiceLevel], NodeBlock]
+    slots_per_service: int
+
+    def stocking_nodes(self) -> list[int]:
+        """Nodes with any ATP (now or in transit) for some line, in index order."""
+        return sorted({node for node, _ in self.pairs})
+
+    def block(self, node: int, level: ServiceLevel) -> NodeBlock:
+        """The dispatch slots of ``node`` for ``level`` (built on first use)."""
+        key = (node, level)
+        found = self.blocks.get(key)
+        if found is None:
+            found = _node_block(self, node, level)
+            self.blocks[key] = found
+        return found
+
+    def earliest_of(self, node: int) -> dt.date:
+        """Earliest dispatch date of a node for this order (cached)."""
+        found = self.earliest.get(node)
+        if found is None:
+            found = earliest_dispatch(self.index.nodes[node], self.requested_at)
+            self.earliest[node] = found
+        return found
+
+
+def build_context(
+    request: PromiseRequest,
+    index: SnapshotIndex,
+    requested_at: dt.datetime,
+    *,
+    slots_per_service: int = 2,
+) -> CartContext:
+    """Resolve the destination, policy, weights and the channel's stock of the cart's SKUs."""
+    snapshot = index.snapshot
+    policy = snapshot.policy(request.cart.channel)
+    if policy is None:
+        raise UnknownChannelError(request.cart.channel)
+    weights = policy.weights if request.weights is None else request.weights.apply(policy.weights)
+    destination = resolve_destination(request.destination)
+    distance = haversine_km(index.node_lat, index.node_lon, destination.lat, destination.lon)
+    lines = tuple(
+        Line(
+            line=line,
+            sku_index=index.sku_pos.get(line.sku, -1),
+            weight_g=int(index.sku_weight_g[index.sku_pos[line.sku]])
+            if line.sku in index.sku_pos
+            else 0,
+        )
+        for line in request.cart.lines
+    )
+    atp = index.on_hand_atp(policy)
+    pairs: dict[tuple[int, int], Pair] = {}
+    for sku in {line.sku_index for line in lines if line.sku_index >= 0}:
+        rows = index.rows_of(sku)
+        for row in range(rows.start, rows.stop):
+            release, qty = index.in_transit(row)
+            on_hand_atp = int(atp[row])
+            if on_hand_atp <= 0 and (qty.size == 0 or policy.in_transit_share <= 0):
+                continue
+            node = int(index.row_node[row])
+            pairs[(node, sku)] = Pair(
+                node=node,
+                sku=sku,
+                row=row,
+                on_hand_atp=on_hand_atp,
+                release=release,
+                qty=qty,
+                unit_cost=int(index.row_unit_cost[row]),
+            )
+    floor_pct = request.min_margin_pct
+    if floor_pct is None:
+        floor_pct = policy.min_margin_pct
+    return CartContext(
+        request=request,
+        index=index,
+        policy=policy,
+        weights=weights,
+        requested_at=requested_at,
+        destination=destination,
+        order_date=destination.local_date(requested_at),
+        distance_km=distance,
+        zone=zones_of(distance),
+        lines=lines,
+        max_shipments=request.max_shipments or policy.max_shipments,
+        margin_bp=None if floor_pct is None else round(floor_pct * 100),
+        pairs=pairs,
+        earliest={},
+        blocks={},
+        slots_per_service=slots_per_service,
+    )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Problem:
+    """One service level of one cart: slots j = (node, ship date, service) and line × slot ATP."""
+
+    ctx: CartContext
+    level: ServiceLevel
+    candidates: tuple[int, ...]  # node indices in the model
+    slot_node: IntArray
+    slot_date: IntArray  # ship date ordinal
+    slot_delivery: IntArray  # delivery date ordinal
+    slot_days: IntArray  # delivery − order date, days
+    slot_service: tuple[CarrierService, ...]
+    slot_zone: IntArray
+    slot_base: IntArray  # cents per package
+    slot_per_kg: IntArray  # cents per billable kg
+    slot_capacity: IntArray  # packages left; -1 = unlimited
+    slot_labour: IntArray  # pick seconds left at (node, date); -1 = unlimited
+    avail: IntArray  # lines × slots: ATP of the line's SKU at the slot's node and date
+    deadline_days: int
+
+    @property
+    def n_slots(self) -> int:
+        """Number of dispatch slots."""
+        return int(self.slot_node.size)
+
+    def slot_of(self, node: int, local: int) -> int:
+        """Column of slot ``local`` of ``node``'s block."""
+        first = int(np.searchsorted(self.slot_node, node, side="left"))
+        return first + local
+
+
+def _level_services(ctx: CartContext, level: ServiceLevel) -> list[CarrierService]:
+    """Services of one level."""
+    return [s for s in ctx.index.snapshot.services if s.service_level is level]
+
+
+def _node_block(ctx: CartContext, node_index: int, level: ServiceLevel) -> NodeBlock:
+    """Compute one node's dispatch slots for ``level`` within the level's deadline."""
+    node = ctx.index.nodes[node_index]
+    distance = float(ctx.distance_km[node_index])
+    zone = int(ctx.zone[node_index])
+    share = ctx.policy.in_transit_share
+    order_ordinal = ctx.order_date.toordinal()
+    deadline_days = LEVEL_DEADLINE_DAYS[level]
+    usable = [
+        s
+        for s in _level_services(ctx, level)
+        if s.serves(node.node_id) and (s.max_distance_km is None or distance <= s.max_distance_km)
+    ]
+    pairs = [(i, ctx.pairs.get((node_index, line.sku_index))) for i, line in enumerate(ctx.lines)]
+    releases = sorted({int(r) for _, pair in pairs if pair is not None for r in pair.release})
+    rows: list[tuple[int, int, int, CarrierService, int, int, int, int]] = []
+    earliest = ctx.earliest_of(node_index) if usable else None
+    for service in usable:
+        dates = dispatch_dates(node, service, ctx.requested_at, earliest=earliest)
+        if not dates:
+            continue
+        ordinals = [d.toordinal() for d in dates]
+        chosen = set(ordinals[: ctx.slots_per_service])
+        for release in releases:
+            # An in-transit lot opens a slot on the first dispatch date after it lands.
+            later = next((o for o in ordinals if o >= release), None)
+            if later is not None:
+                chosen.add(later)
+        rate = service.rates[zone - 1]
+        for ship in sorted(chosen):
+            ship_day = dt.date.fromordinal(ship)
+            delivered = delivery_date(service, ship_day, zone).toordinal()
+            if delivered - order_ordinal > deadline_days:
+                continue
+            capacity = service.capacity_on(node.node_id, ship_day)
+            labour = node.labour_on(ship_day)
+            rows.append(
+                (
+                    ship,
+                    delivered,
+                    delivered - order_ordinal,
+                    service,
+                    rate.base,
+                    rate.per_kg,
+                    -1 if capacity is None else capacity,
+                    -1 if labour is None else labour * 60,
+                )
+            )
+    avail = np.zeros((len(ctx.lines), len(rows)), dtype=np.int64)
+    for i, pair in pairs:
+        if pair is not None:
+            for j, row in enumerate(rows):
+                avail[i, j] = pair.atp(row[0], share)
+    column = list(zip(*rows, strict=True)) if rows else [()] * 8
+    return NodeBlock(
+        node=node_index,
+        date=np.array(column[0], dtype=np.int64),
+        delivery=np.array(column[1], dtype=np.int64),
+        days=np.array(column[2], dtype=np.int64),
+        service=tuple(column[3]),
+        zone=zone,
+        base=np.array(column[4], dtype=np.int64),
+        per_kg=np.array(column[5], dtype=np.int64),
+        capacity=np.array(column[6], dtype=np.int64),
+        labour=np.array(column[7], dtype=np.int64),
+        avail=avail,
+    )
+
+
+def _rank_costs(ctx: CartContext, nodes: IntArray, services: list[CarrierService]) -> FloatArray:
+    """Rough cost per node of one 1 kg package by the level's cheapest rate (for ranking)."""
+    zone = ctx.zone[nodes]
+    best = np.full(nodes.size, np.inf)
+    for service in services:
+        base = np.array([rate.base + rate.per_kg for rate in service.rates], dtype=np.float64)
+        best = np.minimum(best, base[zone - 1])
+    handling = np.array([ctx.index.nodes[n].handling_cost for n in nodes.tolist()], dtype=float)
+    return np.asarray(best + handling)
+
+
+def prefilter(ctx: CartContext, level: ServiceLevel, *, per_line: int, whole_cart: int) -> set[int]:
+    """Per line the cheapest few nodes that stock it, plus the cheapest whole-cart nodes."""
+    share = ctx.policy.in_transit_share
+    need: dict[int, int] = {}
+    for line in ctx.lines:
+        if line.sku_index >= 0:
+            need[line.sku_index] = need.get(line.sku_index, 0) + line.line.quantity
+    holders: dict[int, dict[int, int]] = {}
+    for (node, sku), pair in ctx.pairs.items():
+        holders.setdefault(node, {})[sku] = pair.atp_last(share)
+    if not holders:
+        return set()
+    nodes = np.array(sorted(holders), dtype=np.int64)
+    cost = _rank_costs(ctx, nodes, _level_services(ctx, level))
+    rank = dict(zip(nodes.tolist(), cost.tolist(), strict=True))
+    full = [n for n, have in holders.items() if all(have.get(k, 0) >= q for k, q in need.items())]
+    kept = set(sorted(full, key=rank.__getitem__)[:whole_cart])
+    for sku, qty in need.items():
+        stocking = [(n, have[sku]) for n, have in holders.items() if have.get(sku, 0) > 0]
+        covering = sorted((n for n, atp in stocking if atp >= qty), key=rank.__getitem__)
+        kept.update(covering[:per_line])
+        if len(covering) < per_line:
+            # Too few single-node covers: keep the best partial holders too, so a split exists.
+            partial = sorted((n for n, atp in stocking if atp < qty), key=rank.__getitem__)
+            kept.update(partial[: per_line * 2])
+    return kept
+
+
+def build_problem(ctx: CartContext, level: ServiceLevel, candidates: set[int]) -> Problem:
+    """Concatenate the slot blocks of ``candidates`` (sorted by node) into one problem."""
+    blocks = [ctx.block(node, level) for node in sorted(candidates)]
+    blocks = [block for block in blocks if block.size]
+    n_lines = len(ctx.lines)
+
+    def cat(name: str) -> IntArray:
+        """Concatenate one per-slot field over the blocks."""
+        parts = [getattr(block, name) for block in blocks]
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+
+    return Problem(
+        ctx=ctx,
+        level=level,
+        candidates=tuple(sorted(candidates)),
+        slot_node=np.concatenate([np.full(b.size, b.node, dtype=np.int64) for b in blocks])
+        if blocks
+        else np.zeros(0, dtype=np.int64),
+        slot_date=cat("date"),
+        slot_delivery=cat("delivery"),
+        slot_days=cat("days"),
+        slot_service=tuple(s for block in blocks for s in block.service),
+        slot_zone=np.concatenate([np.full(b.size, b.zone, dtype=np.int64) for b in blocks])
+        if blocks
+        else np.zeros(0, dtype=np.int64),
+        slot_base=cat("base"),
+        slot_per_kg=cat("per_kg"),
+        slot_capacity=cat("capacity"),
+        slot_labour=cat("labour"),
+        avail=np.concatenate([b.avail for b in blocks], axis=1)
+        if blocks
+        else np.zeros((n_lines, 0), dtype=np.int64),
+        deadline_days=LEVEL_DEADLINE_DAYS[level],
+    )

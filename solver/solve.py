@@ -1,0 +1,241 @@
+"""The one entry point: ``solve(request, snapshot, *, params=None) -> PromiseResult``."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import time
+
+import numpy as np
+import numpy.typing as npt
+
+from models import (
+    Engine,
+    PromiseOption,
+    PromiseRequest,
+    PromiseResult,
+    ServiceLevel,
+    Snapshot,
+    SolverStats,
+    Status,
+)
+from solver.answer import build_option
+from solver.costs import Coefficients, coefficients, evaluate
+from solver.greedy import BASELINES, allocation, greedy_picks
+from solver.index import index_of
+from solver.mip import solve_mip
+from solver.problem import CartContext, Problem, build_context, build_problem, prefilter
+
+__all__ = ["SolveParams", "solve"]
+
+IntArray = npt.NDArray[np.int64]
+LEVEL_ORDER: tuple[ServiceLevel, ...] = tuple(ServiceLevel)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SolveParams:
+    """Options of a solve; the request's own ``time_budget_ms`` wins over ``time_budget_ms``."""
+
+    engine: Engine = Engine.MIP
+    time_budget_ms: int = 50
+    exact: bool = False  # switch the candidate pre-filter off
+    now: dt.datetime | None = None  # the clock for requests without requested_at
+    workers: int = 1  # one CP-SAT worker is fastest for these small models on 2 cores
+    seed: int = 0
+    per_line: int = 3  # pre-filter: cheapest nodes kept per line
+    whole_cart: int = 4  # pre-filter: cheapest nodes kept among those that ship the whole cart
+    slots_per_service: int = 2  # dispatch dates per (node, service) besides in-transit ones
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _LevelOutcome:
+    """The option of one level and how it was found."""
+
+    option: PromiseOption
+    status: Status
+    candidates: int
+    variables: int
+
+
+def _single_package(problem: Problem, coef: Coefficients) -> tuple[IntArray, int] | None:
+    """The cheapest answer that ships the whole cart in one package, if any slot can."""
+    qty = np.array([line.line.quantity for line in problem.ctx.lines], dtype=np.int64)
+    fits = np.flatnonzero((problem.avail >= qty[:, None]).all(axis=0))
+    best: tuple[IntArray, int] | None = None
+    for j in fits.tolist():
+        if problem.slot_capacity[j] == 0:
+            continue
+        labour = int(problem.slot_labour[j])
+        if labour >= 0 and int(qty.sum()) * int(coef.pick_seconds[j]) > labour:
+            continue
+        x = np.zeros(problem.avail.shape, dtype=np.int64)
+        x[:, j] = qty
+        # Lines sharing a SKU draw on the same ATP.
+        by_sku: dict[int, int] = {}
+        for i, line in enumerate(problem.ctx.lines):
+            by_sku[line.sku_index] = by_sku.get(line.sku_index, 0) + int(qty[i])
+        if any(
+            by_sku[line.sku_index] > problem.avail[i, j] for i, line in enumerate(problem.ctx.lines)
+        ):
+            continue
+        evaluation = evaluate(problem, x, coef)
+        margin_bp = problem.ctx.margin_bp
+        if margin_bp is not None and evaluation.margin * 10_000 < margin_bp * evaluation.revenue:
+            continue
+        if best is None or evaluation.objective < best[1]:
+            best = (x, evaluation.objective)
+    return best
+
+
+def _lower_bound(problem: Problem, coef: Coefficients) -> int | None:
+    """A bound no complete answer beats (None when some line has no slot)."""
+    if problem.n_slots == 0:
+        return None
+    masked = np.where(problem.avail > 0, coef.unit, np.iinfo(np.int64).max)
+    per_line = masked.min(axis=1)
+    if (per_line == np.iinfo(np.int64).max).any():
+        return None
+    qty = np.array([line.line.quantity for line in problem.ctx.lines], dtype=np.int64)
+    grams = sum(line.weight_g * line.line.quantity for line in problem.ctx.lines)
+    # ceil is subadditive, so no split can bill fewer kg than the whole cart in one box.
+    kg = max(1, -(-grams // 1000))
+    return int(
+        (per_line * qty).sum()
+        + coef.package.min()
+        - coef.split
+        + coef.per_kg.min() * kg
+        + coef.lateness * problem.slot_days.min()
+    )
+
+
+def _baseline(ctx: CartContext, level: ServiceLevel, engine: Engine) -> _LevelOutcome:
+    """Answer one level with a greedy baseline over every stocking node."""
+    picks = greedy_picks(ctx, level, engine)
+    problem = build_problem(ctx, level, {pick.node for pick in picks})
+    coef = coefficients(problem)
+    x = allocation(problem, picks, coef)
+    option = build_option(problem, x, coef, Status.FEASIBLE)
+    return _LevelOutcome(option, Status.FEASIBLE, len(ctx.stocking_nodes()), 0)
+
+
+def _solve_level(
+    ctx: CartContext, level: ServiceLevel, params: SolveParams, budget_s: float
+) -> _LevelOutcome:
+    """Answer one level with the MIP, its fast paths and its greedy fallback."""
+    if params.engine is not Engine.MIP:
+        return _baseline(ctx, level, params.engine)
+    picks = [greedy_picks(ctx, level, engine) for engine in BASELINES]
+    if params.exact:
+        candidates = set(ctx.stocking_nodes())
+    else:
+        candidates = prefilter(ctx, level, per_line=params.per_line, whole_cart=params.whole_cart)
+    # The nodes the baselines use join the model, so the MIP is never worse than a baseline.
+    candidates.update(pick.node for run in picks for pick in run)
+    problem = build_problem(ctx, level, candidates)
+    coef = coefficients(problem)
+    count = len(problem.candidates)
+    if problem.n_slots == 0:
+        empty = np.zeros(problem.avail.shape, dtype=np.int64)
+        return _LevelOutcome(
+            build_option(problem, empty, coef, Status.OPTIMAL), Status.OPTIMAL, count, 0
+        )
+    scored = [
+        (evaluate(problem, x, coef).objective, k, x)
+        for k, x in enumerate(allocation(problem, run, coef) for run in picks)
+    ]
+    best, _, x_best = min(scored, key=lambda t: (t[0], t[1]))
+    single = _single_package(problem, coef)
+    if single is not None and single[1] < best:
+        x_best, best = single
+    units = sum(line.line.quantity for line in ctx.lines)
+    bound = _lower_bound(problem, coef)
+    # One unit always ships in one package, so the best single package is optimal; otherwise
+    # an answer that meets the lower bound is optimal without a model.
+    if (single is not None and units == 1) or (bound is not None and best <= bound):
+        return _LevelOutcome(
+            build_option(problem, x_best, coef, Status.OPTIMAL), Status.OPTIMAL, count, 0
+        )
+    outcome = solve_mip(
+        problem, coef, hint=x_best, time_limit_s=budget_s, workers=params.workers, seed=params.seed
+    )
+    if outcome.x is None:
+        status = Status.FALLBACK
+    else:
+        status = Status.OPTIMAL if outcome.optimal else Status.FEASIBLE
+        if evaluate(problem, outcome.x, coef).objective <= best:
+            x_best = outcome.x
+    return _LevelOutcome(
+        build_option(problem, x_best, coef, status), status, count, outcome.variables
+    )
+
+
+def _levels(request: PromiseRequest, snapshot: Snapshot) -> tuple[ServiceLevel, ...]:
+    """Levels to quote: the requested ones, else every level the network offers, fastest first."""
+    if request.service_levels is not None:
+        wanted = set(request.service_levels)
+    else:
+        wanted = {service.service_level for service in snapshot.services}
+    return tuple(level for level in LEVEL_ORDER if level in wanted)
+
+
+def _overall(outcomes: list[_LevelOutcome]) -> Status:
+    """One status for the whole answer: the weakest guarantee among the options."""
+    statuses = {o.option.status for o in outcomes}
+    if not statuses or statuses == {Status.UNFULFILLABLE}:
+        return Status.UNFULFILLABLE
+    if Status.FALLBACK in {o.status for o in outcomes}:
+        return Status.FALLBACK
+    if Status.PARTIAL in statuses:
+        return Status.PARTIAL
+    if all(o.status is Status.OPTIMAL for o in outcomes):
+        return Status.OPTIMAL
+    return Status.FEASIBLE
+
+
+def _recommend(options: list[PromiseOption]) -> ServiceLevel | None:
+    """The complete option with the lowest objective (ties to the faster level)."""
+    complete = [
+        o for o in options if o.status not in (Status.PARTIAL, Status.UNFULFILLABLE) and o.shipments
+    ]
+    if not complete:
+        return None
+    return min(
+        complete, key=lambda o: (o.objective, LEVEL_ORDER.index(o.service_level))
+    ).service_level
+
+
+def solve(
+    request: PromiseRequest, snapshot: Snapshot, *, params: SolveParams | None = None
+) -> PromiseResult:
+    """Source the cart and promise delivery dates, one option per service level."""
+    params = params or SolveParams()
+    started = time.perf_counter()
+    budget_s = (request.time_budget_ms or params.time_budget_ms) / 1000.0
+    requested_at = request.requested_at or params.now or dt.datetime.now(dt.UTC)
+    index = index_of(snapshot)
+    ctx = build_context(request, index, requested_at, slots_per_service=params.slots_per_service)
+    levels = _levels(request, snapshot)
+    outcomes: list[_LevelOutcome] = []
+    for k, level in enumerate(levels):
+        left = budget_s - (time.perf_counter() - started)
+        # Share what is left of the budget evenly among the levels still to solve, keeping
+        # a little for building the answer.
+        share = max(0.002, 0.85 * left / (len(levels) - k))
+        outcomes.append(_solve_level(ctx, level, params, share))
+    options = [o.option for o in outcomes]
+    return PromiseResult(
+        cart_id=request.cart.cart_id,
+        channel=request.cart.channel,
+        requested_at=requested_at,
+        order_date=ctx.order_date,
+        options=tuple(options),
+        recommended=_recommend(options),
+        solver=SolverStats(
+            engine=params.engine,
+            status=_overall(outcomes),
+            wall_ms=round((time.perf_counter() - started) * 1000.0, 3),
+            candidates=max((o.candidates for o in outcomes), default=0),
+            fallback=any(o.status is Status.FALLBACK for o in outcomes),
+            variables=sum(o.variables for o in outcomes),
+        ),
+    )

@@ -1,0 +1,1 @@
+"""Tests mirror the packages; small hand-checkable instances live beside them."""
