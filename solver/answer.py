@@ -30,11 +30,8 @@ def _reason(problem: Problem, line_pos: int, evaluation: Evaluation) -> Unfulfil
     line = ctx.lines[line_pos]
     if line.sku_index < 0:
         return UnfulfilledReason.UNKNOWN_SKU
-    share = ctx.policy.in_transit_share
     wanted = sum(other.line.quantity for other in ctx.lines if other.sku_index == line.sku_index)
-    network = sum(
-        pair.atp_last(share) for (_, sku), pair in ctx.pairs.items() if sku == line.sku_index
-    )
+    network = int(ctx.stock_last[:, line_pos].sum())
     if network < wanted:
         return UnfulfilledReason.INSUFFICIENT_STOCK
     if not problem.avail[line_pos].any():

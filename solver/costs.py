@@ -30,6 +30,8 @@ class Coefficients:
     protection: int  # per unit taken below a node's protection level
     unfilled: int  # per unfilled unit
     protected: dict[tuple[int, int], int]  # (node, sku) → units free of protection cost
+    protected_cells: npt.NDArray[np.bool_]  # keys × (lines·slots): cells drawing on each key
+    protected_free: IntArray  # per key, in the order of ``protected``
     pick_seconds: IntArray  # per slot: pick seconds per unit at the slot's node
     real_unit: IntArray  # lines × slots: unit cost + pick cost, cents (for margins)
     real_package: IntArray  # per slot: base + handling, cents
@@ -48,7 +50,7 @@ def coefficients(problem: Problem) -> Coefficients:
     unit_cost = np.zeros((n_lines, n_slots), dtype=np.int64)
     for i, line in enumerate(ctx.lines):
         for j, node in enumerate(slot_node):
-            pair = ctx.pairs.get((node, line.sku_index))
+            pair = ctx.pair(node, line.sku_index)
             if pair is not None:
                 unit_cost[i, j] = pair.unit_cost
     price = np.array([line.line.unit_price for line in ctx.lines], dtype=np.int64)
@@ -63,12 +65,19 @@ def coefficients(problem: Problem) -> Coefficients:
         - scaled(w.revenue, price)[:, None]
     )
     package = scaled(w.shipping, problem.slot_base) + scaled(w.handling, handling) + w.split_penalty
-    share = ctx.policy.in_transit_share
     protected: dict[tuple[int, int], int] = {}
-    for key, pair in ctx.pairs.items():
-        keep = nodes[key[0]].protection_units
-        if keep > 0:
-            protected[key] = max(0, pair.atp_last(share) - keep)
+    line_sku = np.array([line.sku_index for line in ctx.lines], dtype=np.int64)
+    for node in problem.candidates:
+        keep = nodes[node].protection_units
+        if keep <= 0:
+            continue
+        for sku in set(line_sku.tolist()):
+            pair = ctx.pair(node, sku)
+            if pair is not None:
+                protected[(node, sku)] = max(0, pair.last - keep)
+    cells = np.zeros((len(protected), n_lines * n_slots), dtype=np.bool_)
+    for k, (node, sku) in enumerate(protected):
+        cells[k] = ((line_sku == sku)[:, None] & (problem.slot_node == node)[None, :]).ravel()
     return Coefficients(
         unit=unit,
         package=package.astype(np.int64),
@@ -78,6 +87,8 @@ def coefficients(problem: Problem) -> Coefficients:
         protection=w.protection_per_unit,
         unfilled=w.unfilled_per_unit,
         protected=protected,
+        protected_cells=cells,
+        protected_free=np.array(list(protected.values()), dtype=np.int64),
         pick_seconds=pick_seconds,
         real_unit=unit_cost + pick_cost[None, :],
         real_package=problem.slot_base + handling,
@@ -120,13 +131,9 @@ def evaluate(problem: Problem, x: IntArray, coef: Coefficients) -> Evaluation:
     objective += int(coef.package[used].sum() + (coef.per_kg * kg).sum())
     if used.size:
         objective += coef.lateness * promised - coef.split
-    for (node, sku), free in coef.protected.items():
-        taken = sum(
-            int(x[i, problem.slot_node == node].sum())
-            for i, line in enumerate(ctx.lines)
-            if line.sku_index == sku
-        )
-        objective += coef.protection * max(0, taken - free)
+    if coef.protected:
+        taken = coef.protected_cells.astype(np.int64) @ x.ravel()
+        objective += coef.protection * int(np.maximum(0, taken - coef.protected_free).sum())
     objective += coef.unfilled * int(unfilled.sum())
     shipping = int((problem.slot_base[used]).sum() + (problem.slot_per_kg * kg).sum())
     handling = int(coef.real_package[used].sum()) - int(problem.slot_base[used].sum())

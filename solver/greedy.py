@@ -90,23 +90,27 @@ class _Fill:
                 self.taken[key] = self.taken.get(key, 0) + int(take[i])
         self.picks.append(Pick(node=node, local=j, take=take))
 
-    def bound(self, node: int) -> int:
-        """Units ``node`` could cover at most, from ATP alone (no slots needed)."""
-        share = self.ctx.policy.in_transit_share
-        left: dict[int, int] = {}
-        wanted: dict[int, int] = {}
-        for i, line in enumerate(self.ctx.lines):
-            pair = self.ctx.pairs.get((node, line.sku_index))
-            if pair is None or self.remaining[i] <= 0:
-                continue
-            left[line.sku_index] = pair.atp_last(share) - self.taken.get((node, line.sku_index), 0)
-            wanted[line.sku_index] = wanted.get(line.sku_index, 0) + int(self.remaining[i])
-        return sum(max(0, min(wanted[k], left[k])) for k in wanted)
+    def bounds(self, nodes: IntArray) -> IntArray:
+        """Units each node could cover at most, from ATP alone (no slots needed).
+
+        Lines sharing a SKU each count that SKU's remaining ATP, which can only overstate:
+        still an upper bound, which is all the pruning needs.
+        """
+        ctx = self.ctx
+        rows = np.array([ctx.stock_pos[n] for n in nodes.tolist()], dtype=np.int64)
+        left = ctx.stock_last[rows].copy()
+        for (node, sku), taken in self.taken.items():
+            if node in ctx.stock_pos:
+                for i, line in enumerate(ctx.lines):
+                    if line.sku_index == sku:
+                        left[np.flatnonzero(nodes == node), i] -= taken
+        covered: IntArray = np.minimum(np.maximum(left, 0), self.remaining[None, :]).sum(axis=1)
+        return covered
 
 
-def _node_order(ctx: CartContext, engine: Engine) -> list[int]:
-    """Stocking nodes in the engine's fixed order."""
-    nodes = ctx.stocking_nodes()
+def _node_order(ctx: CartContext, level: ServiceLevel, engine: Engine) -> list[int]:
+    """Stocking nodes with a service of ``level``, in the engine's fixed order."""
+    nodes = ctx.stocking_nodes(level).tolist()
     distance = ctx.distance_km
     if engine is Engine.PRIORITY:
         priority = ctx.index.node_priority
@@ -120,10 +124,14 @@ def _fewest_splits(fill: _Fill, order: list[int], limit: int) -> None:
     pool = set(order)
     while pool and len(fill.picks) < limit and fill.remaining.sum() > 0:
         # Visit nodes by their ATP bound; stop once no unvisited node can beat the best.
-        bounds = sorted(((fill.bound(n), n) for n in pool), key=lambda b: (-b[0], rank[b[1]]))
+        members = np.array(sorted(pool, key=rank.__getitem__), dtype=np.int64)
+        upper = fill.bounds(members)
+        visit = np.argsort(-upper, kind="stable")  # members are in rank order: ties stay nearest
+        bounds = [(int(upper[k]), int(members[k])) for k in visit.tolist()]
         best: tuple[int, int, int, IntArray] | None = None  # units, node, slot, take
         for bound, node in bounds:
-            if bound == 0 or (best is not None and bound < best[0]):
+            # Ties go to the nearer node, which was visited first, so an equal bound cannot win.
+            if bound == 0 or (best is not None and bound <= best[0]):
                 break
             found = fill.best_slot(node)
             if found is None:
@@ -141,7 +149,7 @@ def greedy_picks(ctx: CartContext, level: ServiceLevel, engine: Engine) -> list[
     """The packages one greedy baseline ships, over every node that stocks the cart."""
     fill = _Fill(ctx, level)
     limit = ctx.max_shipments
-    order = _node_order(ctx, engine)
+    order = _node_order(ctx, level, engine)
     if engine is Engine.FEWEST_SPLITS:
         _fewest_splits(fill, order, limit)
         return fill.picks

@@ -33,6 +33,7 @@ class SnapshotIndex:
     node_kind: IntArray  # index into KINDS
     node_priority: IntArray
     node_lead: IntArray
+    service_mask: tuple[npt.NDArray[np.bool_], ...]  # per service: nodes it picks up at
     sku_pos: dict[str, int]
     sku_weight_g: IntArray
     # Inventory rows sorted by SKU, with CSR pointers so a SKU's rows are one slice.
@@ -47,6 +48,7 @@ class SnapshotIndex:
     lot_ptr: IntArray
     lot_release: IntArray
     lot_qty: IntArray
+    row_in_transit: IntArray  # units in transit per row (all lots)
     _channel_cache: dict[str, IntArray] = dataclasses.field(default_factory=dict)
 
     @property
@@ -120,6 +122,12 @@ def _build(snapshot: Snapshot) -> SnapshotIndex:
         node_kind=np.array([kind_pos[n.kind] for n in nodes], dtype=np.int64),
         node_priority=np.array([n.priority for n in nodes], dtype=np.int64),
         node_lead=lead,
+        service_mask=tuple(
+            np.ones(len(nodes), dtype=np.bool_)
+            if not service.node_ids
+            else np.isin(np.arange(len(nodes)), [node_pos[n] for n in service.node_ids])
+            for service in snapshot.services
+        ),
         sku_pos=sku_pos,
         sku_weight_g=np.array([item.weight_g for item in snapshot.items], dtype=np.int64),
         row_ptr=np.cumsum(row_ptr),
@@ -132,6 +140,9 @@ def _build(snapshot: Snapshot) -> SnapshotIndex:
         lot_ptr=np.cumsum(lot_ptr),
         lot_release=np.array(lot_release, dtype=np.int64)[lot_order],
         lot_qty=np.array(lot_qty, dtype=np.int64)[lot_order],
+        row_in_transit=np.bincount(
+            lot_row_arr, weights=np.array(lot_qty, dtype=np.float64), minlength=count
+        ).astype(np.int64),
     )
 
 

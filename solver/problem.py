@@ -65,15 +65,14 @@ class Pair:
     release: IntArray  # in-transit release ordinals
     qty: IntArray  # in-transit quantities
     unit_cost: int
+    last: int  # ATP once every in-transit lot has arrived
 
     def atp(self, day: int, share: float) -> int:
         """ATP on dispatch day ``day`` (an ordinal)."""
-        released = int(self.qty[self.release <= day].sum()) if self.qty.size else 0
-        return self.on_hand_atp + math.floor(share * released + 1e-9)
-
-    def atp_last(self, share: float) -> int:
-        """ATP once every in-transit lot has arrived."""
-        return self.on_hand_atp + math.floor(share * int(self.qty.sum()) + 1e-9)
+        if not self.qty.size:
+            return self.on_hand_atp
+        released = int(self.qty[self.release <= day].sum())
+        return self.on_hand_atp + math.floor(share * released)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -114,14 +113,57 @@ class CartContext:
     lines: tuple[Line, ...]
     max_shipments: int
     margin_bp: int | None  # margin floor in basis points of revenue
-    pairs: dict[tuple[int, int], Pair]  # (node, sku) with any ATP for the channel
+    pair_rows: dict[tuple[int, int], int]  # (node, sku) with any ATP → inventory row
+    on_hand_atp: IntArray  # per inventory row, for the channel
+    pairs: dict[tuple[int, int], Pair]  # built on first use from pair_rows
+    stock_nodes: IntArray  # nodes with any pair, ascending
+    stock_pos: dict[int, int]  # node → row of stock_last
+    stock_last: IntArray  # stock nodes × lines: ATP of the line's SKU once all lots arrive
     earliest: dict[int, dt.date]
+    eligible: dict[ServiceLevel, npt.NDArray[np.bool_]]
     blocks: dict[tuple[int, ServiceLevel], NodeBlock]
     slots_per_service: int
 
-    def stocking_nodes(self) -> list[int]:
-        """Nodes with any ATP (now or in transit) for some line, in index order."""
-        return sorted({node for node, _ in self.pairs})
+    def stocking_nodes(self, level: ServiceLevel) -> IntArray:
+        """Nodes with ATP (now or in transit) for some line and a service of ``level``."""
+        mask = self.eligible.get(level)
+        if mask is None:
+            mask = np.zeros(self.distance_km.size, dtype=np.bool_)
+            for service, serves in zip(
+                self.index.snapshot.services, self.index.service_mask, strict=True
+            ):
+                if service.service_level is level:
+                    near = (
+                        serves
+                        if service.max_distance_km is None
+                        else serves & (self.distance_km <= service.max_distance_km)
+                    )
+                    mask |= near
+            self.eligible[level] = mask
+        return self.stock_nodes[mask[self.stock_nodes]]
+
+    def pair(self, node: int, sku: int) -> Pair | None:
+        """The channel's stock of ``sku`` at ``node`` (None when it has none)."""
+        found = self.pairs.get((node, sku))
+        if found is None:
+            row = self.pair_rows.get((node, sku))
+            if row is None:
+                return None
+            release, qty = self.index.in_transit(row)
+            on_hand_atp = int(self.on_hand_atp[row])
+            in_transit = int(self.index.row_in_transit[row])
+            found = Pair(
+                node=node,
+                sku=sku,
+                row=row,
+                on_hand_atp=on_hand_atp,
+                release=release,
+                qty=qty,
+                unit_cost=int(self.index.row_unit_cost[row]),
+                last=on_hand_atp + math.floor(self.policy.in_transit_share * in_transit),
+            )
+            self.pairs[(node, sku)] = found
+        return found
 
     def block(self, node: int, level: ServiceLevel) -> NodeBlock:
         """The dispatch slots of ``node`` for ``level`` (built on first use)."""
@@ -167,24 +209,31 @@ def build_context(
         for line in request.cart.lines
     )
     atp = index.on_hand_atp(policy)
-    pairs: dict[tuple[int, int], Pair] = {}
-    for sku in {line.sku_index for line in lines if line.sku_index >= 0}:
+    share = policy.in_transit_share
+    pair_rows: dict[tuple[int, int], int] = {}
+    parts: list[tuple[int, IntArray, IntArray]] = []  # line, nodes, last ATP
+    for sku in sorted({line.sku_index for line in lines if line.sku_index >= 0}):
         rows = index.rows_of(sku)
-        for row in range(rows.start, rows.stop):
-            release, qty = index.in_transit(row)
-            on_hand_atp = int(atp[row])
-            if on_hand_atp <= 0 and (qty.size == 0 or policy.in_transit_share <= 0):
-                continue
-            node = int(index.row_node[row])
-            pairs[(node, sku)] = Pair(
-                node=node,
-                sku=sku,
-                row=row,
-                on_hand_atp=on_hand_atp,
-                release=release,
-                qty=qty,
-                unit_cost=int(index.row_unit_cost[row]),
-            )
+        on_hand = atp[rows]
+        coming = index.row_in_transit[rows]
+        # Same float operations as Pair.last: floor(share × units in transit).
+        last = on_hand + np.floor(share * coming).astype(np.int64)
+        keep = (on_hand > 0) | ((coming > 0) & (share > 0))
+        nodes = index.row_node[rows][keep]
+        row_ids = np.arange(rows.start, rows.stop, dtype=np.int64)[keep]
+        pair_rows.update(zip(((n, sku) for n in nodes.tolist()), row_ids.tolist(), strict=True))
+        for i, line in enumerate(lines):
+            if line.sku_index == sku:
+                parts.append((i, nodes, last[keep]))
+    stock_nodes = (
+        np.unique(np.concatenate([nodes for _, nodes, _ in parts]))
+        if parts
+        else np.zeros(0, dtype=np.int64)
+    )
+    stock_last = np.zeros((stock_nodes.size, len(lines)), dtype=np.int64)
+    for i, nodes, last_atp in parts:
+        stock_last[np.searchsorted(stock_nodes, nodes), i] = last_atp
+    stock_pos = {node: k for k, node in enumerate(stock_nodes.tolist())}
     floor_pct = request.min_margin_pct
     if floor_pct is None:
         floor_pct = policy.min_margin_pct
@@ -201,8 +250,14 @@ def build_context(
         lines=lines,
         max_shipments=request.max_shipments or policy.max_shipments,
         margin_bp=None if floor_pct is None else round(floor_pct * 100),
-        pairs=pairs,
+        pair_rows=pair_rows,
+        on_hand_atp=atp,
+        pairs={},
+        stock_nodes=stock_nodes,
+        stock_pos=stock_pos,
+        stock_last=stock_last,
         earliest={},
+        eligible={},
         blocks={},
         slots_per_service=slots_per_service,
     )
@@ -244,6 +299,41 @@ def _level_services(ctx: CartContext, level: ServiceLevel) -> list[CarrierServic
     return [s for s in ctx.index.snapshot.services if s.service_level is level]
 
 
+def _first_date_suffices(
+    ctx: CartContext,
+    node_index: int,
+    service: CarrierService,
+    first: dt.date,
+    pairs: list[tuple[int, Pair | None]],
+) -> bool:
+    """Whether every later dispatch date of the node's only service is dominated by the first.
+
+    A later date has the same rate and no earlier delivery. It can only help when the first
+    date is short of carrier capacity, of labour for what the node could ship of this cart, or
+    of ATP that arrives later; otherwise anything shipped later could join the first package,
+    which saves a package and never bills more kg.
+    """
+    node = ctx.index.nodes[node_index]
+    if service.capacity_on(node.node_id, first) == 0:
+        return False
+    share = ctx.policy.in_transit_share
+    day = first.toordinal()
+    need: dict[int, int] = {}
+    for i, pair in pairs:
+        if pair is not None:
+            need[pair.sku] = need.get(pair.sku, 0) + ctx.lines[i].line.quantity
+    most = 0
+    for i, pair in pairs:
+        if pair is None:
+            continue
+        wanted = min(need[pair.sku], pair.last)
+        if pair.atp(day, share) < wanted:
+            return False
+        most += min(ctx.lines[i].line.quantity, pair.last)
+    labour = node.labour_on(first)
+    return labour is None or labour * 60 >= node.pick_seconds * most
+
+
 def _node_block(ctx: CartContext, node_index: int, level: ServiceLevel) -> NodeBlock:
     """Compute one node's dispatch slots for ``level`` within the level's deadline."""
     node = ctx.index.nodes[node_index]
@@ -257,7 +347,7 @@ def _node_block(ctx: CartContext, node_index: int, level: ServiceLevel) -> NodeB
         for s in _level_services(ctx, level)
         if s.serves(node.node_id) and (s.max_distance_km is None or distance <= s.max_distance_km)
     ]
-    pairs = [(i, ctx.pairs.get((node_index, line.sku_index))) for i, line in enumerate(ctx.lines)]
+    pairs = [(i, ctx.pair(node_index, line.sku_index)) for i, line in enumerate(ctx.lines)]
     releases = sorted({int(r) for _, pair in pairs if pair is not None for r in pair.release})
     rows: list[tuple[int, int, int, CarrierService, int, int, int, int]] = []
     earliest = ctx.earliest_of(node_index) if usable else None
@@ -266,12 +356,15 @@ def _node_block(ctx: CartContext, node_index: int, level: ServiceLevel) -> NodeB
         if not dates:
             continue
         ordinals = [d.toordinal() for d in dates]
-        chosen = set(ordinals[: ctx.slots_per_service])
-        for release in releases:
-            # An in-transit lot opens a slot on the first dispatch date after it lands.
-            later = next((o for o in ordinals if o >= release), None)
-            if later is not None:
-                chosen.add(later)
+        if len(usable) == 1 and _first_date_suffices(ctx, node_index, service, dates[0], pairs):
+            chosen = {ordinals[0]}
+        else:
+            chosen = set(ordinals[: ctx.slots_per_service])
+            for release in releases:
+                # An in-transit lot opens a slot on the first dispatch date after it lands.
+                later = next((o for o in ordinals if o >= release), None)
+                if later is not None:
+                    chosen.add(later)
         rate = service.rates[zone - 1]
         for ship in sorted(chosen):
             ship_day = dt.date.fromordinal(ship)
@@ -326,29 +419,26 @@ def _rank_costs(ctx: CartContext, nodes: IntArray, services: list[CarrierService
 
 def prefilter(ctx: CartContext, level: ServiceLevel, *, per_line: int, whole_cart: int) -> set[int]:
     """Per line the cheapest few nodes that stock it, plus the cheapest whole-cart nodes."""
-    share = ctx.policy.in_transit_share
-    need: dict[int, int] = {}
-    for line in ctx.lines:
-        if line.sku_index >= 0:
-            need[line.sku_index] = need.get(line.sku_index, 0) + line.line.quantity
-    holders: dict[int, dict[int, int]] = {}
-    for (node, sku), pair in ctx.pairs.items():
-        holders.setdefault(node, {})[sku] = pair.atp_last(share)
-    if not holders:
+    nodes = ctx.stocking_nodes(level)
+    if not nodes.size:
         return set()
-    nodes = np.array(sorted(holders), dtype=np.int64)
-    cost = _rank_costs(ctx, nodes, _level_services(ctx, level))
-    rank = dict(zip(nodes.tolist(), cost.tolist(), strict=True))
-    full = [n for n, have in holders.items() if all(have.get(k, 0) >= q for k, q in need.items())]
-    kept = set(sorted(full, key=rank.__getitem__)[:whole_cart])
-    for sku, qty in need.items():
-        stocking = [(n, have[sku]) for n, have in holders.items() if have.get(sku, 0) > 0]
-        covering = sorted((n for n, atp in stocking if atp >= qty), key=rank.__getitem__)
-        kept.update(covering[:per_line])
-        if len(covering) < per_line:
+    order = np.argsort(_rank_costs(ctx, nodes, _level_services(ctx, level)), kind="stable")
+    ranked = nodes[order]
+    have = ctx.stock_last[[ctx.stock_pos[n] for n in ranked.tolist()]]  # ranked × lines
+    # Lines sharing a SKU need their summed quantity from one node to count as covered.
+    need = np.zeros(len(ctx.lines), dtype=np.int64)
+    for i, line in enumerate(ctx.lines):
+        need[i] = sum(o.line.quantity for o in ctx.lines if o.sku_index == line.sku_index)
+    known = np.array([line.sku_index >= 0 for line in ctx.lines], dtype=np.bool_)
+    covers = have >= need[None, :]
+    kept = set(ranked[covers[:, known].all(axis=1)][:whole_cart].tolist())
+    for i in np.flatnonzero(known).tolist():
+        covering = ranked[covers[:, i]]
+        kept.update(covering[:per_line].tolist())
+        if covering.size < per_line:
             # Too few single-node covers: keep the best partial holders too, so a split exists.
-            partial = sorted((n for n, atp in stocking if atp < qty), key=rank.__getitem__)
-            kept.update(partial[: per_line * 2])
+            partial = ranked[(have[:, i] > 0) & ~covers[:, i]]
+            kept.update(partial[: per_line * 2].tolist())
     return kept
 
 

@@ -87,8 +87,8 @@ def _single_package(problem: Problem, coef: Coefficients) -> tuple[IntArray, int
     return best
 
 
-def _lower_bound(problem: Problem, coef: Coefficients) -> int | None:
-    """A bound no complete answer beats (None when some line has no slot)."""
+def _lower_bound(problem: Problem, coef: Coefficients, packages: int) -> int | None:
+    """A bound no complete answer with at least ``packages`` packages beats (None: no answer)."""
     if problem.n_slots == 0:
         return None
     masked = np.where(problem.avail > 0, coef.unit, np.iinfo(np.int64).max)
@@ -97,15 +97,42 @@ def _lower_bound(problem: Problem, coef: Coefficients) -> int | None:
         return None
     qty = np.array([line.line.quantity for line in problem.ctx.lines], dtype=np.int64)
     grams = sum(line.weight_g * line.line.quantity for line in problem.ctx.lines)
-    # ceil is subadditive, so no split can bill fewer kg than the whole cart in one box.
-    kg = max(1, -(-grams // 1000))
+    # ceil is subadditive and every package bills at least 1 kg.
+    kg = max(packages, -(-grams // 1000))
     return int(
         (per_line * qty).sum()
-        + coef.package.min()
+        + packages * coef.package.min()
         - coef.split
         + coef.per_kg.min() * kg
         + coef.lateness * problem.slot_days.min()
     )
+
+
+def _incomplete_bound(problem: Problem, coef: Coefficients) -> int:
+    """A bound no answer that leaves a unit unfilled beats (packages never cost less than 0)."""
+    cheapest = np.where(problem.avail > 0, coef.unit, 0).min(axis=1, initial=0)
+    qty = np.array([line.line.quantity for line in problem.ctx.lines], dtype=np.int64)
+    return coef.unfilled + int((np.minimum(cheapest, 0) * qty).sum())
+
+
+def _proven(
+    problem: Problem, coef: Coefficients, best: int, single: tuple[IntArray, int] | None
+) -> bool:
+    """Whether ``best`` is optimal without a model.
+
+    The optimum is the least of the best single package (computed exactly), the best answer
+    with two or more packages and the best incomplete answer; ``best`` is optimal when it is
+    no worse than each of them or their bounds.
+    """
+    if best > _incomplete_bound(problem, coef):
+        return False
+    if single is not None and best > single[1]:
+        return False
+    units = sum(line.line.quantity for line in problem.ctx.lines)
+    if units == 1 or problem.ctx.max_shipments == 1:
+        return single is not None
+    bound = _lower_bound(problem, coef, 2)
+    return bound is None or best <= bound
 
 
 def _baseline(ctx: CartContext, level: ServiceLevel, engine: Engine) -> _LevelOutcome:
@@ -115,7 +142,7 @@ def _baseline(ctx: CartContext, level: ServiceLevel, engine: Engine) -> _LevelOu
     coef = coefficients(problem)
     x = allocation(problem, picks, coef)
     option = build_option(problem, x, coef, Status.FEASIBLE)
-    return _LevelOutcome(option, Status.FEASIBLE, len(ctx.stocking_nodes()), 0)
+    return _LevelOutcome(option, Status.FEASIBLE, len(ctx.stocking_nodes(level)), 0)
 
 
 def _solve_level(
@@ -126,7 +153,7 @@ def _solve_level(
         return _baseline(ctx, level, params.engine)
     picks = [greedy_picks(ctx, level, engine) for engine in BASELINES]
     if params.exact:
-        candidates = set(ctx.stocking_nodes())
+        candidates = set(ctx.stocking_nodes(level).tolist())
     else:
         candidates = prefilter(ctx, level, per_line=params.per_line, whole_cart=params.whole_cart)
     # The nodes the baselines use join the model, so the MIP is never worse than a baseline.
@@ -147,11 +174,7 @@ def _solve_level(
     single = _single_package(problem, coef)
     if single is not None and single[1] < best:
         x_best, best = single
-    units = sum(line.line.quantity for line in ctx.lines)
-    bound = _lower_bound(problem, coef)
-    # One unit always ships in one package, so the best single package is optimal; otherwise
-    # an answer that meets the lower bound is optimal without a model.
-    if (single is not None and units == 1) or (bound is not None and best <= bound):
+    if _proven(problem, coef, best, single):
         return _LevelOutcome(
             build_option(problem, x_best, coef, Status.OPTIMAL), Status.OPTIMAL, count, 0
         )

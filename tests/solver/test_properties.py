@@ -66,7 +66,7 @@ def brute_force(req: PromiseRequest, snap: Snapshot, level: ServiceLevel) -> int
     """The best objective over every allocation of units to slots that the checker accepts."""
     assert req.requested_at is not None
     ctx = build_context(req, index_of(snap), req.requested_at, slots_per_service=SLOTS)
-    problem = build_problem(ctx, level, set(ctx.stocking_nodes()))
+    problem = build_problem(ctx, level, set(ctx.stocking_nodes(level).tolist()))
     coef = coefficients(problem)
     n_lines, n_slots = problem.avail.shape
     units = sum(line.line.quantity for line in ctx.lines)

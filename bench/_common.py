@@ -1,0 +1,70 @@
+"""Shared benchmark plumbing: percentiles, warm-up, JSON and Markdown output."""
+
+from __future__ import annotations
+
+import gc
+import json
+import pathlib
+import platform
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import numpy as np
+
+from models import PromiseRequest, Snapshot
+from solver import solve, warm_up
+
+__all__ = ["machine", "percentiles", "prepare", "timed", "write_outputs"]
+
+T = TypeVar("T")
+
+
+def percentiles(samples_ms: Sequence[float]) -> dict[str, float]:
+    """Median, p99 and mean of samples in milliseconds, rounded to microseconds."""
+    data = np.asarray(samples_ms, dtype=np.float64)
+    if data.size == 0:
+        return {"p50_ms": float("nan"), "p99_ms": float("nan"), "mean_ms": float("nan")}
+    return {
+        "p50_ms": round(float(np.percentile(data, 50)), 3),
+        "p99_ms": round(float(np.percentile(data, 99)), 3),
+        "mean_ms": round(float(data.mean()), 3),
+    }
+
+
+def timed(call: Callable[[], T]) -> tuple[T, float]:
+    """Run ``call`` and return its value and wall time in milliseconds."""
+    started = time.perf_counter()
+    value = call()
+    return value, (time.perf_counter() - started) * 1000.0
+
+
+def prepare(snapshot: Snapshot, warm: Sequence[PromiseRequest]) -> None:
+    """Warm the solver, the snapshot's index and calendars, then freeze the heap.
+
+    A service does the same at start-up; freezing keeps the long-lived snapshot out of the
+    garbage collector's full passes, which otherwise land in the latency tail.
+    """
+    warm_up()
+    for request in warm:
+        solve(request, snapshot)
+    gc.collect()
+    gc.freeze()
+
+
+def machine() -> dict[str, Any]:
+    """Facts about where the numbers were measured."""
+    import os  # noqa: PLC0415 - only needed here
+
+    return {
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "platform": platform.platform(terse=True),
+    }
+
+
+def write_outputs(path: pathlib.Path, payload: dict[str, Any], markdown: str) -> None:
+    """Write the JSON report and a Markdown twin next to it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=2, sort_keys=False) + "\n")
+    path.with_suffix(".md").write_text(markdown)

@@ -1,0 +1,112 @@
+"""Solve latency: build + solve + extract of ``solver.solve`` by cart size and network size.
+
+Each timed call is the request as checkout sends it: every service level the network offers
+(four models at most). The nearest-node greedy baseline is timed on the same carts in the same
+run, as the floor of what any sourcing costs. Usage::
+
+    python -m bench.solve_latency --json out/solve_latency.json [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import pathlib
+import sys
+from typing import Any
+
+from bench._common import machine, percentiles, prepare, timed, write_outputs
+from models import Engine, PromiseRequest, Snapshot, Status
+from scenarios import generate_carts, generate_network
+from solver import SolveParams, solve
+from solver.checker import check
+
+LINES = (1, 3, 10, 20)
+NODES = (50, 200, 1000)
+NEAREST = SolveParams(engine=Engine.NEAREST)
+
+
+def measure(snapshot: Snapshot, carts: list[PromiseRequest]) -> dict[str, Any]:
+    """Time the MIP and the nearest greedy on ``carts``; count proven options and checks."""
+    mip_ms: list[float] = []
+    greedy_ms: list[float] = []
+    proven = solved = fallbacks = failures = 0
+    for request in carts:
+        result, elapsed = timed(functools.partial(solve, request, snapshot))
+        mip_ms.append(elapsed)
+        _, elapsed = timed(functools.partial(solve, request, snapshot, params=NEAREST))
+        greedy_ms.append(elapsed)
+        failures += not check(result, request, snapshot).ok
+        for option in result.options:
+            if option.status in (Status.OPTIMAL, Status.FEASIBLE, Status.FALLBACK):
+                solved += 1
+                proven += option.status is Status.OPTIMAL
+                fallbacks += option.status is Status.FALLBACK
+    stats = percentiles(mip_ms)
+    greedy = percentiles(greedy_ms)
+    return {
+        "runs": len(carts),
+        **stats,
+        "optimal_rate": round(proven / solved, 4) if solved else 1.0,
+        "options_solved": solved,
+        "fallbacks": fallbacks,
+        "checker_failures": failures,
+        "greedy_p50_ms": greedy["p50_ms"],
+        "greedy_p99_ms": greedy["p99_ms"],
+    }
+
+
+def run(*, quick: bool, runs: int) -> dict[str, Any]:
+    """Measure every (nodes, lines) case and the realistic mix over 200 nodes."""
+    cases: list[dict[str, Any]] = []
+    mix: dict[str, Any] = {}
+    for nodes in NODES[:2] if quick else NODES:
+        snapshot = generate_network(nodes=nodes, skus=2000, seed=7)
+        prepare(snapshot, generate_carts(snapshot, count=30, seed=99))
+        for lines in LINES:
+            carts = generate_carts(snapshot, count=runs, seed=1000 + lines, lines=lines)
+            row = {"lines": lines, "nodes": nodes, **measure(snapshot, carts)}
+            cases.append(row)
+            print(
+                f"{nodes:>5} nodes {lines:>3} lines: p50 {row['p50_ms']:7.2f} ms  "
+                f"p99 {row['p99_ms']:7.2f} ms  optimal {row['optimal_rate']:.1%}  "
+                f"greedy p50 {row['greedy_p50_ms']:.2f} ms",
+                file=sys.stderr,
+            )
+        if nodes == 200:
+            carts = generate_carts(snapshot, count=runs * 2, seed=2024)
+            mix = {"nodes": nodes, **measure(snapshot, carts)}
+    return {"machine": machine(), "quick": quick, "cases": cases, "mix": mix}
+
+
+def markdown(report: dict[str, Any]) -> str:
+    """A Markdown table of the report."""
+    rows = [
+        "| nodes | lines | runs | p50 ms | p99 ms | optimal | fallbacks | greedy p50 ms |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for case in [*report["cases"], {**report["mix"], "lines": "mix"}]:
+        rows.append(
+            f"| {case['nodes']} | {case['lines']} | {case['runs']} | {case['p50_ms']} | "
+            f"{case['p99_ms']} | {case['optimal_rate']:.1%} | {case['fallbacks']} | "
+            f"{case['greedy_p50_ms']} |"
+        )
+    return "# Solve latency\n\n" + "\n".join(rows) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse arguments, run, write JSON and Markdown."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", type=pathlib.Path, required=True, help="report path")
+    parser.add_argument("--quick", action="store_true", help="fewer runs, under a minute")
+    parser.add_argument("--runs", type=int, default=None, help="carts per case")
+    args = parser.parse_args(argv)
+    runs = args.runs or (40 if args.quick else 300)
+    report = run(quick=args.quick, runs=runs)
+    write_outputs(args.json, report, markdown(report))
+    print(markdown(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
