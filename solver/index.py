@@ -33,6 +33,9 @@ class SnapshotIndex:
     node_kind: IntArray  # index into KINDS
     node_priority: IntArray
     node_lead: IntArray
+    node_handling: IntArray
+    node_pick_cost: IntArray
+    node_protection: IntArray
     service_mask: tuple[npt.NDArray[np.bool_], ...]  # per service: nodes it picks up at
     sku_pos: dict[str, int]
     sku_weight_g: IntArray
@@ -122,6 +125,9 @@ def _build(snapshot: Snapshot) -> SnapshotIndex:
         node_kind=np.array([kind_pos[n.kind] for n in nodes], dtype=np.int64),
         node_priority=np.array([n.priority for n in nodes], dtype=np.int64),
         node_lead=lead,
+        node_handling=np.array([n.handling_cost for n in nodes], dtype=np.int64),
+        node_pick_cost=np.array([n.pick_cost for n in nodes], dtype=np.int64),
+        node_protection=np.array([n.protection_units for n in nodes], dtype=np.int64),
         service_mask=tuple(
             np.ones(len(nodes), dtype=np.bool_)
             if not service.node_ids

@@ -119,6 +119,7 @@ class CartContext:
     stock_nodes: IntArray  # nodes with any pair, ascending
     stock_pos: dict[int, int]  # node → row of stock_last
     stock_last: IntArray  # stock nodes × lines: ATP of the line's SKU once all lots arrive
+    stock_unit_cost: IntArray  # stock nodes × lines: unit cost of the line's SKU there
     earliest: dict[int, dt.date]
     eligible: dict[ServiceLevel, npt.NDArray[np.bool_]]
     blocks: dict[tuple[int, ServiceLevel], NodeBlock]
@@ -211,7 +212,7 @@ def build_context(
     atp = index.on_hand_atp(policy)
     share = policy.in_transit_share
     pair_rows: dict[tuple[int, int], int] = {}
-    parts: list[tuple[int, IntArray, IntArray]] = []  # line, nodes, last ATP
+    parts: list[tuple[int, IntArray, IntArray, IntArray]] = []  # line, nodes, last, unit cost
     for sku in sorted({line.sku_index for line in lines if line.sku_index >= 0}):
         rows = index.rows_of(sku)
         on_hand = atp[rows]
@@ -224,15 +225,18 @@ def build_context(
         pair_rows.update(zip(((n, sku) for n in nodes.tolist()), row_ids.tolist(), strict=True))
         for i, line in enumerate(lines):
             if line.sku_index == sku:
-                parts.append((i, nodes, last[keep]))
+                parts.append((i, nodes, last[keep], index.row_unit_cost[rows][keep]))
     stock_nodes = (
-        np.unique(np.concatenate([nodes for _, nodes, _ in parts]))
+        np.unique(np.concatenate([part[1] for part in parts]))
         if parts
         else np.zeros(0, dtype=np.int64)
     )
     stock_last = np.zeros((stock_nodes.size, len(lines)), dtype=np.int64)
-    for i, nodes, last_atp in parts:
-        stock_last[np.searchsorted(stock_nodes, nodes), i] = last_atp
+    stock_unit_cost = np.zeros((stock_nodes.size, len(lines)), dtype=np.int64)
+    for i, nodes, last_atp, unit_cost in parts:
+        at = np.searchsorted(stock_nodes, nodes)
+        stock_last[at, i] = last_atp
+        stock_unit_cost[at, i] = unit_cost
     stock_pos = {node: k for k, node in enumerate(stock_nodes.tolist())}
     floor_pct = request.min_margin_pct
     if floor_pct is None:
@@ -256,6 +260,7 @@ def build_context(
         stock_nodes=stock_nodes,
         stock_pos=stock_pos,
         stock_last=stock_last,
+        stock_unit_cost=stock_unit_cost,
         earliest={},
         eligible={},
         blocks={},
@@ -406,15 +411,47 @@ def _node_block(ctx: CartContext, node_index: int, level: ServiceLevel) -> NodeB
     )
 
 
-def _rank_costs(ctx: CartContext, nodes: IntArray, services: list[CarrierService]) -> FloatArray:
-    """Rough cost per node of one 1 kg package by the level's cheapest rate (for ranking)."""
-    zone = ctx.zone[nodes]
-    best = np.full(nodes.size, np.inf)
-    for service in services:
-        base = np.array([rate.base + rate.per_kg for rate in service.rates], dtype=np.float64)
-        best = np.minimum(best, base[zone - 1])
-    handling = np.array([ctx.index.nodes[n].handling_cost for n in nodes.tolist()], dtype=float)
-    return np.asarray(best + handling)
+def _rank_costs(
+    ctx: CartContext, level: ServiceLevel, nodes: IntArray
+) -> tuple[FloatArray, FloatArray]:
+    """Estimated objective of shipping each line alone, and the whole cart, from each node.
+
+    Rates, handling, pick labour, unit cost, units below protection and lateness by transit
+    days, with the request's weights; calendars are ignored (a ranking, not a price).
+    Returns (nodes × lines, nodes).
+    """
+    w = ctx.weights
+    index = ctx.index
+    rows = np.array([ctx.stock_pos[n] for n in nodes.tolist()], dtype=np.int64)
+    qty = np.array([line.line.quantity for line in ctx.lines], dtype=np.float64)
+    grams = np.array([line.weight_g for line in ctx.lines], dtype=np.float64) * qty
+    line_kg = np.maximum(1.0, np.ceil(grams / 1000.0))
+    cart_kg = max(1.0, float(np.ceil(grams.sum() / 1000.0)))
+    zone = ctx.zone[nodes] - 1
+    distance = ctx.distance_km[nodes]
+    line_pkg = np.full((nodes.size, len(ctx.lines)), np.inf)
+    cart_pkg = np.full(nodes.size, np.inf)
+    for service, serves in zip(index.snapshot.services, index.service_mask, strict=True):
+        if service.service_level is not level:
+            continue
+        ok = serves[nodes]
+        if service.max_distance_km is not None:
+            ok = ok & (distance <= service.max_distance_km)
+        base = np.array([r.base for r in service.rates], dtype=np.float64)[zone]
+        per_kg = np.array([r.per_kg for r in service.rates], dtype=np.float64)[zone]
+        late = w.lateness_per_day * np.array(service.transit_days, dtype=np.float64)[zone]
+        line_cost = w.shipping * (base[:, None] + per_kg[:, None] * line_kg[None, :])
+        cart_cost = w.shipping * (base + per_kg * cart_kg) + late
+        line_pkg = np.where(ok[:, None], np.minimum(line_pkg, line_cost + late[:, None]), line_pkg)
+        cart_pkg = np.where(ok, np.minimum(cart_pkg, cart_cost), cart_pkg)
+    handling = w.handling * index.node_handling[nodes].astype(np.float64)
+    pick = w.labour * index.node_pick_cost[nodes].astype(np.float64)
+    unit = (pick[:, None] + w.unit_cost * ctx.stock_unit_cost[rows]) * qty[None, :]
+    spare = ctx.stock_last[rows] - index.node_protection[nodes][:, None]
+    protected = w.protection_per_unit * np.clip(qty[None, :] - np.maximum(spare, 0), 0, None)
+    per_line = line_pkg + handling[:, None] + unit + protected
+    whole = cart_pkg + handling + (unit + protected).sum(axis=1)
+    return per_line, whole
 
 
 def prefilter(ctx: CartContext, level: ServiceLevel, *, per_line: int, whole_cart: int) -> set[int]:
@@ -422,23 +459,25 @@ def prefilter(ctx: CartContext, level: ServiceLevel, *, per_line: int, whole_car
     nodes = ctx.stocking_nodes(level)
     if not nodes.size:
         return set()
-    order = np.argsort(_rank_costs(ctx, nodes, _level_services(ctx, level)), kind="stable")
-    ranked = nodes[order]
-    have = ctx.stock_last[[ctx.stock_pos[n] for n in ranked.tolist()]]  # ranked × lines
+    line_cost, cart_cost = _rank_costs(ctx, level, nodes)
+    have = ctx.stock_last[[ctx.stock_pos[n] for n in nodes.tolist()]]  # nodes × lines
     # Lines sharing a SKU need their summed quantity from one node to count as covered.
     need = np.zeros(len(ctx.lines), dtype=np.int64)
     for i, line in enumerate(ctx.lines):
         need[i] = sum(o.line.quantity for o in ctx.lines if o.sku_index == line.sku_index)
     known = np.array([line.sku_index >= 0 for line in ctx.lines], dtype=np.bool_)
     covers = have >= need[None, :]
-    kept = set(ranked[covers[:, known].all(axis=1)][:whole_cart].tolist())
+    whole = np.flatnonzero(covers[:, known].all(axis=1))
+    kept = set(nodes[whole[np.argsort(cart_cost[whole], kind="stable")][:whole_cart]].tolist())
     for i in np.flatnonzero(known).tolist():
-        covering = ranked[covers[:, i]]
-        kept.update(covering[:per_line].tolist())
-        if covering.size < per_line:
+        covering = np.flatnonzero(covers[:, i])
+        best = covering[np.argsort(line_cost[covering, i], kind="stable")]
+        kept.update(nodes[best[:per_line]].tolist())
+        if best.size < per_line:
             # Too few single-node covers: keep the best partial holders too, so a split exists.
-            partial = ranked[(have[:, i] > 0) & ~covers[:, i]]
-            kept.update(partial[: per_line * 2].tolist())
+            partial = np.flatnonzero((have[:, i] > 0) & ~covers[:, i])
+            ranked = partial[np.argsort(line_cost[partial, i], kind="stable")]
+            kept.update(nodes[ranked[: per_line * 2]].tolist())
     return kept
 
 
