@@ -53,6 +53,15 @@ class SnapshotIndex:
     lot_qty: IntArray
     row_in_transit: IntArray  # units in transit per row (all lots)
     _channel_cache: dict[str, IntArray] = dataclasses.field(default_factory=dict)
+    # Calendar answers (dispatch dates, delivery dates) depend only on the snapshot's nodes and
+    # services and on dates, so they are kept with the snapshot; cleared when they pile up.
+    calendar_cache: dict[tuple[int, ...], object] = dataclasses.field(default_factory=dict)
+
+    def remember(self, key: tuple[int, ...], value: object) -> None:
+        """Store a calendar answer, dropping everything once the cache grows large."""
+        if len(self.calendar_cache) > 200_000:
+            self.calendar_cache.clear()
+        self.calendar_cache[key] = value
 
     @property
     def nodes(self) -> tuple[Node, ...]:

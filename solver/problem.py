@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import math
+import zoneinfo
 
 import numpy as np
 import numpy.typing as npt
@@ -120,7 +121,7 @@ class CartContext:
     stock_pos: dict[int, int]  # node → row of stock_last
     stock_last: IntArray  # stock nodes × lines: ATP of the line's SKU once all lots arrive
     stock_unit_cost: IntArray  # stock nodes × lines: unit cost of the line's SKU there
-    earliest: dict[int, dt.date]
+    local: dict[int, tuple[int, int]]
     eligible: dict[ServiceLevel, npt.NDArray[np.bool_]]
     blocks: dict[tuple[int, ServiceLevel], NodeBlock]
     slots_per_service: int
@@ -175,12 +176,51 @@ class CartContext:
             self.blocks[key] = found
         return found
 
-    def earliest_of(self, node: int) -> dt.date:
-        """Earliest dispatch date of a node for this order (cached)."""
-        found = self.earliest.get(node)
+    def local_key(self, node: int) -> tuple[int, int]:
+        """The node's local order date (ordinal) and whether the order missed its cutoff.
+
+        Every calendar answer for this order at this node depends on nothing else.
+        """
+        found = self.local.get(node)
         if found is None:
+            spec = self.index.nodes[node]
+            local = self.requested_at.astimezone(zoneinfo.ZoneInfo(spec.time_zone))
+            found = (local.date().toordinal(), int(local.time() >= spec.cutoff))
+            self.local[node] = found
+        return found
+
+    def earliest_of(self, node: int) -> dt.date:
+        """Earliest dispatch date of a node for this order (cached with the snapshot)."""
+        key = (0, node, *self.local_key(node))
+        found = self.index.calendar_cache.get(key)
+        if not isinstance(found, dt.date):
             found = earliest_dispatch(self.index.nodes[node], self.requested_at)
-            self.earliest[node] = found
+            self.index.remember(key, found)
+        return found
+
+    def dispatch_ordinals(self, node: int, service: int) -> tuple[int, ...]:
+        """Dispatch dates (ordinals) of ``node`` with the snapshot's ``service``-th service."""
+        key = (1, node, service, *self.local_key(node))
+        found = self.index.calendar_cache.get(key)
+        if not isinstance(found, tuple):
+            dates = dispatch_dates(
+                self.index.nodes[node],
+                self.index.snapshot.services[service],
+                self.requested_at,
+                earliest=self.earliest_of(node),
+            )
+            found = tuple(day.toordinal() for day in dates)
+            self.index.remember(key, found)
+        return found
+
+    def delivery_ordinal(self, service: int, ship: int, zone: int) -> int:
+        """Delivery date (ordinal) of a package shipped on ``ship`` to ``zone``."""
+        key = (2, service, ship, zone)
+        found = self.index.calendar_cache.get(key)
+        if not isinstance(found, int):
+            spec = self.index.snapshot.services[service]
+            found = delivery_date(spec, dt.date.fromordinal(ship), zone).toordinal()
+            self.index.remember(key, found)
         return found
 
 
@@ -261,7 +301,7 @@ def build_context(
         stock_pos=stock_pos,
         stock_last=stock_last,
         stock_unit_cost=stock_unit_cost,
-        earliest={},
+        local={},
         eligible={},
         blocks={},
         slots_per_service=slots_per_service,
@@ -348,20 +388,21 @@ def _node_block(ctx: CartContext, node_index: int, level: ServiceLevel) -> NodeB
     order_ordinal = ctx.order_date.toordinal()
     deadline_days = LEVEL_DEADLINE_DAYS[level]
     usable = [
-        s
-        for s in _level_services(ctx, level)
-        if s.serves(node.node_id) and (s.max_distance_km is None or distance <= s.max_distance_km)
+        (k, s)
+        for k, s in enumerate(ctx.index.snapshot.services)
+        if s.service_level is level
+        and bool(ctx.index.service_mask[k][node_index])
+        and (s.max_distance_km is None or distance <= s.max_distance_km)
     ]
     pairs = [(i, ctx.pair(node_index, line.sku_index)) for i, line in enumerate(ctx.lines)]
     releases = sorted({int(r) for _, pair in pairs if pair is not None for r in pair.release})
     rows: list[tuple[int, int, int, CarrierService, int, int, int, int]] = []
-    earliest = ctx.earliest_of(node_index) if usable else None
-    for service in usable:
-        dates = dispatch_dates(node, service, ctx.requested_at, earliest=earliest)
-        if not dates:
+    for position, service in usable:
+        ordinals = ctx.dispatch_ordinals(node_index, position)
+        if not ordinals:
             continue
-        ordinals = [d.toordinal() for d in dates]
-        if len(usable) == 1 and _first_date_suffices(ctx, node_index, service, dates[0], pairs):
+        first = dt.date.fromordinal(ordinals[0])
+        if len(usable) == 1 and _first_date_suffices(ctx, node_index, service, first, pairs):
             chosen = {ordinals[0]}
         else:
             chosen = set(ordinals[: ctx.slots_per_service])
@@ -373,7 +414,7 @@ def _node_block(ctx: CartContext, node_index: int, level: ServiceLevel) -> NodeB
         rate = service.rates[zone - 1]
         for ship in sorted(chosen):
             ship_day = dt.date.fromordinal(ship)
-            delivered = delivery_date(service, ship_day, zone).toordinal()
+            delivered = ctx.delivery_ordinal(position, ship, zone)
             if delivered - order_ordinal > deadline_days:
                 continue
             capacity = service.capacity_on(node.node_id, ship_day)
