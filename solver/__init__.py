@@ -1,7 +1,8 @@
 """The promise engine: tiered ATP, delivery dates, the OR-Tools MIP, greedy baselines, checker.
 
-Public surface: ``solve``, ``SolveParams``, ``availability``, ``check``, ``warm_up`` and the
-errors of ``solver.errors``. No OR-Tools object leaves this package.
+Public surface: ``solve``, ``SolveParams``, ``availability``, ``Inventory`` (live stock),
+``warm_up``, the errors of ``solver.errors`` and the independent checker ``solver.checker``.
+No OR-Tools object leaves this package.
 """
 
 from solver.availability import availability
@@ -11,11 +12,13 @@ from solver.errors import (
     UnknownChannelError,
     UnknownPostalCodeError,
 )
+from solver.inventory import Inventory
 from solver.solve import SolveParams, solve
 from solver.warm import warm_up
 
 __all__ = [
     "InvalidRequestError",
+    "Inventory",
     "PromiseError",
     "SolveParams",
     "UnknownChannelError",

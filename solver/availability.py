@@ -16,6 +16,7 @@ from models import (
 from solver.errors import UnknownChannelError
 from solver.geo import resolve_destination
 from solver.index import index_of
+from solver.inventory import Inventory
 
 __all__ = ["availability"]
 
@@ -27,6 +28,7 @@ def availability(
     *,
     region: str | None = None,
     destination: Destination | None = None,
+    inventory: Inventory | None = None,
 ) -> AvailabilityReport:
     """Per SKU: network totals, per-region and per-node tiers as ``channel`` sees them.
 
@@ -36,7 +38,7 @@ def availability(
     policy = snapshot.policy(channel)
     if policy is None:
         raise UnknownChannelError(channel)
-    index = index_of(snapshot)
+    index = index_of(snapshot, inventory)
     if destination is not None and region is None:
         region = resolve_destination(destination).region
     atp = index.on_hand_atp(policy)
@@ -86,5 +88,10 @@ def availability(
             )
         )
     return AvailabilityReport(
-        channel=channel, snapshot_version=snapshot.version, as_of=snapshot.as_of, skus=tuple(out)
+        channel=channel,
+        snapshot_version=snapshot.version
+        if inventory is None
+        else f"{snapshot.version}+{inventory.version}",
+        as_of=snapshot.as_of,
+        skus=tuple(out),
     )

@@ -9,11 +9,13 @@ from __future__ import annotations
 import dataclasses
 import threading
 from collections import OrderedDict
+from typing import TypedDict
 
 import numpy as np
 import numpy.typing as npt
 
 from models import ChannelPolicy, Node, NodeKind, Snapshot
+from solver.inventory import Inventory
 
 __all__ = ["SnapshotIndex", "index_of"]
 
@@ -27,6 +29,7 @@ class SnapshotIndex:
     """Arrays over nodes, SKUs and inventory rows of one snapshot."""
 
     snapshot: Snapshot
+    inventory: Inventory
     node_pos: dict[str, int]
     node_lat: FloatArray
     node_lon: FloatArray
@@ -95,45 +98,68 @@ class SnapshotIndex:
         return self.lot_release[lo:hi], self.lot_qty[lo:hi]
 
 
-def _build(snapshot: Snapshot) -> SnapshotIndex:
-    """Turn a validated snapshot into arrays."""
+class _Rows(TypedDict):
+    """The inventory part of an index."""
+
+    row_ptr: IntArray
+    row_node: IntArray
+    row_sku: IntArray
+    row_on_hand: IntArray
+    row_reserved: IntArray
+    row_safety: IntArray
+    row_unit_cost: IntArray
+    lot_ptr: IntArray
+    lot_release: IntArray
+    lot_qty: IntArray
+    row_in_transit: IntArray
+
+
+def _inventory_arrays(snapshot: Snapshot, inventory: Inventory) -> _Rows:
+    """Inventory rows sorted by SKU with CSR pointers, and their lots sorted by row."""
+    count = int(inventory.node.size)
+    order = np.argsort(inventory.sku, kind="stable")
+    new_row = np.empty(count, dtype=np.int64)
+    new_row[order] = np.arange(count, dtype=np.int64)
+    lead = np.array([node.lead_time_days for node in snapshot.nodes], dtype=np.int64)
+    lot_row = new_row[inventory.lot_row] if inventory.lot_row.size else inventory.lot_row
+    lot_order = np.argsort(lot_row, kind="stable")
+    lot_ptr = np.zeros(count + 1, dtype=np.int64)
+    np.add.at(lot_ptr, lot_row + 1, 1)
+    row_ptr = np.zeros(len(snapshot.items) + 1, dtype=np.int64)
+    np.add.at(row_ptr, inventory.sku + 1, 1)
+    row_node = inventory.node[order]
+    lot_node = inventory.node[inventory.lot_row] if inventory.lot_row.size else lot_row
+    return _Rows(
+        row_ptr=np.cumsum(row_ptr),
+        row_node=row_node,
+        row_sku=inventory.sku[order],
+        row_on_hand=inventory.on_hand[order],
+        row_reserved=inventory.reserved[order],
+        row_safety=inventory.safety_stock[order],
+        row_unit_cost=inventory.unit_cost[order],
+        lot_ptr=np.cumsum(lot_ptr),
+        lot_release=(inventory.lot_eta + lead[lot_node])[lot_order],
+        lot_qty=inventory.lot_qty[lot_order],
+        row_in_transit=np.bincount(
+            lot_row, weights=inventory.lot_qty.astype(np.float64), minlength=count
+        ).astype(np.int64),
+    )
+
+
+def _build(snapshot: Snapshot, inventory: Inventory) -> SnapshotIndex:
+    """Turn a validated snapshot and its inventory rows into arrays."""
     nodes = snapshot.nodes
     node_pos = {node.node_id: i for i, node in enumerate(nodes)}
     kind_pos = {kind: i for i, kind in enumerate(KINDS)}
-    sku_pos = {item.sku: i for i, item in enumerate(snapshot.items)}
-    inventory = snapshot.inventory
-    count = len(inventory)
-    row_node = np.fromiter((node_pos[r.node_id] for r in inventory), np.int64, count)
-    row_sku = np.fromiter((sku_pos[r.sku] for r in inventory), np.int64, count)
-    fields = {
-        name: np.fromiter((getattr(r, name) for r in inventory), np.int64, count)
-        for name in ("on_hand", "reserved", "safety_stock", "unit_cost")
-    }
-    order = np.argsort(row_sku, kind="stable")
-    lead = np.array([node.lead_time_days for node in nodes], dtype=np.int64)
-    lot_rows: list[int] = []
-    lot_release: list[int] = []
-    lot_qty: list[int] = []
-    for new_row, old_row in enumerate(order.tolist()):
-        position = inventory[old_row]
-        for lot in position.in_transit:
-            lot_rows.append(new_row)
-            lot_release.append(lot.eta.toordinal() + int(lead[row_node[old_row]]))
-            lot_qty.append(lot.quantity)
-    lot_row_arr = np.array(lot_rows, dtype=np.int64)
-    lot_order = np.argsort(lot_row_arr, kind="stable")
-    lot_ptr = np.zeros(count + 1, dtype=np.int64)
-    np.add.at(lot_ptr, lot_row_arr + 1, 1)
-    row_ptr = np.zeros(len(sku_pos) + 1, dtype=np.int64)
-    np.add.at(row_ptr, row_sku + 1, 1)
     return SnapshotIndex(
         snapshot=snapshot,
+        inventory=inventory,
         node_pos=node_pos,
         node_lat=np.array([n.location.lat for n in nodes]),
         node_lon=np.array([n.location.lon for n in nodes]),
         node_kind=np.array([kind_pos[n.kind] for n in nodes], dtype=np.int64),
         node_priority=np.array([n.priority for n in nodes], dtype=np.int64),
-        node_lead=lead,
+        node_lead=np.array([node.lead_time_days for node in nodes], dtype=np.int64),
         node_handling=np.array([n.handling_cost for n in nodes], dtype=np.int64),
         node_pick_cost=np.array([n.pick_cost for n in nodes], dtype=np.int64),
         node_protection=np.array([n.protection_units for n in nodes], dtype=np.int64),
@@ -143,41 +169,56 @@ def _build(snapshot: Snapshot) -> SnapshotIndex:
             else np.isin(np.arange(len(nodes)), [node_pos[n] for n in service.node_ids])
             for service in snapshot.services
         ),
-        sku_pos=sku_pos,
+        sku_pos={item.sku: i for i, item in enumerate(snapshot.items)},
         sku_weight_g=np.array([item.weight_g for item in snapshot.items], dtype=np.int64),
-        row_ptr=np.cumsum(row_ptr),
-        row_node=row_node[order],
-        row_sku=row_sku[order],
-        row_on_hand=fields["on_hand"][order],
-        row_reserved=fields["reserved"][order],
-        row_safety=fields["safety_stock"][order],
-        row_unit_cost=fields["unit_cost"][order],
-        lot_ptr=np.cumsum(lot_ptr),
-        lot_release=np.array(lot_release, dtype=np.int64)[lot_order],
-        lot_qty=np.array(lot_qty, dtype=np.int64)[lot_order],
-        row_in_transit=np.bincount(
-            lot_row_arr, weights=np.array(lot_qty, dtype=np.float64), minlength=count
-        ).astype(np.int64),
+        **_inventory_arrays(snapshot, inventory),
     )
 
 
-_CACHE: OrderedDict[int, SnapshotIndex] = OrderedDict()
-_CACHE_SIZE = 4
+_CACHE: OrderedDict[tuple[int, int | None], SnapshotIndex] = OrderedDict()
+_CACHE_SIZE = 8
 _LOCK = threading.Lock()
 
 
-def index_of(snapshot: Snapshot) -> SnapshotIndex:
-    """The array index of ``snapshot``, built on first use and kept for the last few snapshots."""
-    key = id(snapshot)
+def index_of(snapshot: Snapshot, inventory: Inventory | None = None) -> SnapshotIndex:
+    """The array index of ``snapshot`` with ``inventory`` (default: the snapshot's own rows).
+
+    Built on first use and kept for the last few (snapshot, inventory) pairs; a new inventory
+    version of a cached snapshot reuses its network arrays and calendar answers.
+    """
+    if inventory is not None and inventory.snapshot is not snapshot:
+        raise ValueError("inventory belongs to another snapshot")
     with _LOCK:
-        found = _CACHE.get(key)
-        # The index keeps its snapshot alive, so an id is never reused while cached.
-        if found is not None and found.snapshot is snapshot:
-            _CACHE.move_to_end(key)
-            return found
-    built = _build(snapshot)
+        base = _CACHE.get((id(snapshot), None))
+        if base is not None and base.snapshot is not snapshot:
+            base = None
+        if inventory is None and base is not None:
+            _CACHE.move_to_end((id(snapshot), None))
+            return base
+        if inventory is not None:
+            found = _CACHE.get((id(snapshot), id(inventory)))
+            # The index keeps its snapshot and inventory alive, so ids are not reused meanwhile.
+            if found is not None and found.inventory is inventory:
+                _CACHE.move_to_end((id(snapshot), id(inventory)))
+                return found
+    if base is None:
+        base = _build(snapshot, Inventory.of(snapshot))
+        _store((id(snapshot), None), base)
+    if inventory is None:
+        return base
+    derived = dataclasses.replace(
+        base,
+        inventory=inventory,
+        _channel_cache={},
+        **_inventory_arrays(snapshot, inventory),
+    )
+    _store((id(snapshot), id(inventory)), derived)
+    return derived
+
+
+def _store(key: tuple[int, int | None], index: SnapshotIndex) -> None:
+    """Remember an index, evicting the least recently used beyond the cache size."""
     with _LOCK:
-        _CACHE[key] = built
+        _CACHE[key] = index
         while len(_CACHE) > _CACHE_SIZE:
             _CACHE.popitem(last=False)
-    return built

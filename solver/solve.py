@@ -23,6 +23,7 @@ from solver.answer import build_option
 from solver.costs import Coefficients, coefficients, evaluate
 from solver.greedy import BASELINES, allocation, greedy_picks
 from solver.index import index_of
+from solver.inventory import Inventory
 from solver.mip import solve_mip
 from solver.problem import CartContext, Problem, build_context, build_problem, prefilter
 
@@ -228,14 +229,21 @@ def _recommend(options: list[PromiseOption]) -> ServiceLevel | None:
 
 
 def solve(
-    request: PromiseRequest, snapshot: Snapshot, *, params: SolveParams | None = None
+    request: PromiseRequest,
+    snapshot: Snapshot,
+    *,
+    params: SolveParams | None = None,
+    inventory: Inventory | None = None,
 ) -> PromiseResult:
-    """Source the cart and promise delivery dates, one option per service level."""
+    """Source the cart and promise delivery dates, one option per service level.
+
+    ``inventory`` (live stock of the snapshot's network) replaces the snapshot's own rows.
+    """
     params = params or SolveParams()
     started = time.perf_counter()
     budget_s = (request.time_budget_ms or params.time_budget_ms) / 1000.0
     requested_at = request.requested_at or params.now or dt.datetime.now(dt.UTC)
-    index = index_of(snapshot)
+    index = index_of(snapshot, inventory)
     ctx = build_context(request, index, requested_at, slots_per_service=params.slots_per_service)
     levels = _levels(request, snapshot)
     outcomes: list[_LevelOutcome] = []
