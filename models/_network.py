@@ -120,6 +120,9 @@ class CarrierService(Frozen):
     daily_capacity: NonNegInt | None = Field(
         default=None, description="Packages per node per day; None means unlimited."
     )
+    daily_capacity_by_node: dict[Identifier, NonNegInt] = Field(
+        default_factory=dict, description="Packages per day at given nodes (overrides the default)."
+    )
     remaining_capacity: dict[Identifier, dict[dt.date, NonNegInt]] = Field(
         default_factory=dict, description="Packages left per node and date (overrides)."
     )
@@ -148,7 +151,7 @@ class CarrierService(Frozen):
         by_day = self.remaining_capacity.get(node_id)
         if by_day is not None and day in by_day:
             return by_day[day]
-        return self.daily_capacity
+        return self.daily_capacity_by_node.get(node_id, self.daily_capacity)
 
 
 class CatalogItem(Frozen):

@@ -56,6 +56,7 @@ class Snapshot(Frozen):
         for service in self.services:
             missing = sorted(set(service.node_ids) - known_nodes)
             missing += sorted(set(service.remaining_capacity) - known_nodes)
+            missing += sorted(set(service.daily_capacity_by_node) - known_nodes)
             if missing:
                 problems.append(
                     f"service {service.service_id} names unknown nodes: {', '.join(missing[:5])}"

@@ -524,6 +524,13 @@ def _generate_services(
         daily_capacity=int(rng.integers(20, 61)),
         remaining_capacity=overrides(stores, 0.08, 20),
     )
+    # Stores and dark stores hand a carrier only so many parcels a day; DCs have dock doors.
+    per_store = {
+        level: {nid: int(rng.integers(low, high + 1)) for nid in stores}
+        for level, (low, high) in (("two_day", (20, 60)), ("next_day", (10, 40)))
+    }
+    two_day = two_day.model_copy(update={"daily_capacity_by_node": per_store["two_day"]})
+    next_day = next_day.model_copy(update={"daily_capacity_by_node": per_store["next_day"]})
     return ground, two_day, next_day, same_day
 
 

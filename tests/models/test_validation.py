@@ -149,3 +149,20 @@ def test_snapshot_json_round_trip() -> None:
     """A snapshot survives JSON unchanged."""
     snap = snapshot([dc("d"), store("s1")], [stock("d", "A", 4), stock("s1", "B", 2)])
     assert Snapshot.model_validate_json(snap.model_dump_json()) == snap
+
+
+def test_capacity_precedence() -> None:
+    """Remaining capacity on a date beats the per-node daily capacity, which beats the default."""
+    day = dt.date(2026, 12, 1)
+    service = ground(
+        daily_capacity=50,
+        daily_capacity_by_node={"s1": 20},
+        remaining_capacity={"s1": {day: 3}},
+    )
+    assert service.capacity_on("s1", day) == 3
+    assert service.capacity_on("s1", day + dt.timedelta(days=1)) == 20
+    assert service.capacity_on("s2", day) == 50
+    error = error_of(
+        lambda: snapshot([store("s1")], [], services=[ground(daily_capacity_by_node={"x": 1})])
+    )
+    assert "names unknown nodes: x" in str(error)

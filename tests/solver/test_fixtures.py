@@ -128,15 +128,23 @@ def test_labour_exhausted_at_the_cheap_store(
         (None, "cheap", 1700),
         # No capacity on the cheap service: the other one, 300 dearer per package: 2000.
         (0, "pricey", 2000),
+        # No capacity for this store only (a per-node daily capacity): the same answer.
+        ({"s1": 0}, "pricey", 2000),
+        # Capacity elsewhere does not matter.
+        ({"s9": 0}, "cheap", 1700),
     ],
 )
-def test_zero_carrier_capacity(cheap_capacity: int | None, service: str, objective: int) -> None:
+def test_zero_carrier_capacity(
+    cheap_capacity: int | dict[str, int] | None, service: str, objective: int
+) -> None:
     """A service with no capacity left is never used; another service wins."""
+    by_node = cheap_capacity if isinstance(cheap_capacity, dict) else {}
+    capacity = None if isinstance(cheap_capacity, dict) else cheap_capacity
     services = [
-        ground("cheap", daily_capacity=cheap_capacity),
+        ground("cheap", daily_capacity=capacity, daily_capacity_by_node=by_node),
         ground("pricey", rates=ground_rates(base=1300)),
     ]
-    snap = snapshot([store("s1")], [stock("s1", "A", 5)], services=services)
+    snap = snapshot([store("s1"), store("s9")], [stock("s1", "A", 5)], services=services)
     option = solved(request(("A", 1)), snap)
     assert [s.carrier_service_id for s in option.shipments] == [service]
     assert option.objective == objective
