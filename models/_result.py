@@ -73,6 +73,9 @@ class PromiseOption(Frozen):
     margin: int = Field(default=0, description="Revenue − unit costs − fulfilment cost, cents.")
     split_count: int = Field(default=0, description="Shipments beyond the first.")
     objective: int = Field(default=0, description="Weighted objective the engine minimised.")
+    fallback: bool = Field(
+        default=False, description="Time ran out: this is the greedy answer, not the model's."
+    )
     explanation: str = ""
 
 

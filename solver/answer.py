@@ -114,8 +114,15 @@ def build_option(
         for i, line in enumerate(ctx.lines)
         if evaluation.unfilled[i] > 0
     )
+    fallback = status is Status.FALLBACK
     if unfilled and not ctx.request.allow_partial:
-        return empty_option(problem, coef, unfilled)
+        refused = empty_option(problem, coef, unfilled)
+        if fallback:
+            note = " Time ran out before the model could search for a complete answer."
+            refused = refused.model_copy(
+                update={"fallback": True, "explanation": refused.explanation + note}
+            )
+        return refused
     if unfilled:
         status = Status.PARTIAL
     shipments = _shipments(problem, x, evaluation)
@@ -135,6 +142,7 @@ def build_option(
         margin=evaluation.margin,
         split_count=max(0, len(shipments) - 1),
         objective=evaluation.objective,
+        fallback=fallback,
         explanation=_explain(problem, shipments, status),
     )
 

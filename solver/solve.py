@@ -31,6 +31,10 @@ __all__ = ["SolveParams", "solve"]
 
 IntArray = npt.NDArray[np.int64]
 LEVEL_ORDER: tuple[ServiceLevel, ...] = tuple(ServiceLevel)
+# Kept back from a level's share for turning the allocation into the answer.
+EXTRACT_RESERVE_S = 0.0005
+# Below this a search cannot even load its hint; the greedy answer is returned instead.
+MIN_SEARCH_S = 0.001
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -147,7 +151,7 @@ def _baseline(ctx: CartContext, level: ServiceLevel, engine: Engine) -> _LevelOu
 
 
 def _solve_level(
-    ctx: CartContext, level: ServiceLevel, params: SolveParams, budget_s: float
+    ctx: CartContext, level: ServiceLevel, params: SolveParams, deadline: float
 ) -> _LevelOutcome:
     """Answer one level with the MIP, its fast paths and its greedy fallback."""
     if params.engine is not Engine.MIP:
@@ -179,8 +183,14 @@ def _solve_level(
         return _LevelOutcome(
             build_option(problem, x_best, coef, Status.OPTIMAL), Status.OPTIMAL, count, 0
         )
+    # The search gets what is left of this level's share once the model inputs are built,
+    # less a little for building the answer; with nothing left the greedy answer stands.
+    limit = deadline - time.perf_counter() - EXTRACT_RESERVE_S
+    if limit < MIN_SEARCH_S:
+        option = build_option(problem, x_best, coef, Status.FALLBACK)
+        return _LevelOutcome(option, Status.FALLBACK, count, 0)
     outcome = solve_mip(
-        problem, coef, hint=x_best, time_limit_s=budget_s, workers=params.workers, seed=params.seed
+        problem, coef, hint=x_best, time_limit_s=limit, workers=params.workers, seed=params.seed
     )
     if outcome.x is None:
         status = Status.FALLBACK
@@ -248,11 +258,10 @@ def solve(
     levels = _levels(request, snapshot)
     outcomes: list[_LevelOutcome] = []
     for k, level in enumerate(levels):
-        left = budget_s - (time.perf_counter() - started)
-        # Share what is left of the budget evenly among the levels still to solve, keeping
-        # a little for building the answer.
-        share = max(0.002, 0.85 * left / (len(levels) - k))
-        outcomes.append(_solve_level(ctx, level, params, share))
+        now = time.perf_counter()
+        # Each level still to solve gets an equal share of what is left of the budget.
+        left = max(0.0, started + budget_s - now)
+        outcomes.append(_solve_level(ctx, level, params, now + left / (len(levels) - k)))
     options = [o.option for o in outcomes]
     return PromiseResult(
         cart_id=request.cart.cart_id,
@@ -266,7 +275,7 @@ def solve(
             status=_overall(outcomes),
             wall_ms=round((time.perf_counter() - started) * 1000.0, 3),
             candidates=max((o.candidates for o in outcomes), default=0),
-            fallback=any(o.status is Status.FALLBACK for o in outcomes),
+            fallback=any(o.option.fallback for o in outcomes),
             variables=sum(o.variables for o in outcomes),
         ),
     )

@@ -1,0 +1,30 @@
+"""A solver that runs out of time still answers: the greedy fallback, flagged, and feasible."""
+
+from __future__ import annotations
+
+from models import Status
+from scenarios import demo_snapshot, generate_carts
+from solver import SolveParams, solve
+from solver.checker import check
+
+
+def test_a_one_millisecond_budget_still_answers_every_level() -> None:
+    """Big carts with a 1 ms budget get complete, checked answers; fallbacks are flagged."""
+    snapshot = demo_snapshot()
+    carts = generate_carts(snapshot, count=12, seed=5, lines=20)
+    fallbacks = 0
+    for request in carts:
+        result = solve(request, snapshot, params=SolveParams(time_budget_ms=1))
+        assert check(result, request, snapshot).ok
+        assert len(result.options) == len({s.service_level for s in snapshot.services})
+        flagged = [o for o in result.options if o.fallback]
+        assert result.solver.fallback == bool(flagged)
+        # A fallback is the greedy answer: complete and flagged, or refused and flagged.
+        assert all(o.status in (Status.FALLBACK, Status.UNFULFILLABLE) for o in flagged)
+        fallbacks += len(flagged)
+        generous = solve(request, snapshot, params=SolveParams(time_budget_ms=2000))
+        assert not any(o.fallback for o in generous.options)
+        for quick, slow in zip(result.options, generous.options, strict=True):
+            # With time to search the answer is never worse.
+            assert quick.objective >= slow.objective
+    assert fallbacks > 0  # 20-line carts cannot all be proven without a search
