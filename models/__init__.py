@@ -11,6 +11,7 @@ from models._inventory import (
     ChannelPolicy,
     InTransitLot,
     InventoryPosition,
+    InventoryTable,
     ObjectiveWeights,
     WeightOverrides,
 )
@@ -43,6 +44,7 @@ __all__ = [
     "Frozen",
     "InTransitLot",
     "InventoryPosition",
+    "InventoryTable",
     "Location",
     "Node",
     "NodeAvailability",

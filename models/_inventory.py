@@ -16,6 +16,7 @@ __all__ = [
     "ChannelPolicy",
     "InTransitLot",
     "InventoryPosition",
+    "InventoryTable",
     "ObjectiveWeights",
     "WeightOverrides",
 ]
@@ -48,6 +49,62 @@ class InventoryPosition(Frozen):
                 f"for {self.sku} at {self.node_id}"
             )
         return self
+
+
+class InventoryTable(Frozen):
+    """Inventory rows as columns: the compact form for large networks (same meaning as rows).
+
+    Validating a few columns of plain integers is far cheaper than one model per row, and
+    nothing per row is kept once the solver has turned the columns into arrays.
+    """
+
+    node_id: tuple[Identifier, ...]
+    sku: tuple[Identifier, ...]
+    on_hand: tuple[NonNegInt, ...]
+    reserved: tuple[NonNegInt, ...]
+    safety_stock: tuple[NonNegInt, ...]
+    unit_cost: tuple[Cents, ...]
+    lot_row: tuple[NonNegInt, ...] = Field(default=(), description="Row of each in-transit lot.")
+    lot_quantity: tuple[PosInt, ...] = ()
+    lot_eta: tuple[dt.date, ...] = ()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> InventoryTable:
+        """Columns line up, reservations fit on hand and lots point at rows."""
+        count = len(self.node_id)
+        columns = (self.sku, self.on_hand, self.reserved, self.safety_stock, self.unit_cost)
+        if any(len(column) != count for column in columns):
+            raise ValueError("inventory_table columns must all have the same length")
+        if not len(self.lot_row) == len(self.lot_quantity) == len(self.lot_eta):
+            raise ValueError("lot_row, lot_quantity and lot_eta must have the same length")
+        over = [
+            i for i, (r, o) in enumerate(zip(self.reserved, self.on_hand, strict=True)) if r > o
+        ]
+        if over:
+            raise ValueError(f"reserved exceeds on_hand in rows {over[:5]}")
+        if self.lot_row and max(self.lot_row) >= count:
+            raise ValueError("lot_row points past the last inventory row")
+        return self
+
+    def __len__(self) -> int:
+        """Number of rows."""
+        return len(self.node_id)
+
+    def row(self, index: int) -> InventoryPosition:
+        """One row as a domain object."""
+        return InventoryPosition(
+            node_id=self.node_id[index],
+            sku=self.sku[index],
+            on_hand=self.on_hand[index],
+            reserved=self.reserved[index],
+            safety_stock=self.safety_stock[index],
+            unit_cost=self.unit_cost[index],
+            in_transit=tuple(
+                InTransitLot(quantity=q, eta=eta)
+                for r, q, eta in zip(self.lot_row, self.lot_quantity, self.lot_eta, strict=True)
+                if r == index
+            ),
+        )
 
 
 Percent = Annotated[float, Field(ge=0, le=100, allow_inf_nan=False)]

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections import Counter
+import threading
+from collections import Counter, OrderedDict
+from collections.abc import Iterator
 
 from pydantic import AwareDatetime, Field, model_validator
 
 from models._base import Frozen
-from models._inventory import ChannelPolicy, InventoryPosition
+from models._inventory import ChannelPolicy, InventoryPosition, InventoryTable
 from models._network import CarrierService, CatalogItem, Node
 
 __all__ = ["Snapshot"]
@@ -28,29 +30,38 @@ class Snapshot(Frozen):
     services: tuple[CarrierService, ...] = Field(min_length=1)
     items: tuple[CatalogItem, ...] = ()
     inventory: tuple[InventoryPosition, ...] = ()
+    inventory_table: InventoryTable | None = Field(
+        default=None, description="The same rows as columns (large networks); not with inventory."
+    )
     policies: tuple[ChannelPolicy, ...] = Field(min_length=1)
 
     @model_validator(mode="after")
     def _references(self) -> Snapshot:
         """Ids are unique and every reference points at something that exists."""
         problems: list[str] = []
+        if self.inventory and self.inventory_table is not None:
+            raise ValueError("give inventory rows or an inventory_table, not both")
+        row_nodes, row_skus = self._row_keys()
         node_ids = [node.node_id for node in self.nodes]
         for label, values in (
             ("node_id", node_ids),
             ("service_id", [s.service_id for s in self.services]),
             ("sku", [item.sku for item in self.items]),
             ("channel", [p.channel for p in self.policies]),
-            ("inventory (node_id, sku)", [f"{r.node_id}/{r.sku}" for r in self.inventory]),
+            (
+                "inventory (node_id, sku)",
+                [f"{n}/{k}" for n, k in zip(row_nodes, row_skus, strict=True)],
+            ),
         ):
             repeated = _repeats(values)
             if repeated:
                 problems.append(f"duplicate {label}: {', '.join(repeated[:5])}")
         known_nodes = set(node_ids)
         known_skus = {item.sku for item in self.items}
-        unknown_nodes = sorted({r.node_id for r in self.inventory} - known_nodes)
+        unknown_nodes = sorted(set(row_nodes) - known_nodes)
         if unknown_nodes:
             problems.append(f"inventory rows for unknown nodes: {', '.join(unknown_nodes[:5])}")
-        unknown_skus = sorted({r.sku for r in self.inventory} - known_skus)
+        unknown_skus = sorted(set(row_skus) - known_skus)
         if unknown_skus:
             problems.append(f"inventory rows for SKUs not in items: {', '.join(unknown_skus[:5])}")
         for service in self.services:
@@ -65,6 +76,35 @@ class Snapshot(Frozen):
             raise ValueError("; ".join(problems))
         return self
 
+    def _row_keys(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """Node ids and SKUs of the inventory rows, whichever form holds them."""
+        if self.inventory_table is not None:
+            return self.inventory_table.node_id, self.inventory_table.sku
+        return tuple(r.node_id for r in self.inventory), tuple(r.sku for r in self.inventory)
+
+    @property
+    def row_count(self) -> int:
+        """Number of inventory rows."""
+        table = self.inventory_table
+        return len(self.inventory) if table is None else len(table)
+
+    def positions(self) -> Iterator[InventoryPosition]:
+        """Every inventory row as a domain object (built on the fly from a table)."""
+        table = self.inventory_table
+        if table is None:
+            yield from self.inventory
+        else:
+            for index in range(len(table)):
+                yield table.row(index)
+
+    def position(self, node_id: str, sku: str) -> InventoryPosition | None:
+        """The inventory row of (node, SKU), or None; the lookup is built on first use."""
+        index = _lookup(self).get((node_id, sku))
+        if index is None:
+            return None
+        table = self.inventory_table
+        return self.inventory[index] if table is None else table.row(index)
+
     def policy(self, channel: str) -> ChannelPolicy | None:
         """The policy of ``channel``, or None when the snapshot has none."""
         return next((p for p in self.policies if p.channel == channel), None)
@@ -73,3 +113,25 @@ class Snapshot(Frozen):
     def as_of_date(self) -> dt.date:
         """UTC date of the snapshot."""
         return self.as_of.astimezone(dt.UTC).date()
+
+
+# (node_id, sku) → row lookups of the last few snapshots. Kept outside the model so that two
+# equal snapshots stay equal; the entry holds its snapshot, so an id is not reused meanwhile.
+_LOOKUPS: OrderedDict[int, tuple[Snapshot, dict[tuple[str, str], int]]] = OrderedDict()
+_LOOKUPS_LOCK = threading.Lock()
+
+
+def _lookup(snapshot: Snapshot) -> dict[tuple[str, str], int]:
+    """The row lookup of ``snapshot``, built on first use."""
+    with _LOOKUPS_LOCK:
+        found = _LOOKUPS.get(id(snapshot))
+        if found is not None and found[0] is snapshot:
+            _LOOKUPS.move_to_end(id(snapshot))
+            return found[1]
+    nodes, skus = snapshot._row_keys()
+    table = {key: i for i, key in enumerate(zip(nodes, skus, strict=True))}
+    with _LOOKUPS_LOCK:
+        _LOOKUPS[id(snapshot)] = (snapshot, table)
+        while len(_LOOKUPS) > 8:
+            _LOOKUPS.popitem(last=False)
+    return table

@@ -21,6 +21,7 @@ from models import (
     ChannelPolicy,
     InTransitLot,
     InventoryPosition,
+    InventoryTable,
     Location,
     Node,
     NodeKind,
@@ -401,6 +402,37 @@ def _rows_for(
     )
 
 
+def _inventory_table(
+    rows: _Rows, node_ids: tuple[str, ...], skus: tuple[str, ...], as_of: dt.date
+) -> InventoryTable:
+    """The rows as columns, skipping validation for the same reason as the row form."""
+    lot_row: list[int] = []
+    lot_quantity: list[int] = []
+    lot_eta: list[dt.date] = []
+    for i in np.flatnonzero(rows.lot_qty[:, 0] > 0).tolist():
+        qty, days = rows.lot_qty[i].tolist(), rows.lot_days[i].tolist()
+        if qty[1] and days[0] == days[1]:
+            qty, days = [qty[0] + qty[1], 0], days[:1]  # as in the row form
+        for q, d in zip(qty, days, strict=False):
+            if q:
+                lot_row.append(i)
+                lot_quantity.append(q)
+                lot_eta.append(as_of + dt.timedelta(days=d))
+    node_names = np.array(node_ids, dtype=object)
+    sku_names = np.array(skus, dtype=object)
+    return InventoryTable.model_construct(
+        node_id=tuple(node_names[rows.node].tolist()),
+        sku=tuple(sku_names[rows.sku].tolist()),
+        on_hand=tuple(rows.on_hand.tolist()),
+        reserved=tuple(rows.reserved.tolist()),
+        safety_stock=tuple(rows.safety.tolist()),
+        unit_cost=tuple(rows.unit_cost.tolist()),
+        lot_row=tuple(lot_row),
+        lot_quantity=tuple(lot_quantity),
+        lot_eta=tuple(lot_eta),
+    )
+
+
 def _inventory_positions(
     rows: _Rows, node_ids: tuple[str, ...], skus: tuple[str, ...], as_of: dt.date
 ) -> tuple[InventoryPosition, ...]:
@@ -574,9 +606,18 @@ def channel_policies() -> tuple[ChannelPolicy, ...]:
 
 
 def generate_network(
-    *, nodes: int = 200, skus: int = 2_000, seed: int = 7, as_of: dt.datetime | None = None
+    *,
+    nodes: int = 200,
+    skus: int = 2_000,
+    seed: int = 7,
+    as_of: dt.datetime | None = None,
+    columnar: bool = False,
 ) -> Snapshot:
-    """A synthetic US network snapshot, identical for identical arguments."""
+    """A synthetic US network snapshot, identical for identical arguments.
+
+    ``columnar`` puts the same rows in an ``inventory_table`` (the compact form for large
+    networks) instead of one ``InventoryPosition`` per row.
+    """
     _check_range("nodes", nodes, MIN_NODES, MAX_NODES)
     _check_range("skus", skus, MIN_SKUS, MAX_SKUS)
     as_of = DEFAULT_AS_OF if as_of is None else as_of
@@ -588,9 +629,9 @@ def generate_network(
     table = _generate_nodes(node_counts(nodes), as_of, node_rng)
     catalog = _generate_catalog(skus, catalog_rng)
     rows = _generate_inventory(table, catalog, stock_rng)
-    inventory = _inventory_positions(
-        rows, table.ids, tuple(item.sku for item in catalog.items), as_of.astimezone(dt.UTC).date()
-    )
+    sku_ids = tuple(item.sku for item in catalog.items)
+    day = as_of.astimezone(dt.UTC).date()
+    inventory = () if columnar else _inventory_positions(rows, table.ids, sku_ids, day)
     return Snapshot(
         version=f"synth-n{nodes}-k{skus}-s{seed}-{as_of.astimezone(dt.UTC):%Y%m%dT%H%M}",
         as_of=as_of,
@@ -598,6 +639,7 @@ def generate_network(
         services=_generate_services(table, as_of, service_rng),
         items=catalog.items,
         inventory=inventory,
+        inventory_table=_inventory_table(rows, table.ids, sku_ids, day) if columnar else None,
         policies=channel_policies(),
     )
 

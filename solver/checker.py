@@ -130,6 +130,25 @@ class CheckReport:
 # Lookups: built once per snapshot object, then shared by every check against it.
 
 
+class _Rows:
+    """Inventory rows by (node_id, SKU), read through the snapshot's own row lookup.
+
+    Holds the snapshot weakly, like the index cache, and memoises what it has looked up.
+    """
+
+    def __init__(self, snapshot: Snapshot) -> None:
+        """Remember the snapshot without keeping it alive."""
+        self._snapshot = weakref.ref(snapshot)
+        self._seen: dict[tuple[str, str], InventoryPosition | None] = {}
+
+    def get(self, key: tuple[str, str]) -> InventoryPosition | None:
+        """The row of (node_id, SKU), or None."""
+        if key not in self._seen:
+            snapshot = self._snapshot()
+            self._seen[key] = None if snapshot is None else snapshot.position(*key)
+        return self._seen[key]
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class _SnapshotIndex:
     """Dict lookups of a snapshot's nodes, services, items, inventory rows and policies."""
@@ -137,7 +156,7 @@ class _SnapshotIndex:
     nodes: dict[str, Node]
     services: dict[str, CarrierService]
     items: dict[str, CatalogItem]
-    inventory: dict[tuple[str, str], InventoryPosition]
+    inventory: _Rows
     policies: dict[str, ChannelPolicy]
 
 
@@ -154,7 +173,7 @@ def _build_index(snapshot: Snapshot) -> _SnapshotIndex:
         nodes={node.node_id: node for node in snapshot.nodes},
         services={service.service_id: service for service in snapshot.services},
         items={item.sku: item for item in snapshot.items},
-        inventory={(row.node_id, row.sku): row for row in snapshot.inventory},
+        inventory=_Rows(snapshot),
         policies={policy.channel: policy for policy in snapshot.policies},
     )
 

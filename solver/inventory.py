@@ -44,8 +44,10 @@ class Inventory:
     @classmethod
     def of(cls, snapshot: Snapshot) -> Inventory:
         """The snapshot's own inventory rows as version 0."""
-        node_pos = {node.node_id: i for i, node in enumerate(snapshot.nodes)}
-        sku_pos = {item.sku: i for i, item in enumerate(snapshot.items)}
+        node_pos = _node_positions(snapshot)
+        sku_pos = _sku_positions(snapshot)
+        if snapshot.inventory_table is not None:
+            return _from_table(snapshot, node_pos, sku_pos)
         return _from_positions(snapshot, 0, snapshot.inventory, node_pos, sku_pos)
 
     def position(self, node_id: str, sku: str) -> InventoryPosition | None:
@@ -172,4 +174,28 @@ def _from_positions(
         lot_qty=np.array(lot_qty, dtype=np.int64),
         rows={(int(n), int(k)): row for row, (n, k) in enumerate(zip(node, sku, strict=True))},
         **fields,
+    )
+
+
+def _from_table(snapshot: Snapshot, node_pos: dict[str, int], sku_pos: dict[str, int]) -> Inventory:
+    """Arrays straight from the columns of an inventory table."""
+    table = snapshot.inventory_table
+    assert table is not None  # the caller checked
+    node = np.array([node_pos[n] for n in table.node_id], dtype=np.int64)
+    sku = np.array([sku_pos[k] for k in table.sku], dtype=np.int64)
+    return Inventory(
+        snapshot=snapshot,
+        version=0,
+        node=node,
+        sku=sku,
+        on_hand=np.array(table.on_hand, dtype=np.int64),
+        reserved=np.array(table.reserved, dtype=np.int64),
+        safety_stock=np.array(table.safety_stock, dtype=np.int64),
+        unit_cost=np.array(table.unit_cost, dtype=np.int64),
+        lot_row=np.array(table.lot_row, dtype=np.int64),
+        lot_eta=np.array([eta.toordinal() for eta in table.lot_eta], dtype=np.int64),
+        lot_qty=np.array(table.lot_quantity, dtype=np.int64),
+        rows=dict(
+            zip(zip(node.tolist(), sku.tolist(), strict=True), range(node.size), strict=True)
+        ),
     )
