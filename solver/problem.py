@@ -529,24 +529,20 @@ def build_problem(ctx: CartContext, level: ServiceLevel, candidates: set[int]) -
     n_lines = len(ctx.lines)
 
     def cat(name: str) -> IntArray:
-        """Concatenate one per-slot field over the blocks."""
-        parts = [getattr(block, name) for block in blocks]
-        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+        """Concatenate one per-slot field over the blocks (a per-block scalar is repeated)."""
+        parts = [np.broadcast_to(getattr(block, name), block.size) for block in blocks]
+        return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, dtype=np.int64)
 
     return Problem(
         ctx=ctx,
         level=level,
         candidates=tuple(sorted(candidates)),
-        slot_node=np.concatenate([np.full(b.size, b.node, dtype=np.int64) for b in blocks])
-        if blocks
-        else np.zeros(0, dtype=np.int64),
+        slot_node=cat("node"),
         slot_date=cat("date"),
         slot_delivery=cat("delivery"),
         slot_days=cat("days"),
         slot_service=tuple(s for block in blocks for s in block.service),
-        slot_zone=np.concatenate([np.full(b.size, b.zone, dtype=np.int64) for b in blocks])
-        if blocks
-        else np.zeros(0, dtype=np.int64),
+        slot_zone=cat("zone"),
         slot_base=cat("base"),
         slot_per_kg=cat("per_kg"),
         slot_capacity=cat("capacity"),
