@@ -63,28 +63,39 @@ class _LevelOutcome:
 
 
 def _single_package(problem: Problem, coef: Coefficients) -> tuple[IntArray, int] | None:
-    """The cheapest answer that ships the whole cart in one package, if any slot can."""
-    qty = np.array([line.line.quantity for line in problem.ctx.lines], dtype=np.int64)
-    fits = np.flatnonzero((problem.avail >= qty[:, None]).all(axis=0))
+    """The cheapest answer that ships the whole cart in one package, if any slot can.
+
+    Every slot that can carry the cart is scored by a bound (its exact objective less the
+    protection cost, which is never negative); exact evaluation goes in bound order and stops
+    once no remaining bound can beat the best exact objective.
+    """
+    lines = problem.ctx.lines
+    qty = np.array([line.line.quantity for line in lines], dtype=np.int64)
+    sku = np.array([line.sku_index for line in lines], dtype=np.int64)
+    # Lines sharing a SKU draw on the same ATP, so each needs its SKU's total in the slot.
+    need = np.array([qty[sku == k].sum() for k in sku.tolist()], dtype=np.int64)
+    fits = (problem.avail >= need[:, None]).all(axis=0) & (problem.slot_capacity != 0)
+    labour = problem.slot_labour
+    fits &= (labour < 0) | (int(qty.sum()) * coef.pick_seconds <= labour)
+    slots = np.flatnonzero(fits)
+    if not slots.size:
+        return None
+    kg = max(1, -(-sum(line.weight_g * line.line.quantity for line in lines) // 1000))
+    bound = (
+        (coef.unit[:, slots] * qty[:, None]).sum(axis=0)
+        + coef.package[slots]
+        - coef.split
+        + coef.per_kg[slots] * kg
+        + coef.lateness * problem.slot_days[slots]
+    )
     best: tuple[IntArray, int] | None = None
-    for j in fits.tolist():
-        if problem.slot_capacity[j] == 0:
-            continue
-        labour = int(problem.slot_labour[j])
-        if labour >= 0 and int(qty.sum()) * int(coef.pick_seconds[j]) > labour:
-            continue
+    margin_bp = problem.ctx.margin_bp
+    for k in np.argsort(bound, kind="stable").tolist():
+        if best is not None and bound[k] >= best[1]:
+            break
         x = np.zeros(problem.avail.shape, dtype=np.int64)
-        x[:, j] = qty
-        # Lines sharing a SKU draw on the same ATP.
-        by_sku: dict[int, int] = {}
-        for i, line in enumerate(problem.ctx.lines):
-            by_sku[line.sku_index] = by_sku.get(line.sku_index, 0) + int(qty[i])
-        if any(
-            by_sku[line.sku_index] > problem.avail[i, j] for i, line in enumerate(problem.ctx.lines)
-        ):
-            continue
+        x[:, slots[k]] = qty
         evaluation = evaluate(problem, x, coef)
-        margin_bp = problem.ctx.margin_bp
         if margin_bp is not None and evaluation.margin * 10_000 < margin_bp * evaluation.revenue:
             continue
         if best is None or evaluation.objective < best[1]:
