@@ -1,7 +1,8 @@
 """The promise engine: tiered ATP, delivery dates, the OR-Tools MIP, greedy baselines, checker.
 
 Public surface: ``solve``, ``SolveParams``, ``availability``, ``Inventory`` (live stock),
-``warm_up``, the errors of ``solver.errors`` and the independent checker ``solver.checker``.
+``warm_up``, ``release`` (forget a retired snapshot), the errors of ``solver.errors`` and the
+independent checker ``solver.checker``.
 No OR-Tools object leaves this package.
 """
 
@@ -12,6 +13,7 @@ from solver.errors import (
     UnknownChannelError,
     UnknownPostalCodeError,
 )
+from solver.index import release
 from solver.inventory import Inventory
 from solver.solve import SolveParams, solve
 from solver.warm import warm_up
@@ -24,6 +26,7 @@ __all__ = [
     "UnknownChannelError",
     "UnknownPostalCodeError",
     "availability",
+    "release",
     "solve",
     "warm_up",
 ]

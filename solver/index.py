@@ -17,7 +17,7 @@ import numpy.typing as npt
 from models import ChannelPolicy, Node, NodeKind, Snapshot
 from solver.inventory import Inventory
 
-__all__ = ["SnapshotIndex", "index_of"]
+__all__ = ["SnapshotIndex", "index_of", "release"]
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
@@ -176,15 +176,19 @@ def _build(snapshot: Snapshot, inventory: Inventory) -> SnapshotIndex:
 
 
 _CACHE: OrderedDict[tuple[int, int | None], SnapshotIndex] = OrderedDict()
-_CACHE_SIZE = 8
+_CACHE_SIZE = 6
 _LOCK = threading.Lock()
 
 
-def index_of(snapshot: Snapshot, inventory: Inventory | None = None) -> SnapshotIndex:
+def index_of(
+    snapshot: Snapshot, inventory: Inventory | None = None, *, cache: bool = True
+) -> SnapshotIndex:
     """The array index of ``snapshot`` with ``inventory`` (default: the snapshot's own rows).
 
     Built on first use and kept for the last few (snapshot, inventory) pairs; a new inventory
-    version of a cached snapshot reuses its network arrays and calendar answers.
+    version of a cached snapshot reuses its network arrays and calendar answers. ``cache=False``
+    is for one-off snapshots (sent inline with a request): they are indexed without evicting
+    the live ones.
     """
     if inventory is not None and inventory.snapshot is not snapshot:
         raise ValueError("inventory belongs to another snapshot")
@@ -203,7 +207,8 @@ def index_of(snapshot: Snapshot, inventory: Inventory | None = None) -> Snapshot
                 return found
     if base is None:
         base = _build(snapshot, Inventory.of(snapshot))
-        _store((id(snapshot), None), base)
+        if cache:
+            _store((id(snapshot), None), base)
     if inventory is None:
         return base
     derived = dataclasses.replace(
@@ -212,8 +217,16 @@ def index_of(snapshot: Snapshot, inventory: Inventory | None = None) -> Snapshot
         _channel_cache={},
         **_inventory_arrays(snapshot, inventory),
     )
-    _store((id(snapshot), id(inventory)), derived)
+    if cache:
+        _store((id(snapshot), id(inventory)), derived)
     return derived
+
+
+def release(snapshot: Snapshot) -> None:
+    """Forget every cached index of ``snapshot`` (call when a snapshot is retired)."""
+    with _LOCK:
+        for key in [key for key, index in _CACHE.items() if index.snapshot is snapshot]:
+            del _CACHE[key]
 
 
 def _store(key: tuple[int, int | None], index: SnapshotIndex) -> None:

@@ -50,6 +50,7 @@ class SolveParams:
     per_line: int = 3  # pre-filter: cheapest nodes kept per line
     whole_cart: int = 4  # pre-filter: cheapest nodes kept among those that ship the whole cart
     slots_per_service: int = 2  # dispatch dates per (node, service) besides in-transit ones
+    cache: bool = True  # keep the snapshot's index for later solves (False: one-off snapshot)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -264,7 +265,7 @@ def solve(
     started = time.perf_counter()
     budget_s = (request.time_budget_ms or params.time_budget_ms) / 1000.0
     requested_at = request.requested_at or params.now or dt.datetime.now(dt.UTC)
-    index = index_of(snapshot, inventory)
+    index = index_of(snapshot, inventory, cache=params.cache)
     ctx = build_context(request, index, requested_at, slots_per_service=params.slots_per_service)
     levels = _levels(request, snapshot)
     outcomes: list[_LevelOutcome] = []

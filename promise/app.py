@@ -1,0 +1,476 @@
+"""The Litestar app: thin handlers over :class:`~promise.service.PromiseService`.
+
+Each handler validates (Litestar parses the body into the pydantic types), calls the service
+injected with ``Provide`` and returns its answer. Every error becomes an RFC 9457 problem
+document through the one ``exception_handlers`` table built in :func:`create_app`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from http import HTTPStatus
+from typing import Annotated, Any, Literal
+
+import anyio
+import pydantic
+from litestar import Litestar, MediaType, Request, Response, Router, get, post, put
+from litestar.di import NamedDependency, Provide
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.plugins import JsonRenderPlugin, ScalarRenderPlugin, SwaggerRenderPlugin
+from litestar.params import JSONBody, Parameter
+
+from models import AvailabilityReport, Snapshot
+from promise.errors import (
+    PROBLEM_MEDIA_TYPE,
+    FieldError,
+    Problem,
+    QueryParameterError,
+    ServiceUnavailableError,
+    field_error,
+    field_errors_from_pydantic,
+    problem_kind,
+    problem_response,
+)
+from promise.metrics import Metrics
+from promise.observe import (
+    SNAPSHOT_VERSION_KEY,
+    SOLVE_STATUS_KEY,
+    ObservedLitestar,
+    request_id_of,
+)
+from promise.schemas import (
+    Health,
+    PromiseAnswer,
+    PromiseBody,
+    Readiness,
+    SnapshotInfo,
+    ValidationAnswer,
+)
+from promise.service import PromiseService, SolveFn
+from promise.settings import Settings
+from solver.errors import PromiseError
+
+__all__ = ["create_app", "serve_app"]
+
+log = logging.getLogger(__name__)
+
+API_VERSION = "1.0.0"
+# Listing pages ask for a page of SKUs at a time; more is a crawl, not a listing.
+MAX_AVAILABILITY_SKUS = 200
+AnyRequest = Request[Any, Any, Any]
+
+
+def _problems(*statuses: int) -> dict[int, ResponseSpec]:
+    """OpenAPI entries for the problem documents a route may answer."""
+    descriptions = {
+        400: "Malformed JSON or an unreadable request.",
+        413: "The body is larger than this service accepts.",
+        422: "A field is invalid, or the request cannot be answered as asked (see errors).",
+        503: "Not ready or overloaded; retry after the Retry-After header's seconds.",
+    }
+    return {
+        status: ResponseSpec(
+            data_container=Problem,
+            media_type=PROBLEM_MEDIA_TYPE,
+            description=descriptions[status],
+            generate_examples=False,
+        )
+        for status in statuses
+    }
+
+
+def _annotate(request: AnyRequest, *, solve_status: str | None, snapshot_version: str) -> None:
+    """Hand the solve status and snapshot version to the access log line."""
+    state: dict[str, Any] = request.scope["state"]
+    state[SOLVE_STATUS_KEY] = solve_status
+    state[SNAPSHOT_VERSION_KEY] = snapshot_version
+
+
+# --- handlers -------------------------------------------------------------------------------
+
+
+@post(
+    "/v1/promise",
+    status_code=200,
+    summary="Promise a cart",
+    description=(
+        "Sources the cart across nodes and carrier services and promises delivery dates, one "
+        "option per service level. Uses the live snapshot unless the body carries one."
+    ),
+    tags=["promise"],
+    responses=_problems(400, 413, 422, 503),
+)
+async def promise_cart(
+    data: JSONBody[PromiseBody], service: NamedDependency[PromiseService], request: AnyRequest
+) -> PromiseAnswer:
+    """Answer a promise request."""
+    answer = await service.promise(data)
+    _annotate(
+        request, solve_status=answer.solver.status.value, snapshot_version=answer.snapshot_version
+    )
+    return answer
+
+
+@post(
+    "/v1/promise/validate",
+    status_code=200,
+    summary="Validate a promise request without solving",
+    description="Parses and checks the same body as POST /v1/promise; the framework floor.",
+    tags=["promise"],
+    responses=_problems(400, 413, 422),
+)
+async def validate_cart(
+    data: JSONBody[PromiseBody], service: NamedDependency[PromiseService]
+) -> ValidationAnswer:
+    """Validate a promise request."""
+    return service.validate(data)
+
+
+@get(
+    "/v1/availability",
+    summary="Tiered availability of SKUs",
+    description="Stock tiers per node, per region and in total, for one channel.",
+    tags=["availability"],
+    responses=_problems(400, 422, 503),
+)
+async def availability(
+    *,
+    service: NamedDependency[PromiseService],
+    request: AnyRequest,
+    sku: Annotated[
+        list[str],
+        Parameter(
+            description="SKU to report; repeat the parameter for several.",
+            min_items=1,
+            max_items=MAX_AVAILABILITY_SKUS,
+        ),
+    ],
+    channel: Annotated[str, Parameter(min_length=1, max_length=64)] = "web",
+    region: Annotated[str | None, Parameter(min_length=1, max_length=32)] = None,
+    postal_code: Annotated[str | None, Parameter(min_length=3, max_length=10)] = None,
+    country: Annotated[str, Parameter(min_length=2, max_length=2)] = "US",
+) -> AvailabilityReport:
+    """Report availability of the requested SKUs."""
+    report = await service.availability(
+        sku, channel, region=region, postal_code=postal_code, country=country
+    )
+    _annotate(request, solve_status=None, snapshot_version=report.snapshot_version)
+    return report
+
+
+@get(
+    "/v1/snapshot",
+    summary="Version and counts of the live snapshot",
+    tags=["snapshot"],
+    responses=_problems(503),
+)
+async def get_snapshot(service: NamedDependency[PromiseService]) -> SnapshotInfo:
+    """Describe the live snapshot."""
+    return await service.snapshot_info()
+
+
+@put(
+    "/v1/snapshot",
+    status_code=200,
+    summary="Replace the live snapshot",
+    description=(
+        "Validates the snapshot and makes it live on every worker atomically: a promise in "
+        "flight finishes on the snapshot it started with; every promise that starts after this "
+        "call returned sees the new one."
+    ),
+    tags=["snapshot"],
+    responses=_problems(400, 413, 422, 503),
+)
+async def put_snapshot(
+    data: JSONBody[Snapshot], service: NamedDependency[PromiseService], request: AnyRequest
+) -> SnapshotInfo:
+    """Swap the live snapshot."""
+    # The body was read to parse it; writing those exact bytes spares a second serialisation.
+    content = await request.body()
+    return await service.replace_snapshot(data, content)
+
+
+@get("/healthz", summary="Liveness", tags=["operations"])
+async def healthz() -> Health:
+    """The process serves HTTP."""
+    return Health(pid=os.getpid())
+
+
+@get("/readyz", summary="Readiness", tags=["operations"], responses=_problems(503))
+async def readyz(service: NamedDependency[PromiseService]) -> Readiness:
+    """Ready once the solver is warm and a snapshot is loaded."""
+    return service.readiness()
+
+
+@get(
+    "/metrics",
+    summary="Prometheus metrics",
+    tags=["operations"],
+    media_type=MediaType.TEXT,
+)
+async def metrics_text(metrics: NamedDependency[Metrics]) -> Response[bytes]:
+    """Metrics of every worker in the Prometheus text format."""
+    body, content_type = metrics.render()
+    # Litestar appends the charset to text types itself.
+    media_type = content_type.replace("; charset=utf-8", "")
+    return Response(content=body, media_type=media_type)
+
+
+# --- errors ---------------------------------------------------------------------------------
+
+_TITLES = {
+    "unknown-postal-code": "Unknown postal code",
+    "unknown-channel": "Unknown channel",
+    "invalid-request": "Request cannot be answered as asked",
+    "request-limit": "Request exceeds a limit of this service",
+    "invalid-destination": "Invalid destination",
+    "snapshot-rejected": "Snapshot rejected",
+    "not-ready": "Not ready",
+    "overloaded": "Overloaded",
+}
+_MISSING_PARAMETER = re.compile(r"Missing required (\w+) parameter '([^']+)'")
+
+
+def _title(kind: str) -> str:
+    """Human title of a problem kind."""
+    return _TITLES.get(kind, kind.replace("-", " ").capitalize())
+
+
+def _domain_problem(request: AnyRequest, exc: PromiseError) -> Response[bytes]:
+    """A request the engine cannot answer as asked: 422 naming the field at fault."""
+    kind = problem_kind(exc)
+    source: Literal["body", "query"] = "query" if isinstance(exc, QueryParameterError) else "body"
+    errors = [field_error(exc.field, exc.message, kind.replace("-", "_"), source)]
+    return problem_response(
+        status=422,
+        title=_title(kind),
+        detail=exc.message,
+        kind=kind,
+        errors=errors if exc.field else [],
+        request_id=request_id_of(request.scope),
+    )
+
+
+def _pydantic_cause(exc: BaseException) -> pydantic.ValidationError | None:
+    """The pydantic error behind a Litestar validation failure, if there is one."""
+    cause = exc.__cause__
+    while cause is not None:
+        if isinstance(cause, pydantic.ValidationError):
+            return cause
+        cause = cause.__cause__
+    return None
+
+
+def _source(value: object) -> Literal["body", "query", "header", "path"]:
+    """Where a Litestar error says the field came from."""
+    text = str(getattr(value, "value", value))
+    if text == "query":
+        return "query"
+    if text == "header":
+        return "header"
+    if text == "path":
+        return "path"
+    return "body"
+
+
+def _litestar_errors(exc: ValidationException) -> list[FieldError]:
+    """Field errors from Litestar's own messages (query parameters, an empty body)."""
+    missing = _MISSING_PARAMETER.search(exc.detail)
+    if missing is not None:
+        where, name = missing.groups()
+        return [
+            field_error((name,), f"missing required {where} parameter", "missing", _source(where))
+        ]
+    out: list[FieldError] = []
+    for entry in exc.extra if isinstance(exc.extra, list) else []:
+        if not isinstance(entry, dict):
+            out.append(field_error((), str(entry), "invalid", "body"))
+            continue
+        key = str(entry.get("key", ""))
+        loc = tuple(int(p) if p.isdigit() else p for p in key.split(".")) if key else ()
+        out.append(
+            field_error(loc, str(entry.get("message", "")), "invalid", _source(entry.get("source")))
+        )
+    if not out:
+        out.append(field_error((), exc.detail, "invalid", "body"))
+    return out
+
+
+def _validation_problem(request: AnyRequest, exc: ValidationException) -> Response[bytes]:
+    """Invalid fields: 422 with every offending field path."""
+    cause = _pydantic_cause(exc)
+    errors = list(field_errors_from_pydantic(cause.errors())) if cause else _litestar_errors(exc)
+    first = f": {errors[0].field or 'body'}: {errors[0].message}" if errors else ""
+    return problem_response(
+        status=422,
+        title="Request validation failed",
+        detail=f"{len(errors)} invalid field(s){first}",
+        kind="validation-failed",
+        errors=errors,
+        request_id=request_id_of(request.scope),
+    )
+
+
+def _unavailable_problem(request: AnyRequest, exc: ServiceUnavailableError) -> Response[bytes]:
+    """Not ready or overloaded: 503 with Retry-After."""
+    return problem_response(
+        status=503,
+        title=_title(problem_kind(exc)),
+        detail=exc.message,
+        kind=problem_kind(exc),
+        request_id=request_id_of(request.scope),
+        headers={"Retry-After": str(exc.retry_after_s)},
+    )
+
+
+def _http_problem(request: AnyRequest, exc: HTTPException) -> Response[bytes]:
+    """Litestar's own HTTP errors (400, 404, 405, 413, ...) as problem documents."""
+    status = exc.status_code
+    if status >= 500:
+        log.error(
+            "server error",
+            exc_info=exc,
+            extra={"request_id": request_id_of(request.scope), "path": request.url.path},
+        )
+    detail = exc.detail
+    if status == 413:
+        limit = request.route_handler.resolve_request_max_body_size()
+        detail = f"the body exceeds the {limit} bytes this route accepts"
+    elif status == 404:
+        detail = f"no route {request.url.path}"
+    elif status == 405:
+        detail = f"{request.method} is not allowed on {request.url.path}"
+    return problem_response(
+        status=status,
+        title=HTTPStatus(status).phrase,
+        detail=detail if status < 500 else "an unexpected error occurred",
+        request_id=request_id_of(request.scope),
+        headers=exc.headers,
+    )
+
+
+def _internal_problem(request: AnyRequest, exc: Exception) -> Response[bytes]:
+    """A bug: log it with its traceback and answer a problem 500 without internals."""
+    request_id = request_id_of(request.scope)
+    log.error(
+        "unhandled error",
+        exc_info=exc,
+        extra={"request_id": request_id, "path": request.url.path},
+    )
+    return problem_response(
+        status=500,
+        title="Internal Server Error",
+        detail="an unexpected error occurred; the request id identifies it in the logs",
+        kind="internal",
+        request_id=request_id,
+    )
+
+
+# --- the app --------------------------------------------------------------------------------
+
+
+def _default_snapshot(settings: Settings) -> Callable[[], Snapshot]:
+    """Loader of the start-up snapshot: the file given, else the embedded demo network."""
+    path = settings.snapshot_path
+    if path is not None:
+        return lambda: Snapshot.model_validate_json(path.read_bytes())
+
+    def demo() -> Snapshot:
+        import scenarios  # noqa: PLC0415 - the demo network is only built when it is served
+
+        # Generated afresh rather than taken from the process-wide cache, so that it can be
+        # freed once a swap replaces it.
+        return scenarios.generate_network()
+
+    return demo
+
+
+def create_app(
+    settings: Settings,
+    *,
+    initial_snapshot: Callable[[], Snapshot] | None = None,
+    solve: SolveFn | None = None,
+) -> Litestar:
+    """Build the app; ``initial_snapshot`` and ``solve`` replace the defaults in tests."""
+    metrics = Metrics()
+    service_kwargs: dict[str, Any] = {} if solve is None else {"solve": solve}
+    service = PromiseService(
+        settings,
+        metrics,
+        initial_snapshot=initial_snapshot or _default_snapshot(settings),
+        **service_kwargs,
+    )
+
+    @asynccontextmanager
+    async def lifespan(_app: Litestar) -> AsyncIterator[None]:
+        """Warm up and load in the background, so /healthz answers and /readyz says 503."""
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(service.start)
+            try:
+                yield
+            finally:
+                tasks.cancel_scope.cancel()
+
+    small_bodies = Router(
+        path="/",
+        route_handlers=[
+            promise_cart,
+            validate_cart,
+            availability,
+            healthz,
+            readyz,
+            metrics_text,
+        ],
+        request_max_body_size=settings.max_body_bytes,
+    )
+    snapshot_bodies = Router(
+        path="/",
+        route_handlers=[get_snapshot, put_snapshot],
+        request_max_body_size=settings.max_snapshot_bytes,
+    )
+    app = ObservedLitestar(
+        route_handlers=[small_bodies, snapshot_bodies],
+        dependencies={
+            "service": Provide(lambda: service, sync_to_thread=False),
+            "metrics": Provide(lambda: metrics, sync_to_thread=False),
+        },
+        exception_handlers={
+            PromiseError: _domain_problem,
+            ServiceUnavailableError: _unavailable_problem,
+            ValidationException: _validation_problem,
+            HTTPException: _http_problem,
+            Exception: _internal_problem,
+        },
+        lifespan=[lifespan],
+        openapi_config=OpenAPIConfig(
+            title="Promise engine",
+            version=API_VERSION,
+            description=(
+                "Omnichannel promise engine: sources carts across DCs and stores and promises "
+                "delivery dates. Errors are RFC 9457 problem documents."
+            ),
+            path="/schema",
+            render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(), JsonRenderPlugin()],
+        ),
+        debug=False,
+        # Logging is configured once per process (JSON lines); Litestar must not replace it.
+        logging_config=None,
+    )
+    app.metrics = metrics
+    app.state.service = service
+    return app
+
+
+def serve_app() -> Litestar:
+    """The app of one uvicorn worker, configured from ``PROMISE_*`` environment variables."""
+    from promise.logs import configure_logging  # noqa: PLC0415
+
+    settings = Settings.from_env()
+    configure_logging(settings.log_level)
+    return create_app(settings)

@@ -1,0 +1,152 @@
+"""Command line: ``promise serve``, ``promise demo`` and ``promise snapshot-export``.
+
+This module imports the app lazily: ``serve`` must set ``PROMETHEUS_MULTIPROC_DIR`` before any
+process imports prometheus_client, so that the workers' metrics are summed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from promise.settings import Settings, SettingsError
+
+__all__ = ["build_parser", "main"]
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+METRICS_SUBDIR = "metrics"
+# The demo prints a cart with a few lines: one-line carts make a dull first impression.
+DEMO_MIN_LINES = 3
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``promise`` command."""
+    parser = argparse.ArgumentParser(
+        prog="promise", description="Omnichannel promise engine: HTTP service and tools."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser(
+        "serve", help="serve the HTTP API (the embedded demo network unless --snapshot is given)"
+    )
+    serve.add_argument("--host", help="interface to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to bind (default 8000)")
+    serve.add_argument("--workers", type=int, help="worker processes (default 2)")
+    serve.add_argument("--snapshot", type=Path, metavar="PATH", help="snapshot JSON to serve")
+    serve.add_argument("--data-dir", type=Path, metavar="PATH", help="shared state (./data)")
+    serve.add_argument(
+        "--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="default INFO"
+    )
+
+    demo = commands.add_parser("demo", help="promise one sample cart on the demo network")
+    demo.add_argument("--seed", type=int, default=11, help="seed of the sample cart")
+
+    export = commands.add_parser(
+        "snapshot-export", help="write the demo network's snapshot JSON (for --snapshot)"
+    )
+    export.add_argument("path", type=Path, metavar="PATH")
+    return parser
+
+
+def _serve(args: argparse.Namespace) -> int:
+    """Run uvicorn with the configured number of worker processes."""
+    settings = Settings.from_env(
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        snapshot_path=args.snapshot,
+        data_dir=args.data_dir,
+        log_level=args.log_level,
+    )
+    # Workers may start in another directory; give them absolute paths.
+    snapshot_path = settings.snapshot_path.resolve() if settings.snapshot_path else None
+    if snapshot_path is not None and not snapshot_path.is_file():
+        sys.stderr.write(f"promise serve: no snapshot file at {snapshot_path}\n")
+        return 2
+    data_dir = settings.data_dir.resolve()
+    settings = settings.model_copy(update={"snapshot_path": snapshot_path, "data_dir": data_dir})
+    data_dir.mkdir(parents=True, exist_ok=True)
+    metrics_dir = data_dir / METRICS_SUBDIR
+    # Samples of an earlier run would be summed with this one's.
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    metrics_dir.mkdir()
+    os.environ[MULTIPROC_ENV] = str(metrics_dir)
+    os.environ.update(settings.to_env())
+
+    import uvicorn  # noqa: PLC0415 - after the environment is set, see the module docstring
+
+    from promise.logs import configure_logging, uvicorn_log_config  # noqa: PLC0415
+    from promise.snapshot_store import reset_pointer  # noqa: PLC0415
+    from promise.supervisor import Supervisor, supports_reuseport  # noqa: PLC0415
+
+    configure_logging(settings.log_level)
+    reset_pointer(data_dir)
+    log_config = uvicorn_log_config(settings.log_level)
+    if settings.workers > 1 and settings.port != 0 and supports_reuseport():
+        supervisor = Supervisor(
+            host=settings.host,
+            port=settings.port,
+            workers=settings.workers,
+            log_config=log_config,
+        )
+        return supervisor.run()
+    uvicorn.run(
+        "promise.app:serve_app",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        log_config=log_config,
+        access_log=False,
+        timeout_graceful_shutdown=10,
+    )
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    """Promise a sample cart on the demo network and print request and answer as JSON."""
+    import scenarios  # noqa: PLC0415 - heavy imports only for the commands that need them
+    import solver  # noqa: PLC0415
+
+    snapshot = scenarios.demo_snapshot()
+    carts = scenarios.generate_carts(snapshot, count=50, seed=args.seed)
+    request = next((c for c in carts if len(c.cart.lines) >= DEMO_MIN_LINES), carts[0])
+    result = solver.solve(request, snapshot)
+    out = {
+        "snapshot_version": snapshot.version,
+        "request": request.model_dump(mode="json", exclude_none=True),
+        "answer": result.model_dump(mode="json"),
+    }
+    sys.stdout.write(json.dumps(out, indent=2) + "\n")
+    return 0
+
+
+def _snapshot_export(args: argparse.Namespace) -> int:
+    """Write the demo network's snapshot JSON to a file."""
+    import scenarios  # noqa: PLC0415
+
+    path: Path = args.path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(scenarios.demo_snapshot().model_dump_json(), encoding="utf-8")
+    sys.stderr.write(f"wrote {path}\n")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``promise`` console script."""
+    args = build_parser().parse_args(argv)
+    commands = {"serve": _serve, "demo": _demo, "snapshot-export": _snapshot_export}
+    try:
+        return commands[args.command](args)
+    except SettingsError as exc:
+        sys.stderr.write(f"promise: invalid settings: {exc}\n")
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

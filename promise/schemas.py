@@ -1,0 +1,90 @@
+"""Request and answer bodies of the HTTP API (the domain types plus what the service adds)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Literal
+
+from pydantic import AwareDatetime, Field
+
+from models import Frozen, PromiseRequest, PromiseResult, Snapshot
+
+__all__ = [
+    "Health",
+    "PromiseAnswer",
+    "PromiseBody",
+    "Readiness",
+    "SnapshotInfo",
+    "ValidationAnswer",
+]
+
+
+class PromiseBody(PromiseRequest):
+    """Body of ``POST /v1/promise``: a promise request, optionally with its own snapshot."""
+
+    snapshot: Snapshot | None = Field(
+        default=None,
+        description="Solve against this snapshot instead of the live one (what-if calls).",
+    )
+
+    def to_request(self) -> PromiseRequest:
+        """The promise request without the inline snapshot (fields are already validated)."""
+        return PromiseRequest.model_construct(
+            **{name: getattr(self, name) for name in PromiseRequest.model_fields}
+        )
+
+
+class PromiseAnswer(PromiseResult):
+    """Answer of ``POST /v1/promise``: the engine's result, an id and the snapshot version."""
+
+    promise_id: uuid.UUID = Field(description="Identifies this answer in logs and follow-ups.")
+    snapshot_version: str = Field(description="Version of the snapshot the answer was made on.")
+
+    @classmethod
+    def from_result(cls, result: PromiseResult, *, snapshot_version: str) -> PromiseAnswer:
+        """Wrap a solver result (already validated) with a fresh id."""
+        fields = {name: getattr(result, name) for name in PromiseResult.model_fields}
+        return cls.model_construct(
+            **fields, promise_id=uuid.uuid4(), snapshot_version=snapshot_version
+        )
+
+
+class ValidationAnswer(Frozen):
+    """Answer of ``POST /v1/promise/validate``: the body parsed and passed every limit."""
+
+    valid: Literal[True] = True
+    cart_id: str
+    lines: int
+    inline_snapshot: bool
+
+
+class SnapshotInfo(Frozen):
+    """Version and size of the live snapshot."""
+
+    version: str
+    as_of: AwareDatetime
+    token: str = Field(description="Identifies the swap that installed this snapshot.")
+    loaded_at: AwareDatetime
+    nodes: int
+    services: int
+    items: int
+    inventory_rows: int
+    policies: int
+    channels: tuple[str, ...]
+
+
+class Health(Frozen):
+    """The process is up and serving HTTP."""
+
+    status: Literal["ok"] = "ok"
+    pid: int
+
+
+class Readiness(Frozen):
+    """The worker has a warmed snapshot and takes promises."""
+
+    status: Literal["ready"] = "ready"
+    pid: int
+    snapshot_version: str
+    loaded_at: dt.datetime

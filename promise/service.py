@@ -1,0 +1,329 @@
+"""The promise service: what the HTTP handlers call (no HTTP in here).
+
+Solves run in worker threads (CP-SAT releases the GIL), at most ``max_concurrent_solves`` at a
+time per worker, with at most ``max_queued_solves`` more waiting; beyond that the service
+answers :class:`~promise.errors.OverloadedError` at once rather than queueing without bound.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import gc
+import logging
+import os
+from collections.abc import Callable, Sequence
+from typing import Protocol, TypeVar
+
+import anyio
+import anyio.to_thread
+from pydantic import ValidationError
+
+import solver
+from models import (
+    AvailabilityReport,
+    Cart,
+    CartLine,
+    Destination,
+    PromiseRequest,
+    PromiseResult,
+    Snapshot,
+)
+from promise.errors import (
+    NotReadyError,
+    OverloadedError,
+    QueryParameterError,
+    RequestLimitError,
+    SnapshotRejectedError,
+    problem_kind,
+)
+from promise.metrics import Metrics
+from promise.schemas import PromiseAnswer, PromiseBody, Readiness, SnapshotInfo, ValidationAnswer
+from promise.settings import Settings
+from promise.snapshot_store import LiveSnapshot, SnapshotStore
+from solver.errors import PromiseError, UnknownChannelError, UnknownPostalCodeError
+
+__all__ = ["PromiseService", "SolveFn", "SolveGate", "warm_request"]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+# Lines of the cart that warms the solver on a freshly loaded snapshot.
+WARM_LINES = 3
+_QUERY_FIELDS: dict[type[PromiseError], tuple[str | int, ...]] = {
+    UnknownChannelError: ("channel",),
+    UnknownPostalCodeError: ("postal_code",),
+}
+
+
+class SolveFn(Protocol):
+    """Signature of ``solver.solve`` (injectable, so tests can hold a solve in flight)."""
+
+    def __call__(
+        self,
+        request: PromiseRequest,
+        snapshot: Snapshot,
+        *,
+        params: solver.SolveParams | None = None,
+    ) -> PromiseResult:
+        """Answer ``request`` on ``snapshot``."""
+        ...
+
+
+class SolveGate:
+    """Runs blocking calls in threads, a bounded number at a time, with a bounded queue."""
+
+    def __init__(
+        self,
+        concurrent: int,
+        queued: int,
+        *,
+        retry_after_s: int,
+        on_reject: Callable[[], None] | None = None,
+    ) -> None:
+        """Allow ``concurrent`` calls in flight and ``queued`` more waiting."""
+        self._concurrent = concurrent
+        self._capacity = concurrent + queued
+        self._retry_after_s = retry_after_s
+        self._on_reject = on_reject
+        self._admitted = 0
+        self._limiter: anyio.CapacityLimiter | None = None
+
+    @property
+    def admitted(self) -> int:
+        """Calls running or waiting now."""
+        return self._admitted
+
+    async def run(self, call: Callable[[], T]) -> T:
+        """Run ``call`` in a thread, or raise OverloadedError when slots and queue are full."""
+        if self._admitted >= self._capacity:
+            if self._on_reject is not None:
+                self._on_reject()
+            raise OverloadedError(
+                f"all {self._capacity} solve slots and queue places are taken",
+                self._retry_after_s,
+            )
+        if self._limiter is None:
+            # Created lazily: an anyio limiter belongs to the event loop that first uses it.
+            self._limiter = anyio.CapacityLimiter(self._concurrent)
+        self._admitted += 1
+        try:
+            return await anyio.to_thread.run_sync(call, limiter=self._limiter)
+        finally:
+            self._admitted -= 1
+
+
+def warm_request(snapshot: Snapshot) -> PromiseRequest | None:
+    """A small cart of stocked SKUs shipped to the first node's location (None if no stock)."""
+    skus: list[str] = []
+    for row in snapshot.positions():
+        if row.on_hand > row.reserved and row.sku not in skus:
+            skus.append(row.sku)
+            if len(skus) == WARM_LINES:
+                break
+    if not skus:
+        return None
+    node = snapshot.nodes[0]
+    lines = tuple(CartLine(line_id=f"warm-{i}", sku=sku, quantity=1) for i, sku in enumerate(skus))
+    return PromiseRequest(
+        cart=Cart(cart_id="warm-up", channel=snapshot.policies[0].channel, lines=lines),
+        destination=Destination(lat=node.location.lat, lon=node.location.lon),
+    )
+
+
+class PromiseService:
+    """Promises, availability and snapshot swaps for one worker process."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        metrics: Metrics,
+        *,
+        initial_snapshot: Callable[[], Snapshot],
+        solve: SolveFn = solver.solve,
+    ) -> None:
+        """Wire the settings, metrics, start-up snapshot loader and solve function."""
+        self._settings = settings
+        self._metrics = metrics
+        self._solve = solve
+        self._params = solver.SolveParams(time_budget_ms=settings.default_time_budget_ms)
+        self._inline_params = dataclasses.replace(self._params, cache=False)
+        self._gate = SolveGate(
+            settings.max_concurrent_solves,
+            settings.max_queued_solves,
+            retry_after_s=settings.retry_after_s,
+            on_reject=metrics.rejections.inc,
+        )
+        self.store = SnapshotStore(
+            settings.data_dir,
+            initial=initial_snapshot,
+            warm=self._warm_snapshot,
+            retry_after_s=settings.retry_after_s,
+            on_reload=lambda _live: metrics.snapshot_loads.labels("reload").inc(),
+            # A replaced snapshot's solver index would otherwise hold it in memory.
+            on_retire=solver.release,
+        )
+        self._warmed = False
+        self._heap_frozen = False
+        self.startup_error: str | None = None
+
+    @property
+    def ready(self) -> bool:
+        """Whether the solver is warm and a snapshot is loaded."""
+        return self._warmed and self.store.ready
+
+    async def start(self) -> None:
+        """Warm the solver and load the start-up snapshot (run in the background at start)."""
+        try:
+            await anyio.to_thread.run_sync(solver.warm_up, abandon_on_cancel=True)
+            self._warmed = True
+            live = await self.store.start()
+        except Exception as exc:
+            # Stay up and unready: /readyz tells the orchestrator, the log tells the operator.
+            self.startup_error = f"{type(exc).__name__}: {exc}"
+            log.exception("start-up failed; the worker stays unready")
+            return
+        self._metrics.snapshot_loads.labels("start").inc()
+        log.info("worker ready", extra={"snapshot_version": live.snapshot.version})
+
+    def _warm_snapshot(self, snapshot: Snapshot) -> None:
+        """Solve one small cart so the solver indexes ``snapshot`` now, then freeze the heap.
+
+        Freezing moves the long-lived snapshot out of the cyclic garbage collector's view, so
+        its full passes stay short instead of landing in the latency tail. Only the first
+        freeze collects first (a full pass takes a few hundred ms); a snapshot replaced by a
+        swap holds no reference cycles, so reference counting frees it even when frozen.
+        """
+        request = warm_request(snapshot)
+        if request is not None:
+            try:
+                self._solve(request, snapshot, params=self._params)
+            except PromiseError as exc:
+                log.warning("warm-up solve was refused", extra={"reason": exc.message})
+            except Exception as exc:
+                # A snapshot the engine crashes on would fail every checkout: refuse it.
+                log.exception("warm-up solve failed", extra={"snapshot_version": snapshot.version})
+                raise SnapshotRejectedError(
+                    f"the engine fails on this snapshot ({type(exc).__name__}); not made live"
+                ) from exc
+        if not self._heap_frozen:
+            gc.collect()
+            self._heap_frozen = True
+        gc.freeze()
+
+    def readiness(self) -> Readiness:
+        """Readiness of this worker, or NotReadyError."""
+        live = self.store.live
+        if not self._warmed or live is None:
+            detail = self.startup_error or "the solver is warming up or the snapshot is loading"
+            raise NotReadyError(detail, self._settings.retry_after_s)
+        return Readiness(
+            pid=os.getpid(), snapshot_version=live.snapshot.version, loaded_at=live.loaded_at
+        )
+
+    def check_limits(self, body: PromiseBody) -> None:
+        """Reject requests bigger or slower than this service accepts."""
+        limit = self._settings.max_cart_lines
+        if len(body.cart.lines) > limit:
+            raise RequestLimitError(
+                f"the cart has {len(body.cart.lines)} lines; this service accepts at most {limit}",
+                ("cart", "lines"),
+            )
+        budget = self._settings.max_time_budget_ms
+        if body.time_budget_ms is not None and body.time_budget_ms > budget:
+            raise RequestLimitError(
+                f"time_budget_ms {body.time_budget_ms} exceeds the maximum of {budget}",
+                ("time_budget_ms",),
+            )
+
+    def validate(self, body: PromiseBody) -> ValidationAnswer:
+        """The framework floor: the body is parsed already; apply the limits, solve nothing."""
+        self.check_limits(body)
+        return ValidationAnswer(
+            cart_id=body.cart.cart_id,
+            lines=len(body.cart.lines),
+            inline_snapshot=body.snapshot is not None,
+        )
+
+    async def _snapshot_for(self, body: PromiseBody) -> Snapshot:
+        """The inline snapshot, else the live one (held for the whole request)."""
+        if body.snapshot is not None:
+            return body.snapshot
+        if not self._warmed:
+            raise NotReadyError("the solver is warming up", self._settings.retry_after_s)
+        live: LiveSnapshot = await self.store.current()
+        return live.snapshot
+
+    async def promise(self, body: PromiseBody) -> PromiseAnswer:
+        """Source the cart and promise dates; the answer names the snapshot version used."""
+        self.check_limits(body)
+        request = body.to_request()
+        snapshot = await self._snapshot_for(body)
+        # An inline snapshot is used once: index it without evicting the live one.
+        params = self._params if body.snapshot is None else self._inline_params
+        call = functools.partial(self._solve, request, snapshot, params=params)
+        result = await self._gate.run(call)
+        self._metrics.observe_solve(result)
+        return PromiseAnswer.from_result(result, snapshot_version=snapshot.version)
+
+    async def availability(
+        self,
+        skus: Sequence[str],
+        channel: str,
+        *,
+        region: str | None = None,
+        postal_code: str | None = None,
+        country: str = "US",
+    ) -> AvailabilityReport:
+        """Tiered availability of ``skus`` for ``channel`` on the live snapshot."""
+        destination: Destination | None = None
+        if postal_code is not None:
+            try:
+                destination = Destination(postal_code=postal_code, country=country)
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                raise QueryParameterError(
+                    str(first["msg"]), ("postal_code",), kind="invalid-destination"
+                ) from exc
+        live = await self.store.current()
+        call = functools.partial(
+            solver.availability,
+            live.snapshot,
+            list(dict.fromkeys(skus)),
+            channel,
+            region=region,
+            destination=destination,
+        )
+        try:
+            return await self._gate.run(call)
+        except PromiseError as exc:
+            # The solver names request-body fields; here the same facts are query parameters.
+            field = _QUERY_FIELDS.get(type(exc), exc.field[-1:])
+            raise QueryParameterError(exc.message, field, kind=problem_kind(exc)) from exc
+
+    async def snapshot_info(self) -> SnapshotInfo:
+        """Version and counts of the live snapshot."""
+        return _info(await self.store.current())
+
+    async def replace_snapshot(self, snapshot: Snapshot, content: bytes | None) -> SnapshotInfo:
+        """Make ``snapshot`` live on every worker; ``content`` is its validated JSON."""
+        live = await self.store.replace(snapshot, content)
+        self._metrics.snapshot_loads.labels("swap").inc()
+        return _info(live)
+
+
+def _info(live: LiveSnapshot) -> SnapshotInfo:
+    """Version and counts of a live snapshot."""
+    snapshot = live.snapshot
+    return SnapshotInfo(
+        version=snapshot.version,
+        as_of=snapshot.as_of,
+        token=live.token,
+        loaded_at=live.loaded_at,
+        nodes=len(snapshot.nodes),
+        services=len(snapshot.services),
+        items=len(snapshot.items),
+        inventory_rows=snapshot.row_count,
+        policies=len(snapshot.policies),
+        channels=tuple(policy.channel for policy in snapshot.policies),
+    )

@@ -1,0 +1,91 @@
+"""Service settings, read from ``PROMISE_*`` environment variables.
+
+Every worker process reads its settings from the environment, so the CLI passes its options to
+uvicorn's workers by writing them back with :meth:`Settings.to_env`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+__all__ = ["ENV_PREFIX", "Settings", "SettingsError"]
+
+ENV_PREFIX = "PROMISE_"
+MIB = 1024 * 1024
+
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+
+
+class SettingsError(ValueError):
+    """An environment variable holds a value the settings reject."""
+
+
+class Settings(BaseModel):
+    """Options of one service instance (all workers share them)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=0, le=65535)] = 8000
+    workers: Annotated[int, Field(ge=1, le=64)] = 2
+    snapshot_path: Path | None = Field(
+        default=None, description="Snapshot JSON to serve; None serves the embedded demo network."
+    )
+    data_dir: Path = Field(
+        default=Path("data"),
+        description="Where a swapped snapshot and its version pointer are shared by the workers.",
+    )
+    max_body_bytes: Annotated[int, Field(ge=1024)] = 4 * MIB
+    max_snapshot_bytes: Annotated[int, Field(ge=1024)] = 1024 * MIB
+    max_cart_lines: Annotated[int, Field(ge=1, le=500)] = 100
+    max_time_budget_ms: Annotated[int, Field(ge=1, le=60_000)] = 2_000
+    default_time_budget_ms: Annotated[int, Field(ge=1, le=60_000)] = 50
+    # Most of a solve is Python holding the GIL: a second solve thread in a worker only slows
+    # both down (their wall-clock budgets run while they wait) and turns answers into
+    # fallbacks. Scale with worker processes instead.
+    max_concurrent_solves: Annotated[int, Field(ge=1, le=256)] = 1
+    max_queued_solves: Annotated[int, Field(ge=0, le=10_000)] = 64
+    retry_after_s: Annotated[int, Field(ge=1, le=3600)] = 1
+    log_level: LogLevel = "INFO"
+
+    @model_validator(mode="after")
+    def _default_within_max(self) -> Settings:
+        """The default time budget must itself be an acceptable budget."""
+        if self.default_time_budget_ms > self.max_time_budget_ms:
+            raise ValueError(
+                f"default_time_budget_ms ({self.default_time_budget_ms}) exceeds "
+                f"max_time_budget_ms ({self.max_time_budget_ms})"
+            )
+        return self
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+        """Settings from ``PROMISE_<FIELD>`` variables, then ``overrides``, then defaults."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        for name in cls.model_fields:
+            raw = environ.get(ENV_PREFIX + name.upper())
+            if raw is not None and raw != "":
+                values[name] = raw.upper() if name == "log_level" else raw
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        try:
+            return cls.model_validate(values)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{ENV_PREFIX}{'.'.join(map(str, e['loc'])).upper()}: {e['msg']}"
+                for e in exc.errors()
+            )
+            raise SettingsError(problems) from exc
+
+    def to_env(self) -> dict[str, str]:
+        """The ``PROMISE_*`` variables that reproduce these settings in another process."""
+        env: dict[str, str] = {}
+        for name, value in self.model_dump().items():
+            if value is not None:
+                env[ENV_PREFIX + name.upper()] = str(value)
+        return env

@@ -1,0 +1,275 @@
+"""The app in-process: readiness before warm-up, overload, the snapshot store, settings, CLI."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+import anyio
+import httpx
+import pytest
+from litestar import Litestar
+from litestar.testing import TestClient
+
+import solver
+from models import InventoryTable, PromiseRequest, PromiseResult, Snapshot
+from promise.app import create_app
+from promise.cli import main
+from promise.service import warm_request
+from promise.settings import Settings, SettingsError
+from promise.snapshot_store import LiveSnapshot, SnapshotStore
+from solver.checker import check
+from tests.promise.promise_helpers import (
+    TINY_SKU,
+    metric_value,
+    result_of,
+    shipping_nodes,
+    tiny_body,
+    tiny_snapshot,
+)
+
+# Bounded waits for conditions that a background thread brings about.
+DEADLINE_S = 30.0
+POLL_S = 0.02
+
+
+def _settings(data_dir: Path, **overrides: object) -> Settings:
+    """Settings for an in-process app on ``data_dir``."""
+    return Settings.from_env({}, data_dir=data_dir, **overrides)
+
+
+def _poll_ready(client: TestClient[Litestar]) -> httpx.Response:
+    """Poll /readyz until it answers 200 or the deadline passes."""
+    deadline = time.monotonic() + DEADLINE_S
+    response = client.get("/readyz")
+    while response.status_code != 200 and time.monotonic() < deadline:
+        time.sleep(POLL_S)
+        response = client.get("/readyz")
+    return response
+
+
+def test_not_ready_until_the_snapshot_is_loaded_and_warm(data_dir: Path) -> None:
+    """/readyz and /v1/promise answer 503 + Retry-After while loading; 200 once warm."""
+    release = threading.Event()
+
+    def slow_snapshot() -> Snapshot:
+        release.wait(DEADLINE_S)
+        return tiny_snapshot("tiny-v1")
+
+    app = create_app(_settings(data_dir), initial_snapshot=slow_snapshot)
+    with TestClient(app) as client:
+        before = client.get("/readyz")
+        assert before.status_code == 503
+        assert before.headers["retry-after"] == "1"
+        assert before.headers["content-type"].startswith("application/problem+json")
+        assert client.post("/v1/promise", json=tiny_body()).status_code == 503
+        assert client.get("/healthz").status_code == 200
+        release.set()
+        after = _poll_ready(client)
+        assert after.status_code == 200
+        assert after.json()["snapshot_version"] == "tiny-v1"
+        answer = client.post("/v1/promise", json=tiny_body())
+        assert answer.status_code == 200
+        assert shipping_nodes(answer.json()) == {"CHI"}
+
+
+def test_overload_answers_503_instead_of_queueing(data_dir: Path) -> None:
+    """With one solve slot and no queue, a second concurrent promise gets 503 + Retry-After."""
+    entered = threading.Event()
+    release = threading.Event()
+
+    def held_solve(
+        request: PromiseRequest, snapshot: Snapshot, *, params: solver.SolveParams | None = None
+    ) -> PromiseResult:
+        if request.cart.cart_id == "held":
+            entered.set()
+            release.wait(DEADLINE_S)
+        return solver.solve(request, snapshot, params=params)
+
+    settings = _settings(data_dir, max_concurrent_solves=1, max_queued_solves=0, retry_after_s=3)
+    app = create_app(settings, initial_snapshot=lambda: tiny_snapshot("tiny-v1"), solve=held_solve)
+
+    async def scenario() -> tuple[httpx.Response, httpx.Response, str]:
+        # One event loop for the app and both requests, so they really run concurrently.
+        # httpx types ASGI apps with plain dicts, Litestar with TypedDicts: same protocol.
+        transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
+        async with (
+            app.lifespan(),
+            httpx.AsyncClient(transport=transport, base_url="http://app") as client,
+        ):
+            deadline = time.monotonic() + DEADLINE_S
+            while (await client.get("/readyz")).status_code != 200:
+                assert time.monotonic() < deadline
+                await anyio.sleep(POLL_S)
+            held: list[httpx.Response] = []
+
+            async def first() -> None:
+                held.append(await client.post("/v1/promise", json=tiny_body("held")))
+
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(first)
+                assert await anyio.to_thread.run_sync(entered.wait, DEADLINE_S)
+                refused = await client.post("/v1/promise", json=tiny_body("second"))
+                release.set()
+            metrics = (await client.get("/metrics")).text
+            return held[0], refused, metrics
+
+    held, refused, metrics = anyio.run(scenario)
+    assert held.status_code == 200
+    assert refused.status_code == 503
+    assert refused.headers["retry-after"] == "3"
+    assert refused.json()["type"].endswith("overloaded")
+    assert metric_value(metrics, "promise_overload_rejections_total") == 1
+
+
+def test_snapshot_the_engine_fails_on_is_not_made_live(data_dir: Path) -> None:
+    """A valid snapshot whose warm-up solve crashes is refused with a 422; the old one stays."""
+
+    def fragile_solve(
+        request: PromiseRequest, snapshot: Snapshot, *, params: solver.SolveParams | None = None
+    ) -> PromiseResult:
+        if snapshot.version == "tiny-v2":
+            raise RuntimeError("engine bug")
+        return solver.solve(request, snapshot, params=params)
+
+    app = create_app(
+        _settings(data_dir), initial_snapshot=lambda: tiny_snapshot("tiny-v1"), solve=fragile_solve
+    )
+    with TestClient(app) as client:
+        assert _poll_ready(client).status_code == 200
+        refused = client.put(
+            "/v1/snapshot",
+            content=tiny_snapshot("tiny-v2").model_dump_json(),
+            headers={"content-type": "application/json"},
+        )
+        assert refused.status_code == 422
+        assert refused.json()["type"].endswith("snapshot-rejected")
+        assert client.get("/v1/snapshot").json()["version"] == "tiny-v1"
+        assert client.post("/v1/promise", json=tiny_body()).json()["snapshot_version"] == "tiny-v1"
+
+
+def test_swap_reaches_another_worker_once(tmp_path: Path) -> None:
+    """Two stores on one data dir (two workers): a swap in one is loaded once by the other."""
+    warmed: list[str] = []
+    reloads: list[LiveSnapshot] = []
+
+    def store() -> SnapshotStore:
+        return SnapshotStore(
+            tmp_path,
+            initial=lambda: tiny_snapshot("tiny-v1"),
+            warm=lambda snapshot: warmed.append(snapshot.version),
+            on_reload=reloads.append,
+        )
+
+    async def scenario() -> tuple[list[str], list[str]]:
+        writer, reader = store(), store()
+        await writer.start()
+        await reader.start()
+        await writer.replace(tiny_snapshot("tiny-v2"))
+        seen_by_reader = [(await reader.current()).snapshot.version for _ in range(3)]
+        seen_by_writer = [(await writer.current()).snapshot.version for _ in range(3)]
+        return seen_by_reader, seen_by_writer
+
+    seen_by_reader, seen_by_writer = anyio.run(scenario)
+    assert seen_by_reader == ["tiny-v2"] * 3
+    assert seen_by_writer == ["tiny-v2"] * 3
+    assert len(reloads) == 1
+    # Start-up of both, the writer before publishing, the reader's one reload.
+    assert warmed == ["tiny-v1", "tiny-v1", "tiny-v2", "tiny-v2"]
+    assert len(list((tmp_path / "snapshots").glob("*.json"))) == 1
+
+
+def test_store_keeps_only_recent_snapshot_files(tmp_path: Path) -> None:
+    """Old swap files are deleted; the live one and its predecessor stay."""
+
+    async def scenario() -> str:
+        store = SnapshotStore(
+            tmp_path, initial=lambda: tiny_snapshot("tiny-v1"), warm=lambda _s: None
+        )
+        await store.start()
+        for version in ("tiny-v2", "tiny-v1", "tiny-v2", "tiny-v1"):
+            await store.replace(tiny_snapshot(version))
+        return (await store.current()).snapshot.version
+
+    assert anyio.run(scenario) == "tiny-v1"
+    assert len(list((tmp_path / "snapshots").glob("*.json"))) == 2
+
+
+def test_inline_snapshot_works_in_process(data_dir: Path) -> None:
+    """The validate floor and an inline-snapshot promise through the in-process app."""
+    app = create_app(_settings(data_dir), initial_snapshot=lambda: tiny_snapshot("tiny-v1"))
+    body = {**tiny_body(), "snapshot": tiny_snapshot("tiny-v2").model_dump(mode="json")}
+    with TestClient(app) as client:
+        assert _poll_ready(client).status_code == 200
+        floor = client.post("/v1/promise/validate", json=body)
+        assert floor.json() == {
+            "valid": True,
+            "cart_id": "tiny-cart",
+            "lines": 1,
+            "inline_snapshot": True,
+        }
+        answer = client.post("/v1/promise", json=body).json()
+    assert answer["snapshot_version"] == "tiny-v2"
+    assert shipping_nodes(answer) == {"DAL"}
+    assert result_of(answer).cart_id == "tiny-cart"
+
+
+def test_columnar_snapshot_is_warmed_and_counted(data_dir: Path) -> None:
+    """A snapshot holding its inventory as columns is warmed, served and counted like rows."""
+    rows = tiny_snapshot("tiny-v2")
+    table = InventoryTable(
+        node_id=tuple(r.node_id for r in rows.inventory),
+        sku=tuple(r.sku for r in rows.inventory),
+        on_hand=tuple(r.on_hand for r in rows.inventory),
+        reserved=tuple(r.reserved for r in rows.inventory),
+        safety_stock=tuple(r.safety_stock for r in rows.inventory),
+        unit_cost=tuple(r.unit_cost for r in rows.inventory),
+    )
+    columnar = rows.model_copy(update={"inventory": (), "inventory_table": table})
+    request = warm_request(columnar)
+    assert request is not None
+    assert [line.sku for line in request.cart.lines] == [TINY_SKU]
+    app = create_app(_settings(data_dir), initial_snapshot=lambda: columnar)
+    with TestClient(app) as client:
+        assert _poll_ready(client).status_code == 200
+        assert client.get("/v1/snapshot").json()["inventory_rows"] == 1
+        assert shipping_nodes(client.post("/v1/promise", json=tiny_body()).json()) == {"DAL"}
+
+
+def test_settings_from_environment() -> None:
+    """PROMISE_* variables are parsed and validated; to_env round-trips."""
+    settings = Settings.from_env(
+        {"PROMISE_PORT": "9001", "PROMISE_LOG_LEVEL": "debug", "PROMISE_WORKERS": "3"}
+    )
+    assert (settings.port, settings.log_level, settings.workers) == (9001, "DEBUG", 3)
+    assert Settings.from_env(settings.to_env()) == settings
+    with pytest.raises(SettingsError, match="PROMISE_PORT"):
+        Settings.from_env({"PROMISE_PORT": "not-a-port"})
+    with pytest.raises(SettingsError, match="default_time_budget_ms"):
+        Settings.from_env(
+            {"PROMISE_DEFAULT_TIME_BUDGET_MS": "900", "PROMISE_MAX_TIME_BUDGET_MS": "100"}
+        )
+
+
+def test_cli_exports_the_demo_snapshot(tmp_path: Path, demo_snapshot: Snapshot) -> None:
+    """`promise snapshot-export PATH` writes the demo network as loadable JSON."""
+    path = tmp_path / "demo.json"
+    assert main(["snapshot-export", str(path)]) == 0
+    loaded = Snapshot.model_validate_json(path.read_bytes())
+    assert loaded.version == demo_snapshot.version
+    assert loaded.row_count == demo_snapshot.row_count
+
+
+def test_cli_demo_prints_a_checked_answer(
+    capsys: pytest.CaptureFixture[str], demo_snapshot: Snapshot
+) -> None:
+    """`promise demo` prints a request and an answer that passes the checker."""
+    assert main(["demo"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    request = PromiseRequest.model_validate(out["request"])
+    result = PromiseResult.model_validate(out["answer"])
+    assert len(request.cart.lines) >= 3
+    assert result.options
+    assert check(result, request, demo_snapshot).ok
