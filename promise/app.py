@@ -23,7 +23,7 @@ from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.plugins import JsonRenderPlugin, ScalarRenderPlugin, SwaggerRenderPlugin
-from litestar.params import JSONBody, Parameter
+from litestar.params import HeaderParameter, JSONBody, Parameter
 
 from models import AvailabilityReport, Snapshot
 from promise.errors import (
@@ -54,6 +54,7 @@ from promise.schemas import (
 )
 from promise.service import PromiseService, SolveFn
 from promise.settings import Settings
+from promise.stock import STOCK_EXCEPTION_HANDLERS, StockService, StockSettings, stock_router
 from solver.errors import PromiseError
 
 __all__ = ["create_app", "serve_app"]
@@ -107,10 +108,21 @@ def _annotate(request: AnyRequest, *, solve_status: str | None, snapshot_version
     responses=_problems(400, 413, 422, 503),
 )
 async def promise_cart(
-    data: JSONBody[PromiseBody], service: NamedDependency[PromiseService], request: AnyRequest
+    data: JSONBody[PromiseBody],
+    service: NamedDependency[PromiseService],
+    request: AnyRequest,
+    idempotency_key: Annotated[
+        str | None,
+        HeaderParameter(
+            name="Idempotency-Key",
+            max_length=200,
+            pattern=r"^[\x21-\x7e]+$",
+            description="With reserve: true, retries with this key hold only once.",
+        ),
+    ] = None,
 ) -> PromiseAnswer:
     """Answer a promise request."""
-    answer = await service.promise(data)
+    answer = await service.promise(data, idempotency_key=idempotency_key)
     _annotate(
         request, solve_status=answer.solver.status.value, snapshot_version=answer.snapshot_version
     )
@@ -400,17 +412,25 @@ def create_app(
     """Build the app; ``initial_snapshot`` and ``solve`` replace the defaults in tests."""
     metrics = Metrics()
     service_kwargs: dict[str, Any] = {} if solve is None else {"solve": solve}
+
+    async def live_snapshot() -> Snapshot:
+        return (await service.store.current()).snapshot
+
+    stock = StockService.open(
+        StockSettings.from_env(data_dir=settings.data_dir), snapshot=live_snapshot
+    )
     service = PromiseService(
         settings,
         metrics,
         initial_snapshot=initial_snapshot or _default_snapshot(settings),
+        stock=stock,
         **service_kwargs,
     )
 
     @asynccontextmanager
     async def lifespan(_app: Litestar) -> AsyncIterator[None]:
         """Warm up and load in the background, so /healthz answers and /readyz says 503."""
-        async with anyio.create_task_group() as tasks:
+        async with stock.running(), anyio.create_task_group() as tasks:
             tasks.start_soon(service.start)
             try:
                 yield
@@ -435,12 +455,17 @@ def create_app(
         request_max_body_size=settings.max_snapshot_bytes,
     )
     app = ObservedLitestar(
-        route_handlers=[small_bodies, snapshot_bodies],
+        route_handlers=[
+            small_bodies,
+            snapshot_bodies,
+            stock_router(stock, max_body_bytes=settings.max_body_bytes),
+        ],
         dependencies={
             "service": Provide(lambda: service, sync_to_thread=False),
             "metrics": Provide(lambda: metrics, sync_to_thread=False),
         },
         exception_handlers={
+            **STOCK_EXCEPTION_HANDLERS,
             PromiseError: _domain_problem,
             ServiceUnavailableError: _unavailable_problem,
             ValidationException: _validation_problem,

@@ -8,7 +8,8 @@ from typing import Literal
 
 from pydantic import AwareDatetime, Field
 
-from models import Frozen, PromiseRequest, PromiseResult, Snapshot
+from models import Frozen, PromiseRequest, PromiseResult, ServiceLevel, Snapshot
+from promise.stock.schemas import PromiseHold
 
 __all__ = [
     "Health",
@@ -27,6 +28,12 @@ class PromiseBody(PromiseRequest):
         default=None,
         description="Solve against this snapshot instead of the live one (what-if calls).",
     )
+    reserve: bool = Field(
+        default=False, description="Also hold the chosen option's allocation (live stock only)."
+    )
+    reserve_service_level: ServiceLevel | None = Field(
+        default=None, description="Option to hold with reserve; default the recommended one."
+    )
 
     def to_request(self) -> PromiseRequest:
         """The promise request without the inline snapshot (fields are already validated)."""
@@ -40,6 +47,9 @@ class PromiseAnswer(PromiseResult):
 
     promise_id: uuid.UUID = Field(description="Identifies this answer in logs and follow-ups.")
     snapshot_version: str = Field(description="Version of the snapshot the answer was made on.")
+    reservation: PromiseHold | None = Field(
+        default=None, description="What reserve: true held, or why it could not."
+    )
 
     @classmethod
     def from_result(cls, result: PromiseResult, *, snapshot_version: str) -> PromiseAnswer:

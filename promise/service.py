@@ -41,6 +41,7 @@ from promise.metrics import Metrics
 from promise.schemas import PromiseAnswer, PromiseBody, Readiness, SnapshotInfo, ValidationAnswer
 from promise.settings import Settings
 from promise.snapshot_store import LiveSnapshot, SnapshotStore
+from promise.stock import StockService
 from solver.errors import PromiseError, UnknownChannelError, UnknownPostalCodeError
 
 __all__ = ["PromiseService", "SolveFn", "SolveGate", "warm_request"]
@@ -65,6 +66,7 @@ class SolveFn(Protocol):
         snapshot: Snapshot,
         *,
         params: solver.SolveParams | None = None,
+        inventory: solver.Inventory | None = None,
     ) -> PromiseResult:
         """Answer ``request`` on ``snapshot``."""
         ...
@@ -141,11 +143,13 @@ class PromiseService:
         *,
         initial_snapshot: Callable[[], Snapshot],
         solve: SolveFn = solver.solve,
+        stock: StockService | None = None,
     ) -> None:
         """Wire the settings, metrics, start-up snapshot loader and solve function."""
         self._settings = settings
         self._metrics = metrics
         self._solve = solve
+        self.stock = stock
         self._params = solver.SolveParams(time_budget_ms=settings.default_time_budget_ms)
         self._inline_params = dataclasses.replace(self._params, cache=False)
         self._gate = SolveGate(
@@ -254,17 +258,45 @@ class PromiseService:
         live: LiveSnapshot = await self.store.current()
         return live.snapshot
 
-    async def promise(self, body: PromiseBody) -> PromiseAnswer:
+    async def promise(
+        self, body: PromiseBody, *, idempotency_key: str | None = None
+    ) -> PromiseAnswer:
         """Source the cart and promise dates; the answer names the snapshot version used."""
         self.check_limits(body)
+        if body.reserve and body.snapshot is not None:
+            raise RequestLimitError(
+                "reserve holds live stock: omit the inline snapshot", ("reserve",)
+            )
         request = body.to_request()
         snapshot = await self._snapshot_for(body)
         # An inline snapshot is used once: index it without evicting the live one.
         params = self._params if body.snapshot is None else self._inline_params
-        call = functools.partial(self._solve, request, snapshot, params=params)
+        stock = None if body.snapshot is not None else self.stock
+        call: Callable[[], PromiseResult] = functools.partial(
+            self._solve, request, snapshot, params=params
+        )
+        if stock is not None:
+            call = stock.with_inventory(
+                snapshot,
+                lambda inventory: self._solve(
+                    request, snapshot, params=params, inventory=inventory
+                ),
+            )
         result = await self._gate.run(call)
         self._metrics.observe_solve(result)
-        return PromiseAnswer.from_result(result, snapshot_version=snapshot.version)
+        answer = PromiseAnswer.from_result(result, snapshot_version=snapshot.version)
+        if stock is None:
+            return answer
+        if not body.reserve:
+            await stock.remember_promise(answer.promise_id, result)
+            return answer
+        held = await stock.promise_and_hold(
+            result,
+            promise_id=answer.promise_id,
+            service_level=body.reserve_service_level,
+            idempotency_key=idempotency_key,
+        )
+        return answer.model_copy(update={"reservation": held})
 
     async def availability(
         self,
@@ -286,13 +318,19 @@ class PromiseService:
                     str(first["msg"]), ("postal_code",), kind="invalid-destination"
                 ) from exc
         live = await self.store.current()
-        call = functools.partial(
-            solver.availability,
-            live.snapshot,
-            list(dict.fromkeys(skus)),
-            channel,
-            region=region,
-            destination=destination,
+
+        def report(inventory: solver.Inventory | None = None) -> AvailabilityReport:
+            return solver.availability(
+                live.snapshot,
+                list(dict.fromkeys(skus)),
+                channel,
+                region=region,
+                destination=destination,
+                inventory=inventory,
+            )
+
+        call: Callable[[], AvailabilityReport] = (
+            report if self.stock is None else self.stock.with_inventory(live.snapshot, report)
         )
         try:
             return await self._gate.run(call)

@@ -91,7 +91,8 @@ def tiny_body(cart_id: str = "tiny-cart", quantity: int = 2) -> dict[str, Any]:
 
 def result_of(answer: dict[str, Any]) -> PromiseResult:
     """The engine's result inside an HTTP answer (without the service's own fields)."""
-    fields = {k: v for k, v in answer.items() if k not in ("promise_id", "snapshot_version")}
+    service_fields = ("promise_id", "snapshot_version", "reservation")
+    fields = {k: v for k, v in answer.items() if k not in service_fields}
     return PromiseResult.model_validate(fields)
 
 

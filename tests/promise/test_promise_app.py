@@ -81,12 +81,16 @@ def test_overload_answers_503_instead_of_queueing(data_dir: Path) -> None:
     release = threading.Event()
 
     def held_solve(
-        request: PromiseRequest, snapshot: Snapshot, *, params: solver.SolveParams | None = None
+        request: PromiseRequest,
+        snapshot: Snapshot,
+        *,
+        params: solver.SolveParams | None = None,
+        inventory: solver.Inventory | None = None,
     ) -> PromiseResult:
         if request.cart.cart_id == "held":
             entered.set()
             release.wait(DEADLINE_S)
-        return solver.solve(request, snapshot, params=params)
+        return solver.solve(request, snapshot, params=params, inventory=inventory)
 
     settings = _settings(data_dir, max_concurrent_solves=1, max_queued_solves=0, retry_after_s=3)
     app = create_app(settings, initial_snapshot=lambda: tiny_snapshot("tiny-v1"), solve=held_solve)
@@ -128,11 +132,15 @@ def test_snapshot_the_engine_fails_on_is_not_made_live(data_dir: Path) -> None:
     """A valid snapshot whose warm-up solve crashes is refused with a 422; the old one stays."""
 
     def fragile_solve(
-        request: PromiseRequest, snapshot: Snapshot, *, params: solver.SolveParams | None = None
+        request: PromiseRequest,
+        snapshot: Snapshot,
+        *,
+        params: solver.SolveParams | None = None,
+        inventory: solver.Inventory | None = None,
     ) -> PromiseResult:
         if snapshot.version == "tiny-v2":
             raise RuntimeError("engine bug")
-        return solver.solve(request, snapshot, params=params)
+        return solver.solve(request, snapshot, params=params, inventory=inventory)
 
     app = create_app(
         _settings(data_dir), initial_snapshot=lambda: tiny_snapshot("tiny-v1"), solve=fragile_solve

@@ -85,7 +85,9 @@ def test_availability_matches_the_library(
     )
     assert response.status_code == 200, response.text
     report = response.json()
-    expected = solver.availability(demo_snapshot, [known, "NO-SUCH-SKU"], "web")
+    # The server reports live stock: the snapshot's rows, since no event has changed them.
+    live = solver.Inventory.of(demo_snapshot)
+    expected = solver.availability(demo_snapshot, [known, "NO-SUCH-SKU"], "web", inventory=live)
     assert report == json.loads(expected.model_dump_json())
     assert [s["known"] for s in report["skus"]] == [True, False]
 

@@ -1,0 +1,345 @@
+"""Reservation and event throughput of the stock authority, embedded SQLite and PostgreSQL.
+
+Measured directly against the backends (``promise.stock``), not through HTTP: 2 load processes
+(one per core, as two service workers would be) with 4 threads each call ``create_hold`` and
+``apply_events`` on one shared store, on the demo network (200 nodes, 2,000 SKUs).
+
+- holds: one to three one-or-two-unit lines on 2,000 stocked rows, channel web, so some rows
+  run out and refusals are part of the load; every attempt is one transaction.
+  ``holds_per_s`` counts attempts, ``granted_per_s`` the holds placed.
+- events: batches of 50 receipts, sales and adjustments on 2,000 other rows.
+- oversold: read back after the holds phase, the units held beyond the web channel's ATP,
+  summed over the hot rows. It must be 0.
+- live_view: what a worker pays per request for the version check, and to refresh its
+  ``solver.Inventory`` after a change or rebuild it for a new snapshot.
+
+Usage::
+
+    python -m bench.reservations --json out/reservations.json [--quick] [--dsn DSN]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import multiprocessing
+import os
+import pathlib
+import random
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from multiprocessing.synchronize import Barrier
+from typing import Any
+
+import psycopg
+
+from bench._common import machine, write_outputs
+from models import Snapshot
+from promise.stock import InventoryEvent, StockSettings, open_backend
+from promise.stock.backend import HoldPlan, HoldRecord, StockBackend, to_us, utc_now
+from promise.stock.holds import RulesCache, StockRules, shortfalls
+from promise.stock.live import LiveInventory
+from promise.stock.schemas import Shortfall
+from scenarios import demo_snapshot
+
+log = logging.getLogger("bench.reservations")
+
+PROCESSES = 2
+THREADS = 4
+HOT_ROWS = 2000
+EVENT_ROWS = 2000
+EVENT_BATCH = 50
+DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/test"
+Row = tuple[str, str]
+
+
+def _rows(snapshot: Snapshot) -> tuple[list[Row], list[Row]]:
+    """Hot rows for holds (stocked, web ATP > 0) and other rows for events, fixed by seed."""
+    rules = StockRules(snapshot)
+    web = rules.policies["web"]
+    stocked = []
+    for position in snapshot.inventory:
+        kind = rules.kinds[position.node_id]
+        free = position.on_hand - position.reserved - position.safety_stock
+        if free - web.buffer_units(kind, position.on_hand) > 0:
+            stocked.append((position.node_id, position.sku))
+    rng = random.Random(7)
+    rng.shuffle(stocked)
+    return stocked[:HOT_ROWS], stocked[HOT_ROWS : HOT_ROWS + EVENT_ROWS]
+
+
+def _render(record: HoldRecord | None, short: Any, now: int) -> tuple[int, str]:
+    """Store what the API would: the reservation, or the shortfalls."""
+    if record is None:
+        return 409, str([s.model_dump() for s in short])
+    return 201, record.to_reservation(now).model_dump_json()
+
+
+def _holds(
+    backend: StockBackend, rules: StockRules, hot: list[Row], seed: int, stop: float
+) -> tuple[int, int]:
+    """Hold attempts until ``stop``: (granted, refused)."""
+    rng = random.Random(seed)
+    policy = rules.policies["web"]
+    granted = refused = 0
+    while time.perf_counter() < stop:
+        picked = rng.sample(hot, rng.randint(1, 3))
+        lines = tuple((node, sku, rng.randint(1, 2)) for node, sku in picked)
+        plan = HoldPlan(
+            lines=lines,
+            channel="web",
+            ttl_us=900 * 1_000_000,
+            idempotency_key=f"bench-{uuid.uuid4().hex}",
+            request_digest="bench",
+        )
+
+        def check(overlays: Any, now: int, lines: Any = lines) -> list[Shortfall]:
+            return shortfalls(rules, policy, lines, overlays, now)
+
+        answer = backend.create_hold(plan, check, _render, utc_now)
+        granted += answer.status_code == 201
+        refused += answer.status_code == 409
+    return granted, refused
+
+
+def _events(
+    backend: StockBackend, rules: StockRules, rows: list[Row], seed: int, stop: float
+) -> int:
+    """Event batches until ``stop``: events applied."""
+    rng = random.Random(seed)
+    applied = 0
+    kinds = ("receipt", "sale", "adjustment")
+    while time.perf_counter() < stop:
+        batch = []
+        for _ in range(EVENT_BATCH):
+            node, sku = rng.choice(rows)
+            kind = rng.choice(kinds)
+            quantity = rng.randint(1, 5) * (rng.choice((-1, 1)) if kind == "adjustment" else 1)
+            batch.append(
+                InventoryEvent.model_validate(
+                    {
+                        "event_id": f"ev-{uuid.uuid4().hex}",
+                        "node_id": node,
+                        "sku": sku,
+                        "type": kind,
+                        "quantity": quantity,
+                        "seq": rng.randint(0, 2**40),
+                        "occurred_at": "2026-11-30T15:00:00Z",
+                    }
+                )
+            )
+        results, _ = backend.apply_events(batch, rules.unknown, utc_now)
+        applied += sum(r.outcome.value == "applied" for r in results)
+    return applied
+
+
+def _worker(
+    settings_json: str,
+    phase: str,
+    *,
+    seconds: float,
+    seed: int,
+    barrier: Barrier,
+    queue: Any,
+) -> None:
+    """One load process: THREADS threads of one phase against the shared store."""
+    settings = StockSettings.model_validate_json(settings_json)
+    snapshot = demo_snapshot()
+    rules = StockRules(snapshot)
+    hot, others = _rows(snapshot)
+    backend = open_backend(settings)
+    totals: list[tuple[int, int]] = []
+    lock = threading.Lock()
+    barrier.wait()
+    stop = time.perf_counter() + seconds
+
+    def run(thread: int) -> None:
+        if phase == "holds":
+            result = _holds(backend, rules, hot, seed * 100 + thread, stop)
+        else:
+            result = (_events(backend, rules, others, seed * 100 + thread, stop), 0)
+        with lock:
+            totals.append(result)
+
+    threads = [threading.Thread(target=run, args=(t,)) for t in range(THREADS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    backend.close()
+    queue.put((sum(a for a, _ in totals), sum(b for _, b in totals)))
+
+
+def _phase(settings: StockSettings, phase: str, seconds: float) -> tuple[int, int, float]:
+    """Run one phase in PROCESSES processes; (first count, second count, seconds)."""
+    context = multiprocessing.get_context("spawn")
+    barrier = context.Barrier(PROCESSES + 1)
+    queue = context.Queue()
+    processes = [
+        context.Process(
+            target=_worker,
+            args=(settings.model_dump_json(), phase),
+            kwargs={"seconds": seconds, "seed": seed, "barrier": barrier, "queue": queue},
+        )
+        for seed in range(PROCESSES)
+    ]
+    for process in processes:
+        process.start()
+    barrier.wait()
+    started = time.perf_counter()
+    results = [queue.get(timeout=seconds + 300) for _ in processes]
+    elapsed = time.perf_counter() - started
+    for process in processes:
+        process.join(60)
+    return sum(r[0] for r in results), sum(r[1] for r in results), elapsed
+
+
+def _oversold(backend: StockBackend, rules: StockRules, hot: list[Row]) -> tuple[int, int]:
+    """Units held beyond web ATP over the hot rows, and units held, read back from the store."""
+    now = to_us(utc_now())
+    web = rules.policies["web"]
+    rows = backend.changes(-1, hot).rows
+    oversold = held = 0
+    for key in hot:
+        tiers = rules.tiers(key, rows[key], now)
+        held += tiers.held
+        oversold += max(0, tiers.held - rules.atp(web, tiers))
+    return oversold, held
+
+
+def _live_view(backend: StockBackend, snapshot: Snapshot, others: list[Row]) -> dict[str, float]:
+    """Per-request version check, refresh after one event, rebuild for a new snapshot."""
+    live = LiveInventory(backend, RulesCache(), utc_now)
+    rules = StockRules(snapshot)
+    started = time.perf_counter()
+    live.current(snapshot)
+    rebuild_ms = (time.perf_counter() - started) * 1000.0
+    checks = 200
+    started = time.perf_counter()
+    for _ in range(checks):
+        live.current(snapshot)
+    check_us = (time.perf_counter() - started) / checks * 1e6
+    refresh = []
+    for i in range(20):
+        node, sku = others[i]
+        event = InventoryEvent.model_validate(
+            {
+                "event_id": f"live-{uuid.uuid4().hex}",
+                "node_id": node,
+                "sku": sku,
+                "type": "receipt",
+                "quantity": 1,
+                "seq": 2**41 + i,
+                "occurred_at": "2026-11-30T15:00:00Z",
+            }
+        )
+        backend.apply_events([event], rules.unknown, utc_now)
+        started = time.perf_counter()
+        live.current(snapshot)
+        refresh.append((time.perf_counter() - started) * 1000.0)
+    refresh.sort()
+    return {
+        "version_check_us": round(check_us, 1),
+        "refresh_after_change_ms": round(refresh[len(refresh) // 2], 3),
+        "rebuild_ms": round(rebuild_ms, 1),
+    }
+
+
+def measure(settings: StockSettings, seconds: float) -> dict[str, Any]:
+    """Holds/s, events/s, oversold units and live-view costs on one store."""
+    snapshot = demo_snapshot()
+    rules = StockRules(snapshot)
+    hot, others = _rows(snapshot)
+    backend = open_backend(settings)
+    try:
+        granted, refused, hold_s = _phase(settings, "holds", seconds)
+        oversold, held = _oversold(backend, rules, hot)
+        applied, _, event_s = _phase(settings, "events", seconds)
+        live = _live_view(backend, snapshot, others)
+    finally:
+        backend.close()
+    attempts = granted + refused
+    return {
+        "holds_per_s": round(attempts / hold_s, 1),
+        "granted_per_s": round(granted / hold_s, 1),
+        "holds_granted": granted,
+        "holds_refused": refused,
+        "units_held": held,
+        "oversold": oversold,
+        "events_per_s": round(applied / event_s, 1),
+        "events_applied": applied,
+        "live_view": live,
+        "seconds_per_phase": seconds,
+    }
+
+
+@contextlib.contextmanager
+def _pg_schema(dsn: str) -> Iterator[str]:
+    """A fresh schema for the run; its DSN, dropped afterwards."""
+    name = f"bench_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(dsn, autocommit=True, connect_timeout=5) as conn:
+        conn.execute(f'CREATE SCHEMA "{name}"')
+    try:
+        yield psycopg.conninfo.make_conninfo(dsn, options=f"-csearch_path={name}")
+    finally:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
+
+
+def _markdown(payload: dict[str, Any]) -> str:
+    """The report as a Markdown table."""
+    lines = [
+        "# Reservations and events",
+        "",
+        f"{PROCESSES} processes × {THREADS} threads against the backend directly; demo network.",
+        "",
+        "| store | holds/s | granted/s | refused | oversold | events/s | version check µs "
+        "| refresh ms | rebuild ms |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name in ("embedded", "postgres"):
+        row = payload[name]
+        if "error" in row:
+            lines.append(f"| {name} | {row['error']} |||||||| ")
+            continue
+        live = row["live_view"]
+        lines.append(
+            f"| {name} | {row['holds_per_s']} | {row['granted_per_s']} | {row['holds_refused']} "
+            f"| {row['oversold']} | {row['events_per_s']} | {live['version_check_us']} "
+            f"| {live['refresh_after_change_ms']} | {live['rebuild_ms']} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run both stores and write the JSON (and Markdown) report."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", type=pathlib.Path, required=True)
+    parser.add_argument("--quick", action="store_true", help="2 s per phase instead of 5 s")
+    parser.add_argument("--dsn", default=os.environ.get("PROMISE_TEST_DATABASE_URL", DEFAULT_DSN))
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    seconds = 2.0 if args.quick else 5.0
+    payload: dict[str, Any] = {"machine": machine(), "method": "backend, not HTTP"}
+    with tempfile.TemporaryDirectory() as tmp:
+        log.info("embedded SQLite ...")
+        payload["embedded"] = measure(StockSettings(data_dir=pathlib.Path(tmp)), seconds)
+    log.info("PostgreSQL ...")
+    try:
+        with _pg_schema(args.dsn) as dsn:
+            payload["postgres"] = measure(StockSettings(database_url=dsn), seconds)
+    except psycopg.OperationalError as exc:
+        payload["postgres"] = {"error": f"PostgreSQL unreachable: {exc}"}
+    write_outputs(args.json, payload, _markdown(payload))
+    log.info(_markdown(payload))
+    failed = any(payload[name].get("oversold", 0) for name in ("embedded", "postgres"))
+    return 1 if failed or "error" in payload["postgres"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,74 @@
+"""Live inventory and reservations: idempotent events, serialised holds, zero oversell.
+
+The backend (embedded SQLite by default, PostgreSQL for several instances) is the authority
+for stock events and holds; each worker keeps a ``solver.Inventory`` derived from it.
+
+Public surface: :class:`StockService` (what handlers and the promise service call),
+:func:`stock_router` and ``STOCK_EXCEPTION_HANDLERS`` (for ``create_app``),
+:class:`StockSettings`, the request and answer types, and the errors.
+"""
+
+from promise.stock.config import StockSettings
+from promise.stock.errors import (
+    EventNotFoundError,
+    IdempotencyKeyReusedError,
+    InsufficientStockError,
+    ReservationConflictError,
+    ReservationNotFoundError,
+    StockHTTPError,
+    StockRequestError,
+    StockUnavailableError,
+    UnknownPromiseError,
+)
+from promise.stock.routes import (
+    STOCK_EXCEPTION_HANDLERS,
+    create_stock_app,
+    stock_router,
+)
+from promise.stock.schemas import (
+    EventBatch,
+    EventOutcome,
+    EventResult,
+    EventsAnswer,
+    EventType,
+    InventoryEvent,
+    PromiseHold,
+    Reservation,
+    ReservationLine,
+    ReservationRequest,
+    ReservationStatus,
+    Shortfall,
+    StockPosition,
+)
+from promise.stock.service import StockService, open_backend
+
+__all__ = [
+    "STOCK_EXCEPTION_HANDLERS",
+    "EventBatch",
+    "EventNotFoundError",
+    "EventOutcome",
+    "EventResult",
+    "EventType",
+    "EventsAnswer",
+    "IdempotencyKeyReusedError",
+    "InsufficientStockError",
+    "InventoryEvent",
+    "PromiseHold",
+    "Reservation",
+    "ReservationConflictError",
+    "ReservationLine",
+    "ReservationNotFoundError",
+    "ReservationRequest",
+    "ReservationStatus",
+    "Shortfall",
+    "StockHTTPError",
+    "StockPosition",
+    "StockRequestError",
+    "StockService",
+    "StockSettings",
+    "StockUnavailableError",
+    "UnknownPromiseError",
+    "create_stock_app",
+    "open_backend",
+    "stock_router",
+]

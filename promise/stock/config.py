@@ -1,0 +1,81 @@
+"""Settings of live inventory and reservations, read from ``PROMISE_*`` environment variables.
+
+They sit beside :class:`promise.settings.Settings` (same prefix, disjoint names), so every worker
+process reads them from the environment it inherits.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from promise.settings import ENV_PREFIX, SettingsError
+
+__all__ = ["StockSettings"]
+
+
+class StockSettings(BaseModel):
+    """Where the stock state lives and how long holds and remembered promises last."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    database_url: str | None = Field(
+        default=None,
+        description="PostgreSQL DSN (postgresql://...); None keeps the state in embedded SQLite.",
+    )
+    data_dir: Path = Field(default=Path("data"), description="Holds the embedded database.")
+    stock_path: Path | None = Field(
+        default=None, description="Embedded database file; default <data_dir>/stock.sqlite3."
+    )
+    # FULL syncs the WAL on every commit, so an acknowledged hold or event survives a power
+    # loss as well as a crash; NORMAL survives a process crash only, at a lower commit cost.
+    sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
+    sqlite_busy_timeout_s: Annotated[float, Field(gt=0, le=600)] = 30.0
+    hold_ttl_s: Annotated[int, Field(ge=1, le=7 * 86400)] = 900
+    promise_ttl_s: Annotated[int, Field(ge=1, le=7 * 86400)] = 1800
+    idempotency_ttl_s: Annotated[int, Field(ge=60, le=30 * 86400)] = 86400
+    sweep_interval_s: Annotated[float, Field(gt=0, le=3600)] = 5.0
+    max_event_batch: Annotated[int, Field(ge=1, le=5000)] = 1000
+    pool_size: Annotated[int, Field(ge=1, le=64)] = 4
+    live_max_staleness_ms: Annotated[int, Field(ge=0, le=60_000)] = Field(
+        default=0,
+        description="Serve a worker's live view this long without checking the version.",
+    )
+
+    @property
+    def sqlite_path(self) -> Path:
+        """The embedded database file."""
+        return self.stock_path or self.data_dir / "stock.sqlite3"
+
+    @classmethod
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, **overrides: object
+    ) -> StockSettings:
+        """Settings from ``PROMISE_<FIELD>`` variables, then ``overrides``, then defaults."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        for name in cls.model_fields:
+            raw = environ.get(ENV_PREFIX + name.upper())
+            if raw is not None and raw != "":
+                values[name] = raw.upper() if name == "sqlite_synchronous" else raw
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        try:
+            return cls.model_validate(values)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{ENV_PREFIX}{'.'.join(map(str, e['loc'])).upper()}: {e['msg']}"
+                for e in exc.errors()
+            )
+            raise SettingsError(problems) from exc
+
+    def to_env(self) -> dict[str, str]:
+        """The ``PROMISE_*`` variables that reproduce these settings in another process."""
+        return {
+            ENV_PREFIX + name.upper(): str(value)
+            for name, value in self.model_dump().items()
+            if value is not None
+        }

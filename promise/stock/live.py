@@ -1,0 +1,153 @@
+"""This worker's ``solver.Inventory``, kept in step with the stock backend.
+
+Every promise or availability request calls :meth:`LiveInventory.current` with the snapshot it
+serves. Cost per request when nothing changed: one query for the state version (a primary-key
+read: tens of microseconds on SQLite, one round trip on PostgreSQL) and a clock read. When
+the version moved (any worker recorded an event or changed a hold), the worker fetches only
+the rows stamped after the version it last saw, in one read transaction, and makes a new
+``Inventory`` version with ``Inventory.replace``: a copy of the row arrays, O(rows) numpy
+work (about a millisecond for the 56,000 rows of the demo network) plus the solver's
+re-index of the new version on its first solve. A soft hold's expiry moves no version, so the
+view also remembers when the next hold of each row lapses and refetches those rows then.
+A new snapshot object (a swap) rebuilds from the snapshot's rows and every row the backend
+has ever touched.
+
+On the demo network a new version costs about 2 ms here plus about 4 ms for the solver's
+re-index on the next solve. Under a steady stream of holds a worker can bound that work with
+``max_staleness_ms``: a view younger than that is served without even the version check. The
+default, 0, checks on every request, so a promise made after an acknowledged event or hold
+always sees it; quotes are advisory either way, since holds are checked by the backend.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from collections.abc import Mapping
+
+from models import InventoryPosition, Snapshot
+from promise.stock.backend import Clock, Key, RowOverlay, StockBackend, to_us
+from promise.stock.holds import RulesCache, StockRules, solver_position
+from solver import Inventory
+
+__all__ = ["LiveInventory"]
+
+NEVER = 2**63 - 1
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _View:
+    """An inventory built from the backend at ``version``, valid until ``next_expiry``."""
+
+    snapshot: Snapshot
+    inventory: Inventory
+    version: int
+    expiries: dict[Key, int]  # row → when its next soft hold lapses
+    next_expiry: int
+    built_at: int
+
+
+class LiveInventory:
+    """The solver's view of live stock for one worker process (thread-safe)."""
+
+    def __init__(
+        self,
+        backend: StockBackend,
+        rules: RulesCache,
+        clock: Clock,
+        *,
+        max_staleness_ms: int = 0,
+    ) -> None:
+        """Read from ``backend``; ``rules`` indexes snapshots; ``clock`` decides expiry."""
+        self._backend = backend
+        self._max_staleness_us = max_staleness_ms * 1000
+        self._rules = rules
+        self._clock = clock
+        self._view: _View | None = None
+        self._lock = threading.Lock()
+        self.rebuilds = 0  # full rebuilds (new snapshot objects)
+        self.refreshes = 0  # incremental refreshes
+
+    def current(self, snapshot: Snapshot) -> Inventory:
+        """The live inventory of ``snapshot``'s network (blocking: call it off the loop)."""
+        view = self._view
+        if (
+            self._max_staleness_us
+            and view is not None
+            and view.snapshot is snapshot
+            and to_us(self._clock()) - view.built_at < self._max_staleness_us
+        ):
+            return view.inventory
+        version = self._backend.state_version()
+        if self._fresh(view, snapshot, version):
+            assert view is not None
+            return view.inventory
+        with self._lock:
+            # Another request of this worker may have caught up while this one waited.
+            view = self._view
+            if not self._fresh(view, snapshot, version):
+                view = (
+                    self._build(snapshot)
+                    if view is None or view.snapshot is not snapshot
+                    else (self._refresh(view))
+                )
+                self._view = view
+            assert view is not None
+            return view.inventory
+
+    def _fresh(self, view: _View | None, snapshot: Snapshot, version: int) -> bool:
+        """Whether ``view`` already shows ``version`` of ``snapshot`` and no hold lapsed."""
+        return (
+            view is not None
+            and view.snapshot is snapshot
+            and view.version >= version
+            and to_us(self._clock()) < view.next_expiry
+        )
+
+    def _build(self, snapshot: Snapshot) -> _View:
+        """The snapshot's rows overlaid with every row the backend has touched."""
+        self.rebuilds += 1
+        changes = self._backend.changes(-1)
+        rules = self._rules.of(snapshot)
+        return self._apply(rules, Inventory.of(snapshot), changes.version, changes.rows, {})
+
+    def _refresh(self, view: _View) -> _View:
+        """``view`` with the rows changed since its version and rows whose holds lapsed."""
+        self.refreshes += 1
+        now = to_us(self._clock())
+        due = [key for key, at in view.expiries.items() if at <= now]
+        changes = self._backend.changes(view.version, due)
+        rules = self._rules.of(view.snapshot)
+        return self._apply(rules, view.inventory, changes.version, changes.rows, view.expiries)
+
+    def _apply(
+        self,
+        rules: StockRules,
+        inventory: Inventory,
+        version: int,
+        rows: Mapping[Key, RowOverlay],
+        expiries: Mapping[Key, int],
+    ) -> _View:
+        """A view with ``rows`` replaced in ``inventory``."""
+        now = to_us(self._clock())
+        positions: list[InventoryPosition] = []
+        pending = dict(expiries)
+        for key, overlay in rows.items():
+            if rules.unknown(*key) is not None:
+                continue  # a row of a node or SKU this snapshot does not have
+            positions.append(solver_position(rules, rules.tiers(key, overlay, now)))
+            lapse = overlay.next_expiry(now)
+            if lapse is None:
+                pending.pop(key, None)
+            else:
+                pending[key] = lapse
+        if positions:
+            inventory = inventory.replace(positions)
+        return _View(
+            snapshot=rules.snapshot,
+            inventory=inventory,
+            version=version,
+            expiries=pending,
+            next_expiry=min(pending.values(), default=NEVER),
+            built_at=now,
+        )

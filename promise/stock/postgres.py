@@ -1,0 +1,167 @@
+"""The PostgreSQL backend: the reservation authority for several service instances.
+
+Each write transaction first inserts any missing (node, SKU) rows and locks them with
+``SELECT ... FOR UPDATE`` in key order, then reads the clock and decides. Two holds on the same
+row are therefore serialised by the row lock and the second sees the first's committed lines
+(READ COMMITTED takes a fresh snapshot per statement); holds on different rows run in
+parallel until their last statement, the state-version bump, which every writer takes last
+so versions commit in order. Locks are always taken in the order stock rows → hold row →
+version row, so writers cannot deadlock each other; a deadlock or serialisation failure
+caused by a client's odd batch is retried.
+
+Remembered promise allocations are written with ``synchronous_commit = off``: they need not
+survive a server crash, and checkout should not wait for a WAL flush per promise.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import psycopg
+import psycopg.errors
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from promise.stock.backend import Clock, Key, to_us
+from promise.stock.errors import StockUnavailableError
+from promise.stock.sql import SCHEMA, Cursor, SqlStockBackend, chunks, key_filter
+
+__all__ = ["PostgresStockBackend"]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+RETRY_AFTER_S = 1
+ATTEMPTS = 5
+# Any constant works; it only has to be the same for every process creating the schema.
+SCHEMA_LOCK = 0x53544F434B  # "STOCK"
+RETRIED = (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure)
+
+
+@functools.lru_cache(maxsize=512)
+def _to_pyformat(text: str) -> str:
+    """``?`` placeholders as psycopg's ``%s`` (the statements hold no literal ``?`` or ``%``)."""
+    return text.replace("?", "%s")
+
+
+class PostgresStockBackend(SqlStockBackend):
+    """Live stock in PostgreSQL through a small connection pool."""
+
+    for_update = " FOR UPDATE"
+
+    def __init__(self, dsn: str, *, pool_size: int = 4, timeout_s: float = 30.0) -> None:
+        """Connect to ``dsn`` and create the tables when they are missing."""
+        self.dsn = dsn
+        self._pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
+            dsn,
+            min_size=1,
+            max_size=pool_size,
+            kwargs={"autocommit": True},
+            timeout=timeout_s,
+            open=True,
+            name="promise-stock",
+        )
+        try:
+            self._create_schema()
+        except BaseException:
+            self._pool.close()
+            raise
+
+    def _create_schema(self) -> None:
+        """Tables and indexes, created once under an advisory lock."""
+        with self._pool.connection() as conn, conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
+            for statement in SCHEMA:
+                conn.execute(statement)
+
+    def _sql(self, text: str) -> str:
+        """Placeholders in psycopg's style."""
+        return _to_pyformat(text)
+
+    def _attempts(self, run: Callable[[], T]) -> T:
+        """Run a transaction, retrying deadlocks; an unreachable server is a 503."""
+        for attempt in range(1, ATTEMPTS + 1):
+            try:
+                return run()
+            except RETRIED:
+                if attempt == ATTEMPTS:
+                    raise
+                log.info("stock transaction retried", extra={"attempt": attempt})
+            except (psycopg.OperationalError, PoolTimeout) as exc:
+                raise StockUnavailableError(
+                    f"the stock database is unavailable: {exc}", RETRY_AFTER_S
+                ) from exc
+        raise AssertionError("unreachable")
+
+    def _write(self, keys: Sequence[Key], clock: Clock, work: Callable[[Cursor, int], T]) -> T:
+        """Insert missing rows, lock the rows in key order, then run ``work``."""
+        ordered = sorted(set(keys))
+
+        def run() -> T:
+            with self._pool.connection() as conn, conn.transaction():
+                cur = conn.cursor()
+                # Chunks follow the global key order, so lock order stays the same for all.
+                for chunk in chunks(ordered):
+                    self._lock_rows(cur, chunk)
+                return work(cur, to_us(clock()))
+
+        return self._attempts(run)
+
+    @staticmethod
+    def _lock_rows(cur: Cursor, keys: Sequence[Key]) -> None:
+        """Insert the rows that do not exist yet, then lock them all in key order."""
+        values = ", ".join("(%s, %s)" for _ in keys)
+        params = [part for key in keys for part in key]
+        cur.execute(
+            f"INSERT INTO stock_rows (node_id, sku) VALUES {values} "  # noqa: S608 - only %s markers
+            "ON CONFLICT (node_id, sku) DO NOTHING",
+            params,
+        )
+        where, params = key_filter(keys)
+        cur.execute(
+            _to_pyformat(
+                f"SELECT 1 FROM stock_rows WHERE {where} "  # noqa: S608 - only ? markers
+                # Byte order, as Python sorts the keys: every writer locks in the same order.
+                'ORDER BY node_id COLLATE "C", sku COLLATE "C" FOR UPDATE'
+            ),
+            params,
+        )
+
+    def _read(self, work: Callable[[Cursor], T]) -> T:
+        """A read-only REPEATABLE READ transaction: one snapshot for every statement."""
+
+        def run() -> T:
+            with self._pool.connection() as conn, conn.transaction():
+                cur = conn.cursor()
+                cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                return work(cur)
+
+        return self._attempts(run)
+
+    def state_version(self) -> int:
+        """One statement, no transaction block: the cheap per-request check."""
+
+        def run() -> int:
+            with self._pool.connection() as conn:
+                row = conn.execute("SELECT value FROM stock_meta WHERE key = 'version'").fetchone()
+                assert row is not None
+                return int(row[0])
+
+        return self._attempts(run)
+
+    def _remember(self, work: Callable[[Cursor], None]) -> None:
+        """A write that need not survive a server crash: no wait for the WAL flush."""
+
+        def run() -> None:
+            with self._pool.connection() as conn, conn.transaction():
+                cur = conn.cursor()
+                cur.execute("SET LOCAL synchronous_commit = off")
+                work(cur)
+
+        self._attempts(run)
+
+    def close(self) -> None:
+        """Close the pool."""
+        self._pool.close()

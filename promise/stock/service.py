@@ -1,0 +1,459 @@
+"""Live inventory and reservations as the HTTP handlers and the promise service call them.
+
+Backend calls block (SQLite, psycopg), so each runs in a worker thread, a bounded number at a
+time per process. The snapshot in force comes from a callable the app supplies, so events and
+holds are validated against the network the promises are made on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import functools
+import hashlib
+import json
+import logging
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+
+import anyio
+import anyio.to_thread
+
+from models import ChannelPolicy, PromiseResult, ServiceLevel, Snapshot
+from promise.errors import PROBLEM_TYPE_PREFIX, QueryParameterError
+from promise.stock.backend import (
+    Clock,
+    HoldPlan,
+    HoldRecord,
+    RowOverlay,
+    StockBackend,
+    StoredAnswer,
+    to_us,
+    utc_now,
+)
+from promise.stock.config import StockSettings
+from promise.stock.errors import (
+    EventNotFoundError,
+    InsufficientStockError,
+    ReservationNotFoundError,
+    StockRequestError,
+    UnknownPromiseError,
+)
+from promise.stock.holds import RulesCache, StockRules, shortfalls
+from promise.stock.live import LiveInventory
+from promise.stock.schemas import (
+    EventBatch,
+    EventOutcome,
+    EventsAnswer,
+    LotView,
+    PromiseHold,
+    RecordedEvent,
+    Reservation,
+    ReservationRequest,
+    Shortfall,
+    StockPosition,
+    StockProblem,
+)
+from solver import Inventory
+
+__all__ = ["StockService", "open_backend"]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+CREATED = 201
+CONFLICT = 409
+# Idempotency keys of the two ways to hold, kept apart so one cannot replay the other.
+RESERVATION_KEYS = "reservation:"
+PROMISE_KEYS = "promise:"
+MICROS = 1_000_000
+
+
+def open_backend(settings: StockSettings) -> StockBackend:
+    """The backend the settings select: PostgreSQL for a DSN, else the embedded SQLite file."""
+    if settings.database_url:
+        from promise.stock.postgres import PostgresStockBackend  # noqa: PLC0415 - optional
+
+        return PostgresStockBackend(settings.database_url, pool_size=settings.pool_size)
+    from promise.stock.sqlite import SqliteStockBackend  # noqa: PLC0415
+
+    return SqliteStockBackend(
+        settings.sqlite_path,
+        synchronous=settings.sqlite_synchronous,
+        busy_timeout_s=settings.sqlite_busy_timeout_s,
+    )
+
+
+def _digest(payload: str) -> str:
+    """Fingerprint of a request body (its canonical JSON)."""
+    return hashlib.sha256(payload.encode()).hexdigest()[:32]
+
+
+def _aggregate(lines: Sequence[tuple[str, str, int]]) -> tuple[tuple[str, str, int], ...]:
+    """One line per (node, SKU), in first-seen order."""
+    totals: dict[tuple[str, str], int] = {}
+    for node, sku, quantity in lines:
+        totals[(node, sku)] = totals.get((node, sku), 0) + quantity
+    return tuple((node, sku, quantity) for (node, sku), quantity in totals.items())
+
+
+def promise_memo(result: PromiseResult) -> dict[str, Any]:
+    """What a reservation needs of a promise answer: channel and each option's allocation."""
+    options: dict[str, list[tuple[str, str, int]]] = {}
+    for option in result.options:
+        lines = [
+            (shipment.node_id, line.sku, line.quantity)
+            for shipment in option.shipments
+            for line in shipment.lines
+        ]
+        if lines:
+            options[option.service_level.value] = list(_aggregate(lines))
+    recommended = None if result.recommended is None else result.recommended.value
+    return {"channel": result.channel, "recommended": recommended, "options": options}
+
+
+def _insufficient(short: Sequence[Shortfall]) -> str:
+    """The stored problem document of a refused hold (no request id: it is replayed)."""
+    error = InsufficientStockError(short)
+    return StockProblem(
+        type=PROBLEM_TYPE_PREFIX + error.kind,
+        title=error.title,
+        status=error.status_code,
+        detail=error.message,
+        shortfalls=tuple(short),
+    ).model_dump_json()
+
+
+class StockService:
+    """Events, holds and the live inventory of one worker process."""
+
+    def __init__(
+        self,
+        backend: StockBackend,
+        settings: StockSettings,
+        *,
+        snapshot: Callable[[], Awaitable[Snapshot]],
+        clock: Clock = utc_now,
+        concurrency: int = 8,
+    ) -> None:
+        """Serve from ``backend``; ``snapshot`` returns the snapshot in force."""
+        self.backend = backend
+        self.settings = settings
+        self._snapshot = snapshot
+        self._clock = clock
+        self._rules = RulesCache()
+        self.live = LiveInventory(
+            backend, self._rules, clock, max_staleness_ms=settings.live_max_staleness_ms
+        )
+        self._concurrency = concurrency
+        self._limiter: anyio.CapacityLimiter | None = None
+
+    @classmethod
+    def open(
+        cls,
+        settings: StockSettings,
+        *,
+        snapshot: Callable[[], Awaitable[Snapshot]],
+        clock: Clock = utc_now,
+    ) -> StockService:
+        """A service on the backend the settings select."""
+        return cls(open_backend(settings), settings, snapshot=snapshot, clock=clock)
+
+    async def _call(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run a blocking backend call in a worker thread."""
+        if self._limiter is None:
+            # Created lazily: an anyio limiter belongs to the event loop that first uses it.
+            self._limiter = anyio.CapacityLimiter(self._concurrency)
+        return await anyio.to_thread.run_sync(functools.partial(fn, *args), limiter=self._limiter)
+
+    async def state_version(self) -> int:
+        """The stock state version (grows with every change a promise could see)."""
+        return await self._call(self.backend.state_version)
+
+    async def rules(self) -> StockRules:
+        """The rules of the snapshot in force."""
+        return self._rules.of(await self._snapshot())
+
+    # --- live inventory for the solver ----------------------------------------------------
+
+    def inventory_for(self, snapshot: Snapshot) -> Inventory:
+        """The live inventory of ``snapshot`` (blocking: call from a worker thread)."""
+        return self.live.current(snapshot)
+
+    def with_inventory(self, snapshot: Snapshot, fn: Callable[[Inventory], T]) -> Callable[[], T]:
+        """A call that fetches the live inventory and passes it to ``fn``, in one thread hop."""
+        return lambda: fn(self.live.current(snapshot))
+
+    async def inventory(self, snapshot: Snapshot) -> Inventory:
+        """The live inventory of ``snapshot``."""
+        return await self._call(self.live.current, snapshot)
+
+    # --- events ---------------------------------------------------------------------------
+
+    async def apply_events(self, batch: EventBatch) -> EventsAnswer:
+        """Record and apply a batch of events; each event's outcome."""
+        limit = self.settings.max_event_batch
+        if len(batch.events) > limit:
+            raise StockRequestError(
+                f"the batch has {len(batch.events)} events; this service takes at most {limit}",
+                ("events",),
+            )
+        rules = await self.rules()
+        results, version = await self._call(
+            self.backend.apply_events, batch.events, rules.unknown, self._clock
+        )
+        counts = dict.fromkeys(EventOutcome, 0)
+        for result in results:
+            counts[result.outcome] += 1
+        return EventsAnswer(
+            results=results,
+            applied=counts[EventOutcome.APPLIED],
+            duplicate=counts[EventOutcome.DUPLICATE],
+            stale=counts[EventOutcome.STALE],
+            rejected=counts[EventOutcome.REJECTED],
+            state_version=version,
+        )
+
+    async def recorded_event(self, event_id: str) -> RecordedEvent:
+        """An event as the journal recorded it, or EventNotFoundError."""
+        found = await self._call(self.backend.recorded_event, event_id)
+        if found is None:
+            raise EventNotFoundError(event_id)
+        return found
+
+    # --- reservations ---------------------------------------------------------------------
+
+    def _policy(
+        self, rules: StockRules, channel: str, field: tuple[str | int, ...]
+    ) -> ChannelPolicy:
+        """The channel's policy, or a 422 naming ``field``."""
+        policy = rules.policies.get(channel)
+        if policy is None:
+            raise StockRequestError(f"no channel policy for channel {channel!r}", field)
+        return policy
+
+    async def _plan(
+        self, request: ReservationRequest, rules: StockRules, key: str
+    ) -> tuple[HoldPlan, ChannelPolicy]:
+        """The hold a reservation request asks for, validated against the snapshot."""
+        ttl_s = request.ttl_s or self.settings.hold_ttl_s
+        request_digest = _digest(request.model_dump_json())
+        if request.promise_id is not None:
+            promise_id = str(request.promise_id)
+            memo = await self._call(self.backend.recall_promise, promise_id, to_us(self._clock()))
+            if memo is None:
+                raise UnknownPromiseError(
+                    f"promise {promise_id} is unknown here or older than "
+                    f"{self.settings.promise_ttl_s} s; promise again",
+                )
+            remembered = json.loads(memo)
+            level = request.service_level or (
+                None
+                if remembered["recommended"] is None
+                else ServiceLevel(remembered["recommended"])
+            )
+            lines = None if level is None else remembered["options"].get(level.value)
+            if level is None or not lines:
+                raise StockRequestError(
+                    f"promise {promise_id} has no {level.value if level else 'recommended'} "
+                    "option with shipments to hold",
+                    ("service_level",),
+                )
+            channel = str(remembered["channel"])
+            plan = HoldPlan(
+                lines=tuple((str(n), str(s), int(q)) for n, s, q in lines),
+                channel=channel,
+                ttl_us=ttl_s * MICROS,
+                promise_id=promise_id,
+                service_level=level.value,
+                idempotency_key=RESERVATION_KEYS + key,
+                request_digest=request_digest,
+            )
+            return plan, self._policy(rules, channel, ("promise_id",))
+        assert request.lines is not None
+        assert request.channel is not None
+        for i, line in enumerate(request.lines):
+            reason = rules.unknown(line.node_id, line.sku)
+            if reason is not None:
+                part = "node_id" if reason.startswith("unknown node") else "sku"
+                raise StockRequestError(reason, ("lines", i, part))
+        policy = self._policy(rules, request.channel, ("channel",))
+        plan = HoldPlan(
+            lines=_aggregate([(line.node_id, line.sku, line.quantity) for line in request.lines]),
+            channel=request.channel,
+            ttl_us=ttl_s * MICROS,
+            idempotency_key=RESERVATION_KEYS + key,
+            request_digest=request_digest,
+        )
+        return plan, policy
+
+    async def _hold(self, plan: HoldPlan, policy: ChannelPolicy, rules: StockRules) -> StoredAnswer:
+        """Place a hold under the rows' locks; the stored answer (201 or 409)."""
+
+        def check(overlays: Any, now: int) -> list[Shortfall]:
+            return shortfalls(rules, policy, plan.lines, overlays, now)
+
+        def render(
+            record: HoldRecord | None, short: Sequence[Shortfall], now: int
+        ) -> tuple[int, str]:
+            if record is None:
+                return CONFLICT, _insufficient(short)
+            return CREATED, record.to_reservation(now).model_dump_json()
+
+        return await self._call(self.backend.create_hold, plan, check, render, self._clock)
+
+    async def reserve(self, request: ReservationRequest, idempotency_key: str) -> StoredAnswer:
+        """Hold a promise option or explicit lines; the answer stored under the key.
+
+        A 201 answer's body is the :class:`Reservation`; a 409's is a :class:`StockProblem`
+        listing the shortfalls. The same key with the same body answers the same every time;
+        with another body it is a 422.
+        """
+        rules = await self.rules()
+        plan, policy = await self._plan(request, rules, idempotency_key)
+        return await self._hold(plan, policy, rules)
+
+    async def reservation(self, reservation_id: str) -> Reservation:
+        """A reservation by id (expiry applied at read time)."""
+        record = await self._call(self.backend.get_hold, reservation_id)
+        if record is None:
+            raise ReservationNotFoundError(reservation_id)
+        return record.to_reservation(to_us(self._clock()))
+
+    async def confirm(self, reservation_id: str) -> Reservation:
+        """Make a soft hold firm: 404 unknown, 409 when released, expired or consumed."""
+        record = await self._call(self.backend.confirm, reservation_id, self._clock)
+        if record is None:
+            raise ReservationNotFoundError(reservation_id)
+        return record.to_reservation(to_us(self._clock()))
+
+    async def release(self, reservation_id: str) -> Reservation:
+        """Give a hold or firm reservation back: 404 unknown, 409 when expired or consumed."""
+        record = await self._call(self.backend.release, reservation_id, self._clock)
+        if record is None:
+            raise ReservationNotFoundError(reservation_id)
+        return record.to_reservation(to_us(self._clock()))
+
+    async def position(self, node_id: str, sku: str, channel: str) -> StockPosition:
+        """Live tiers of one row and what ``channel`` may still hold there (authoritative)."""
+        rules = await self.rules()
+        reason = rules.unknown(node_id, sku)
+        if reason is not None:
+            field = "node_id" if reason.startswith("unknown node") else "sku"
+            raise QueryParameterError(reason, (field,), kind="unknown-row")
+        policy = rules.policies.get(channel)
+        if policy is None:
+            raise QueryParameterError(
+                f"no channel policy for channel {channel!r}", ("channel",), kind="unknown-channel"
+            )
+        key = (node_id, sku)
+        changes = await self._call(self.backend.overlays, [key])
+        overlay: RowOverlay = changes.rows[key]
+        tiers = rules.tiers(key, overlay, to_us(self._clock()))
+        return StockPosition(
+            node_id=node_id,
+            sku=sku,
+            channel=channel,
+            on_hand=tiers.on_hand,
+            reserved=tiers.reserved,
+            safety_stock=tiers.safety_stock,
+            buffer=rules.buffer(policy, tiers),
+            in_transit=tuple(
+                LotView(quantity=q, eta=dt.date.fromordinal(eta)) for q, eta in tiers.lots
+            ),
+            held=tiers.held,
+            available=rules.available(policy, tiers),
+            state_version=changes.version,
+        )
+
+    # --- promises -------------------------------------------------------------------------
+
+    async def remember_promise(self, promise_id: uuid.UUID | str, result: PromiseResult) -> None:
+        """Keep a promise answer's allocations so any worker can hold them by promise_id."""
+        memo = json.dumps(promise_memo(result), separators=(",", ":"))
+        expires_at = to_us(self._clock()) + self.settings.promise_ttl_s * MICROS
+        await self._call(self.backend.remember_promise, str(promise_id), memo, expires_at)
+
+    async def promise_and_hold(
+        self,
+        result: PromiseResult,
+        *,
+        promise_id: uuid.UUID | str,
+        service_level: ServiceLevel | None = None,
+        ttl_s: int | None = None,
+        idempotency_key: str | None = None,
+    ) -> PromiseHold:
+        """Hold exactly the allocation of one option of a fresh promise answer.
+
+        The option is ``service_level`` or else the recommended one. The hold is all lines or
+        none; when it cannot be placed the answer says which lines fell short (stock taken by
+        another checkout since the solve) or why there was nothing to hold.
+        """
+        await self.remember_promise(promise_id, result)
+        level = service_level or result.recommended
+        memo = promise_memo(result)
+        lines = None if level is None else memo["options"].get(level.value)
+        if level is None or not lines:
+            what = f"the {level.value} option" if level else "the answer"
+            return PromiseHold(
+                held=False, service_level=level, detail=f"nothing to hold: {what} has no shipments"
+            )
+        rules = await self.rules()
+        policy = self._policy(rules, result.channel, ("cart", "channel"))
+        plan = HoldPlan(
+            lines=tuple(lines),
+            channel=result.channel,
+            ttl_us=(ttl_s or self.settings.hold_ttl_s) * MICROS,
+            promise_id=str(promise_id),
+            service_level=level.value,
+            idempotency_key=None if idempotency_key is None else PROMISE_KEYS + idempotency_key,
+            # A retry under the same key returns the first attempt's hold, even if the retry's
+            # solve chose another allocation: the key names the checkout, not the answer.
+            request_digest=_digest(
+                json.dumps([None if service_level is None else level.value, ttl_s])
+            ),
+        )
+        answer = await self._hold(plan, policy, rules)
+        if answer.status_code == CREATED:
+            reservation = Reservation.model_validate_json(answer.body)
+            return PromiseHold(held=True, service_level=level, reservation=reservation)
+        problem = StockProblem.model_validate_json(answer.body)
+        return PromiseHold(
+            held=False,
+            service_level=level,
+            shortfalls=problem.shortfalls,
+            detail="stock was taken by another checkout since the promise; nothing was held",
+        )
+
+    # --- upkeep ---------------------------------------------------------------------------
+
+    async def sweep(self) -> int:
+        """Expire lapsed holds and drop stale memos; the number of holds expired."""
+        ttl_us = self.settings.idempotency_ttl_s * MICROS
+        return await self._call(self.backend.sweep, self._clock, ttl_us)
+
+    async def _sweeper(self) -> None:
+        """Sweep every ``sweep_interval_s`` (reads stay right without it: expiry is lazy)."""
+        while True:
+            await anyio.sleep(self.settings.sweep_interval_s)
+            try:
+                expired = await self.sweep()
+            except Exception:
+                log.exception("stock sweep failed; retrying at the next interval")
+                continue
+            if expired:
+                log.info("holds expired", extra={"expired": expired})
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[StockService]:
+        """Run the sweeper for the life of the app, then close the backend."""
+        try:
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(self._sweeper)
+                try:
+                    yield self
+                finally:
+                    tasks.cancel_scope.cancel()
+        finally:
+            self.backend.close()

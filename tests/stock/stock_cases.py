@@ -1,0 +1,274 @@
+"""A small stock network, a settable clock, PostgreSQL schemas and stock-only server processes.
+
+The network: a DC in Philadelphia and a store in Manhattan; SKU A at both, B at the DC only.
+Channel ``web`` keeps 1 unit at stores, ``store_pickup`` keeps none; nothing is buffered at
+DCs, so a DC row's web ATP is on hand − safety stock (+ 95 % of lots).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import datetime as dt
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+
+from models import Snapshot
+from promise.launcher import free_port
+from promise.stock.schemas import EventType, InventoryEvent
+from tests.solver.network_cases import MONDAY_10AM, dc, lot, snapshot, stock, store
+
+__all__ = [
+    "DEFAULT_DSN",
+    "REQUIRE_POSTGRES_ENV",
+    "FakeClock",
+    "RawResponse",
+    "StockServer",
+    "event",
+    "network",
+    "pg_schema",
+    "postgres_dsn",
+    "raw_request",
+]
+
+REQUIRE_POSTGRES_ENV = "PROMISE_REQUIRE_POSTGRES"
+TEST_DSN_ENV = "PROMISE_TEST_DATABASE_URL"
+DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/test"
+ETA = dt.date(2026, 12, 3)
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def network(dc_a: int = 10, store_a: int = 5, dc_b: int = 8) -> Snapshot:
+    """The stock test network with the given units on hand."""
+    return snapshot(
+        [dc("DC1"), store("S1")],
+        [
+            stock("DC1", "A", dc_a),
+            stock("S1", "A", store_a, safety_stock=1, in_transit=(lot(4, ETA),)),
+            stock("DC1", "B", dc_b),
+        ],
+    )
+
+
+def event(
+    event_id: str,
+    kind: EventType,
+    quantity: int,
+    seq: int,
+    *,
+    node_id: str = "DC1",
+    sku: str = "A",
+    **fields: object,
+) -> InventoryEvent:
+    """An event of (node, SKU) at the network's reference instant."""
+    return InventoryEvent.model_validate(
+        {
+            "event_id": event_id,
+            "node_id": node_id,
+            "sku": sku,
+            "type": kind,
+            "quantity": quantity,
+            "seq": seq,
+            "occurred_at": MONDAY_10AM,
+            **fields,
+        }
+    )
+
+
+class FakeClock:
+    """A clock the test moves by hand (thread-safe)."""
+
+    def __init__(self, start: dt.datetime = MONDAY_10AM) -> None:
+        """Start at ``start``."""
+        self._now = start
+        self._lock = threading.Lock()
+
+    def __call__(self) -> dt.datetime:
+        """The current fake time."""
+        with self._lock:
+            return self._now
+
+    def advance(self, seconds: float) -> None:
+        """Move time forward."""
+        with self._lock:
+            self._now += dt.timedelta(seconds=seconds)
+
+    def set(self, instant: dt.datetime) -> None:
+        """Jump to ``instant``."""
+        with self._lock:
+            self._now = instant
+
+
+def postgres_dsn() -> str:
+    """The test server's DSN, or skip (fail when PostgreSQL is required) if unreachable."""
+    dsn = os.environ.get(TEST_DSN_ENV, DEFAULT_DSN)
+    try:
+        with psycopg.connect(dsn, connect_timeout=3) as conn:
+            conn.execute("SELECT 1")
+    except psycopg.OperationalError as exc:
+        message = (
+            f"PostgreSQL is unreachable at {dsn} ({exc}). Start a local server (trust auth, "
+            f"database 'test') or point {TEST_DSN_ENV} at one to run these tests; "
+            f"{REQUIRE_POSTGRES_ENV}=1 makes this a failure."
+        )
+        if os.environ.get(REQUIRE_POSTGRES_ENV) == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    return dsn
+
+
+@contextlib.contextmanager
+def pg_schema(dsn: str) -> Iterator[str]:
+    """A fresh schema for one test: the DSN that uses it, dropped afterwards."""
+    name = f"stock_test_{os.getpid()}_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{name}"')
+    try:
+        yield psycopg.conninfo.make_conninfo(dsn, options=f"-csearch_path={name}")
+    finally:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
+
+
+@dataclasses.dataclass(frozen=True)
+class RawResponse:
+    """Status, lower-cased headers and body of one HTTP/1.1 answer."""
+
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        """The body as JSON."""
+        return json.loads(self.body)
+
+
+async def raw_request(
+    port: int,
+    method: str,
+    path: str,
+    body: object = None,
+    headers: dict[str, str] | None = None,
+) -> RawResponse:
+    """One request on its own new connection, straight on asyncio streams.
+
+    The storm tests open a thousand connections at once; httpx's pool spends seconds setting
+    up that many, which would make the test measure the client rather than the servers.
+    """
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        payload = b"" if body is None else json.dumps(body).encode()
+        lines = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1", "Connection: close"]
+        lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
+        if body is not None:
+            lines += ["Content-Type: application/json", f"Content-Length: {len(payload)}"]
+        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode() + payload)
+        await writer.drain()
+        head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
+        fields = dict(line.split(":", 1) for line in head[1:] if ":" in line)
+        found = {name.strip().lower(): value.strip() for name, value in fields.items()}
+        content = await reader.readexactly(int(found.get("content-length", "0")))
+        return RawResponse(int(head[0].split()[1]), found, content)
+    finally:
+        writer.close()
+
+
+class StockServer:
+    """``create_stock_app`` served by one uvicorn process (a context manager)."""
+
+    def __init__(self, root: Path, snapshot_file: Path, env: dict[str, str]) -> None:
+        """Serve ``snapshot_file``; ``env`` selects the backend and its settings."""
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.root = root
+        self.log_path = root / f"server-{self.port}.log"
+        self._env = {
+            "PROMISE_SNAPSHOT_PATH": str(snapshot_file),
+            "PROMISE_DATA_DIR": str(root),
+            "PROMISE_LOG_LEVEL": "WARNING",
+            **env,
+        }
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout_s: float = 30.0) -> StockServer:
+        """Start the process and wait until it answers /healthz."""
+        command = [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--factory",
+            "promise.stock.routes:serve_stock_app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ]
+        path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
+        env = {**os.environ, "PYTHONPATH": path, **self._env}
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+            )
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"stock server exited:\n{self.log()}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(self.base_url + "/healthz", timeout=1.0).status_code == 200:
+                    return self
+            time.sleep(0.05)
+        raise TimeoutError(f"stock server not up within {timeout_s} s:\n{self.log()}")
+
+    def log(self) -> str:
+        """The tail of the server's log."""
+        return self.log_path.read_text(errors="replace")[-4000:]
+
+    def kill(self) -> None:
+        """SIGKILL the server: no shutdown, no flush, nothing after the last commit."""
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(10)
+
+    def stop(self) -> None:
+        """Stop the server gracefully, killing it if it lingers."""
+        process = self.process
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+    def __enter__(self) -> StockServer:
+        """Start if not started."""
+        if self.process is None:
+            self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        """Stop."""
+        self.stop()
