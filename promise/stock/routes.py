@@ -57,7 +57,6 @@ from solver.errors import PromiseError
 __all__ = [
     "STOCK_EXCEPTION_HANDLERS",
     "create_stock_app",
-    "serve_stock_app",
     "stock_problem",
     "stock_request_problem",
     "stock_router",
@@ -451,10 +450,3 @@ def _snapshot_loader(settings: Settings) -> Callable[[], Snapshot]:
         return scenarios.demo_snapshot()
 
     return demo
-
-
-def serve_stock_app() -> Litestar:
-    """The stock-only app of one uvicorn process, configured from ``PROMISE_*`` variables."""
-    settings = Settings.from_env()
-    logging.basicConfig(level=settings.log_level)
-    return create_stock_app(settings, StockSettings.from_env(data_dir=settings.data_dir))

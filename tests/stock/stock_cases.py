@@ -189,7 +189,7 @@ async def raw_request(
 
 
 class StockServer:
-    """``create_stock_app`` served by one uvicorn process (a context manager)."""
+    """The promise service (``promise serve``, one worker) in its own process."""
 
     def __init__(self, root: Path, snapshot_file: Path, env: dict[str, str]) -> None:
         """Serve ``snapshot_file``; ``env`` selects the backend and its settings."""
@@ -197,29 +197,29 @@ class StockServer:
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.root = root
         self.log_path = root / f"server-{self.port}.log"
+        # Each server keeps its own snapshot pointer; the stock store in ``env`` is shared.
         self._env = {
             "PROMISE_SNAPSHOT_PATH": str(snapshot_file),
-            "PROMISE_DATA_DIR": str(root),
+            "PROMISE_DATA_DIR": str(root / f"data-{self.port}"),
+            "PROMISE_STOCK_PATH": str(root / "stock.sqlite3"),
             "PROMISE_LOG_LEVEL": "WARNING",
             **env,
         }
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self, timeout_s: float = 30.0) -> StockServer:
-        """Start the process and wait until it answers /healthz."""
+    def start(self, timeout_s: float = 60.0) -> StockServer:
+        """Start the process and wait until it answers /readyz (solver warm, network loaded)."""
         command = [
             sys.executable,
             "-m",
-            "uvicorn",
-            "--factory",
-            "promise.stock.routes:serve_stock_app",
+            "promise.cli",
+            "serve",
             "--host",
             "127.0.0.1",
             "--port",
             str(self.port),
-            "--log-level",
-            "warning",
-            "--no-access-log",
+            "--workers",
+            "1",
         ]
         path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
         env = {**os.environ, "PYTHONPATH": path, **self._env}
@@ -232,7 +232,7 @@ class StockServer:
             if self.process.poll() is not None:
                 raise RuntimeError(f"stock server exited:\n{self.log()}")
             with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(self.base_url + "/healthz", timeout=1.0).status_code == 200:
+                if httpx.get(self.base_url + "/readyz", timeout=1.0).status_code == 200:
                     return self
             time.sleep(0.05)
         raise TimeoutError(f"stock server not up within {timeout_s} s:\n{self.log()}")

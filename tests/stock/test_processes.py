@@ -1,7 +1,7 @@
 """Acceptance over real processes: two servers share one store; a killed server loses nothing.
 
-Each kind of store (embedded SQLite file, PostgreSQL schema) is served by uvicorn processes
-running ``create_stock_app``; requests go over HTTP from this process.
+Each kind of store (embedded SQLite file, PostgreSQL schema) is shared by two ``promise serve``
+processes; requests go over HTTP from this process.
 """
 
 from __future__ import annotations
