@@ -436,6 +436,7 @@ def create_app(
                 yield
             finally:
                 tasks.cancel_scope.cancel()
+                service.close()
 
     small_bodies = Router(
         path="/",

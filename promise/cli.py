@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from promise.settings import Settings, SettingsError
+from scenarios.cli import register as register_scenario_commands
 
 __all__ = ["build_parser", "main"]
 
@@ -40,6 +41,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--snapshot", type=Path, metavar="PATH", help="snapshot JSON to serve")
     serve.add_argument("--data-dir", type=Path, metavar="PATH", help="shared state (./data)")
     serve.add_argument(
+        "--capture",
+        type=Path,
+        metavar="PATH",
+        help="capture served promises as scenarios (a directory: one DuckDB file per worker)",
+    )
+    serve.add_argument(
         "--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="default INFO"
     )
 
@@ -50,6 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
         "snapshot-export", help="write the demo network's snapshot JSON (for --snapshot)"
     )
     export.add_argument("path", type=Path, metavar="PATH")
+    # The analysts' commands (replay, compare, regress, golden, scenarios, runs) live with the
+    # scenario store.
+    register_scenario_commands(commands)
     return parser
 
 
@@ -61,15 +71,19 @@ def _serve(args: argparse.Namespace) -> int:
         workers=args.workers,
         snapshot_path=args.snapshot,
         data_dir=args.data_dir,
+        capture_path=args.capture,
         log_level=args.log_level,
     )
     # Workers may start in another directory; give them absolute paths.
     snapshot_path = settings.snapshot_path.resolve() if settings.snapshot_path else None
+    capture_path = settings.capture_path.resolve() if settings.capture_path else None
     if snapshot_path is not None and not snapshot_path.is_file():
         sys.stderr.write(f"promise serve: no snapshot file at {snapshot_path}\n")
         return 2
     data_dir = settings.data_dir.resolve()
-    settings = settings.model_copy(update={"snapshot_path": snapshot_path, "data_dir": data_dir})
+    settings = settings.model_copy(
+        update={"snapshot_path": snapshot_path, "data_dir": data_dir, "capture_path": capture_path}
+    )
     data_dir.mkdir(parents=True, exist_ok=True)
     metrics_dir = data_dir / METRICS_SUBDIR
     # Samples of an earlier run would be summed with this one's.
@@ -140,6 +154,10 @@ def _snapshot_export(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``promise`` console script."""
     args = build_parser().parse_args(argv)
+    handler = getattr(args, "handler", None)
+    if handler is not None:
+        code: int = handler(args)
+        return code
     commands = {"serve": _serve, "demo": _demo, "snapshot-export": _snapshot_export}
     try:
         return commands[args.command](args)

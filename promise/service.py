@@ -29,6 +29,7 @@ from models import (
     PromiseResult,
     Snapshot,
 )
+from promise.capture import CaptureSink
 from promise.errors import (
     NotReadyError,
     OverloadedError,
@@ -170,6 +171,15 @@ class PromiseService:
         self._warmed = False
         self._heap_frozen = False
         self.startup_error: str | None = None
+        # Opened in start(), inside the worker process: one capture file per worker.
+        self._capture: CaptureSink | None = None
+
+    def close(self) -> None:
+        """Flush and close the capture sink, if any (at shutdown)."""
+        if self._capture is not None:
+            self._capture.close()
+            log.info("capture closed", extra={"capture": dataclasses.asdict(self._capture.stats)})
+            self._capture = None
 
     @property
     def ready(self) -> bool:
@@ -178,6 +188,8 @@ class PromiseService:
 
     async def start(self) -> None:
         """Warm the solver and load the start-up snapshot (run in the background at start)."""
+        if self._settings.capture_path is not None:
+            self._capture = CaptureSink(self._settings.capture_path)
         try:
             await anyio.to_thread.run_sync(solver.warm_up, abandon_on_cancel=True)
             self._warmed = True
@@ -275,15 +287,20 @@ class PromiseService:
         call: Callable[[], PromiseResult] = functools.partial(
             self._solve, request, snapshot, params=params
         )
+        used: list[solver.Inventory] = []  # the live stock the solve read, for the capture
         if stock is not None:
-            call = stock.with_inventory(
-                snapshot,
-                lambda inventory: self._solve(
-                    request, snapshot, params=params, inventory=inventory
-                ),
-            )
+
+            def with_live(inventory: solver.Inventory) -> PromiseResult:
+                """Solve on the live stock and remember which version it was."""
+                used.append(inventory)
+                return self._solve(request, snapshot, params=params, inventory=inventory)
+
+            call = stock.with_inventory(snapshot, with_live)
         result = await self._gate.run(call)
         self._metrics.observe_solve(result)
+        if self._capture is not None and body.snapshot is None:
+            # Off the request path: a bounded queue that never blocks and never raises.
+            self._capture.submit(request, snapshot, result, inventory=used[0] if used else None)
         answer = PromiseAnswer.from_result(result, snapshot_version=snapshot.version)
         if stock is None:
             return answer

@@ -40,6 +40,13 @@ class Settings(BaseModel):
         default=Path("data"),
         description="Where a swapped snapshot and its version pointer are shared by the workers.",
     )
+    capture_path: Path | None = Field(
+        default=None,
+        description=(
+            "Capture served promises into scenario stores: a directory (one DuckDB file per "
+            "worker) or a .duckdb file (one worker); None captures nothing."
+        ),
+    )
     max_body_bytes: Annotated[int, Field(ge=1024)] = 4 * MIB
     max_snapshot_bytes: Annotated[int, Field(ge=1024)] = 1024 * MIB
     max_cart_lines: Annotated[int, Field(ge=1, le=500)] = 100
