@@ -30,7 +30,7 @@ def _reason(problem: Problem, line_pos: int, evaluation: Evaluation) -> Unfulfil
     line = ctx.lines[line_pos]
     if line.sku_index < 0:
         return UnfulfilledReason.UNKNOWN_SKU
-    wanted = sum(other.line.quantity for other in ctx.lines if other.sku_index == line.sku_index)
+    wanted = int(ctx.sku_need[line_pos])
     network = int(ctx.stock_last[:, line_pos].sum())
     if network < wanted:
         return UnfulfilledReason.INSUFFICIENT_STOCK

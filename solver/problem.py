@@ -121,6 +121,7 @@ class CartContext:
     stock_pos: dict[int, int]  # node → row of stock_last
     stock_last: IntArray  # stock nodes × lines: ATP of the line's SKU once all lots arrive
     stock_unit_cost: IntArray  # stock nodes × lines: unit cost of the line's SKU there
+    sku_need: IntArray  # per line: units of its SKU over all lines (they share one ATP)
     local: dict[int, tuple[int, int]]
     eligible: dict[ServiceLevel, npt.NDArray[np.bool_]]
     blocks: dict[tuple[int, ServiceLevel], NodeBlock]
@@ -301,6 +302,13 @@ def build_context(
         stock_pos=stock_pos,
         stock_last=stock_last,
         stock_unit_cost=stock_unit_cost,
+        sku_need=np.array(
+            [
+                sum(o.line.quantity for o in lines if o.sku_index == line.sku_index)
+                for line in lines
+            ],
+            dtype=np.int64,
+        ),
         local={},
         eligible={},
         blocks={},
@@ -363,15 +371,11 @@ def _first_date_suffices(
         return False
     share = ctx.policy.in_transit_share
     day = first.toordinal()
-    need: dict[int, int] = {}
-    for i, pair in pairs:
-        if pair is not None:
-            need[pair.sku] = need.get(pair.sku, 0) + ctx.lines[i].line.quantity
     most = 0
     for i, pair in pairs:
         if pair is None:
             continue
-        wanted = min(need[pair.sku], pair.last)
+        wanted = min(int(ctx.sku_need[i]), pair.last)
         if pair.atp(day, share) < wanted:
             return False
         most += min(ctx.lines[i].line.quantity, pair.last)
@@ -503,9 +507,7 @@ def prefilter(ctx: CartContext, level: ServiceLevel, *, per_line: int, whole_car
     line_cost, cart_cost = _rank_costs(ctx, level, nodes)
     have = ctx.stock_last[[ctx.stock_pos[n] for n in nodes.tolist()]]  # nodes × lines
     # Lines sharing a SKU need their summed quantity from one node to count as covered.
-    need = np.zeros(len(ctx.lines), dtype=np.int64)
-    for i, line in enumerate(ctx.lines):
-        need[i] = sum(o.line.quantity for o in ctx.lines if o.sku_index == line.sku_index)
+    need = ctx.sku_need
     known = np.array([line.sku_index >= 0 for line in ctx.lines], dtype=np.bool_)
     covers = have >= need[None, :]
     whole = np.flatnonzero(covers[:, known].all(axis=1))

@@ -72,9 +72,8 @@ def _single_package(problem: Problem, coef: Coefficients) -> tuple[IntArray, int
     """
     lines = problem.ctx.lines
     qty = np.array([line.line.quantity for line in lines], dtype=np.int64)
-    sku = np.array([line.sku_index for line in lines], dtype=np.int64)
     # Lines sharing a SKU draw on the same ATP, so each needs its SKU's total in the slot.
-    need = np.array([qty[sku == k].sum() for k in sku.tolist()], dtype=np.int64)
+    need = problem.ctx.sku_need
     fits = (problem.avail >= need[:, None]).all(axis=0) & (problem.slot_capacity != 0)
     labour = problem.slot_labour
     fits &= (labour < 0) | (int(qty.sum()) * coef.pick_seconds <= labour)
