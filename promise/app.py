@@ -7,6 +7,7 @@ document through the one ``exception_handlers`` table built in :func:`create_app
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import os
 import re
@@ -408,8 +409,15 @@ def create_app(
     *,
     initial_snapshot: Callable[[], Snapshot] | None = None,
     solve: SolveFn | None = None,
+    stock_settings: StockSettings | None = None,
+    clock: Callable[[], dt.datetime] | None = None,
 ) -> Litestar:
-    """Build the app; ``initial_snapshot`` and ``solve`` replace the defaults in tests."""
+    """Build the app; the keyword arguments replace the defaults in tests.
+
+    ``initial_snapshot`` loads the start-up network, ``solve`` stands in for the engine,
+    ``stock_settings`` picks the stock store (default: from the environment) and ``clock``
+    is the reservations' clock.
+    """
     metrics = Metrics()
     service_kwargs: dict[str, Any] = {} if solve is None else {"solve": solve}
 
@@ -417,7 +425,9 @@ def create_app(
         return (await service.store.current()).snapshot
 
     stock = StockService.open(
-        StockSettings.from_env(data_dir=settings.data_dir), snapshot=live_snapshot
+        stock_settings or StockSettings.from_env(data_dir=settings.data_dir),
+        snapshot=live_snapshot,
+        **({} if clock is None else {"clock": clock}),
     )
     service = PromiseService(
         settings,

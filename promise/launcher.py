@@ -88,8 +88,9 @@ class ServerProcess:
         path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)
         env = {**os.environ, "PYTHONPATH": path, **self._env}
         with self.log_path.open("wb") as log:
+            # A session of its own, so kill() reaches the workers too.
             self._process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-                command, stdout=log, stderr=subprocess.STDOUT, env=env
+                command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
             )
         self.wait_ready(timeout_s)
         return self
@@ -146,6 +147,14 @@ class ServerProcess:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout_s)
+
+    def kill(self, timeout_s: float = 15.0) -> None:
+        """SIGKILL the server and its workers: no shutdown, no flush (for crash tests)."""
+        process = self._process
+        if process is None or process.poll() is not None:
+            return
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout_s)
 
     def __enter__(self) -> ServerProcess:
         """Start the server if it is not running yet."""

@@ -9,11 +9,11 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-__all__ = ["ENV_PREFIX", "Settings", "SettingsError"]
+__all__ = ["ENV_PREFIX", "Settings", "SettingsError", "from_env"]
 
 ENV_PREFIX = "PROMISE_"
 MIB = 1024 * 1024
@@ -73,21 +73,7 @@ class Settings(BaseModel):
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
         """Settings from ``PROMISE_<FIELD>`` variables, then ``overrides``, then defaults."""
-        environ = os.environ if environ is None else environ
-        values: dict[str, object] = {}
-        for name in cls.model_fields:
-            raw = environ.get(ENV_PREFIX + name.upper())
-            if raw is not None and raw != "":
-                values[name] = raw.upper() if name == "log_level" else raw
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        try:
-            return cls.model_validate(values)
-        except ValidationError as exc:
-            problems = "; ".join(
-                f"{ENV_PREFIX}{'.'.join(map(str, e['loc'])).upper()}: {e['msg']}"
-                for e in exc.errors()
-            )
-            raise SettingsError(problems) from exc
+        return from_env(cls, environ, overrides, upper=("log_level",))
 
     def to_env(self) -> dict[str, str]:
         """The ``PROMISE_*`` variables that reproduce these settings in another process."""
@@ -96,3 +82,34 @@ class Settings(BaseModel):
             if value is not None:
                 env[ENV_PREFIX + name.upper()] = str(value)
         return env
+
+
+SettingsT = TypeVar("SettingsT", bound=BaseModel)
+
+
+def from_env(
+    model: type[SettingsT],
+    environ: Mapping[str, str] | None,
+    overrides: Mapping[str, object],
+    *,
+    upper: tuple[str, ...] = (),
+) -> SettingsT:
+    """A settings model from ``PROMISE_<FIELD>`` variables, then non-None ``overrides``.
+
+    Fields named in ``upper`` are upper-cased (enumerations such as log levels); every invalid
+    variable is named in one :class:`SettingsError`.
+    """
+    environ = os.environ if environ is None else environ
+    values: dict[str, object] = {}
+    for name in model.model_fields:
+        raw = environ.get(ENV_PREFIX + name.upper())
+        if raw is not None and raw != "":
+            values[name] = raw.upper() if name in upper else raw
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return model.model_validate(values)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{ENV_PREFIX}{'.'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors()
+        )
+        raise SettingsError(problems) from exc

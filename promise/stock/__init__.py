@@ -22,7 +22,6 @@ from promise.stock.errors import (
 )
 from promise.stock.routes import (
     STOCK_EXCEPTION_HANDLERS,
-    create_stock_app,
     stock_router,
 )
 from promise.stock.schemas import (
@@ -68,7 +67,6 @@ __all__ = [
     "StockSettings",
     "StockUnavailableError",
     "UnknownPromiseError",
-    "create_stock_app",
     "open_backend",
     "stock_router",
 ]

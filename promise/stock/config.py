@@ -6,14 +6,13 @@ process reads them from the environment it inherits.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from promise.settings import ENV_PREFIX, SettingsError
+from promise.settings import ENV_PREFIX, from_env
 
 __all__ = ["StockSettings"]
 
@@ -56,21 +55,7 @@ class StockSettings(BaseModel):
         cls, environ: Mapping[str, str] | None = None, **overrides: object
     ) -> StockSettings:
         """Settings from ``PROMISE_<FIELD>`` variables, then ``overrides``, then defaults."""
-        environ = os.environ if environ is None else environ
-        values: dict[str, object] = {}
-        for name in cls.model_fields:
-            raw = environ.get(ENV_PREFIX + name.upper())
-            if raw is not None and raw != "":
-                values[name] = raw.upper() if name == "sqlite_synchronous" else raw
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        try:
-            return cls.model_validate(values)
-        except ValidationError as exc:
-            problems = "; ".join(
-                f"{ENV_PREFIX}{'.'.join(map(str, e['loc'])).upper()}: {e['msg']}"
-                for e in exc.errors()
-            )
-            raise SettingsError(problems) from exc
+        return from_env(cls, environ, overrides, upper=("sqlite_synchronous",))
 
     def to_env(self) -> dict[str, str]:
         """The ``PROMISE_*`` variables that reproduce these settings in another process."""

@@ -2,45 +2,29 @@
 
 :func:`stock_router` carries the handlers and the ``stock`` dependency for the product app;
 ``STOCK_EXCEPTION_HANDLERS`` maps this package's errors to problem documents.
-:func:`create_stock_app` serves these endpoints alone (tests, benchmarks, a stock-only
-deployment) on the snapshot ``promise.settings.Settings`` names.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
-from http import HTTPStatus
 from typing import Annotated, Any, Literal
 
-import pydantic
-from litestar import Litestar, MediaType, Request, Response, Router, get, post
+from litestar import MediaType, Request, Response, Router, get, post
 from litestar.di import NamedDependency, Provide
-from litestar.exceptions import HTTPException, ValidationException
-from litestar.openapi import OpenAPIConfig
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import HeaderParameter, JSONBody, Parameter
 from litestar.types import ExceptionHandlersMap
 
-from models import Snapshot
 from promise.errors import (
     PROBLEM_MEDIA_TYPE,
     PROBLEM_TYPE_PREFIX,
-    FieldError,
     Problem,
     QueryParameterError,
-    ServiceUnavailableError,
     field_error,
-    field_errors_from_pydantic,
     problem_kind,
     problem_response,
 )
 from promise.observe import request_id_of
-from promise.settings import Settings
-from promise.stock.backend import Clock, utc_now
-from promise.stock.config import StockSettings
 from promise.stock.errors import IdempotencyKeyReusedError, StockHTTPError
 from promise.stock.schemas import (
     EventBatch,
@@ -56,7 +40,6 @@ from solver.errors import PromiseError
 
 __all__ = [
     "STOCK_EXCEPTION_HANDLERS",
-    "create_stock_app",
     "stock_problem",
     "stock_request_problem",
     "stock_router",
@@ -308,145 +291,3 @@ STOCK_EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     StockHTTPError: stock_problem,
     IdempotencyKeyReusedError: stock_request_problem,
 }
-
-
-# --- a stock-only app -----------------------------------------------------------------------
-
-
-_SOURCES: dict[str, Literal["body", "query", "header", "path"]] = {
-    "query": "query",
-    "header": "header",
-    "path": "path",
-}
-
-
-def _validation_problem(request: AnyRequest, exc: ValidationException) -> Response[bytes]:
-    """Invalid fields: 422 with every offending field path."""
-    cause: BaseException | None = exc.__cause__
-    while cause is not None and not isinstance(cause, pydantic.ValidationError):
-        cause = cause.__cause__
-    errors: list[FieldError] = []
-    if isinstance(cause, pydantic.ValidationError):
-        errors = list(field_errors_from_pydantic(cause.errors()))
-    for entry in exc.extra if isinstance(exc.extra, list) and not errors else []:
-        if isinstance(entry, dict):
-            key = str(entry.get("key", ""))
-            loc = tuple(int(p) if p.isdigit() else p for p in key.split(".")) if key else ()
-            source = _SOURCES.get(str(entry.get("source", "")), "body")
-            errors.append(field_error(loc, str(entry.get("message", "")), "invalid", source))
-    if not errors:
-        errors = [field_error((), exc.detail, "invalid", "body")]
-    return problem_response(
-        status=422,
-        title="Request validation failed",
-        detail=f"{len(errors)} invalid field(s): {errors[0].field or 'body'}: {errors[0].message}",
-        kind="validation-failed",
-        errors=errors,
-        request_id=request_id_of(request.scope),
-    )
-
-
-def _unavailable_problem(request: AnyRequest, exc: ServiceUnavailableError) -> Response[bytes]:
-    """Busy or unreachable database: 503 with Retry-After."""
-    return problem_response(
-        status=503,
-        title="Service unavailable",
-        detail=exc.message,
-        kind=problem_kind(exc),
-        request_id=request_id_of(request.scope),
-        headers={"Retry-After": str(exc.retry_after_s)},
-    )
-
-
-def _http_problem(request: AnyRequest, exc: HTTPException) -> Response[bytes]:
-    """Litestar's own HTTP errors (400, 404, 405, 413, ...) as problem documents."""
-    status = exc.status_code
-    if status >= 500:
-        log.error("server error", exc_info=exc)
-    return problem_response(
-        status=status,
-        title=HTTPStatus(status).phrase,
-        detail=exc.detail if status < 500 else "an unexpected error occurred",
-        request_id=request_id_of(request.scope),
-        headers=exc.headers,
-    )
-
-
-def _internal_problem(request: AnyRequest, exc: Exception) -> Response[bytes]:
-    """A bug: log it and answer a problem 500 without internals."""
-    log.error("unhandled error", exc_info=exc)
-    return problem_response(
-        status=500,
-        title="Internal Server Error",
-        detail="an unexpected error occurred",
-        kind="internal",
-        request_id=request_id_of(request.scope),
-    )
-
-
-@get("/healthz", summary="Liveness", tags=["operations"])
-async def stock_healthz(stock: NamedDependency[StockService]) -> dict[str, int]:
-    """The process serves HTTP and reads the stock state version."""
-    return {"pid": os.getpid(), "state_version": await stock.state_version()}
-
-
-def create_stock_app(
-    settings: Settings,
-    stock_settings: StockSettings,
-    *,
-    initial_snapshot: Callable[[], Snapshot] | None = None,
-    clock: Clock = utc_now,
-) -> Litestar:
-    """An app serving only the stock endpoints on one fixed snapshot."""
-    loader = initial_snapshot or _snapshot_loader(settings)
-    loaded: list[Snapshot] = []
-
-    async def current() -> Snapshot:
-        if not loaded:
-            loaded.append(loader())
-        return loaded[0]
-
-    stock = StockService.open(stock_settings, snapshot=current, clock=clock)
-
-    @asynccontextmanager
-    async def lifespan(_app: Litestar) -> AsyncIterator[None]:
-        """Load the snapshot before serving; sweep while serving; close at the end."""
-        await current()
-        async with stock.running():
-            yield
-
-    router = stock_router(stock, max_body_bytes=settings.max_body_bytes)
-    app = Litestar(
-        route_handlers=[router, stock_healthz],
-        dependencies={"stock": Provide(lambda: stock, sync_to_thread=False)},
-        exception_handlers={
-            **STOCK_EXCEPTION_HANDLERS,
-            PromiseError: stock_request_problem,
-            ServiceUnavailableError: _unavailable_problem,
-            ValidationException: _validation_problem,
-            HTTPException: _http_problem,
-            Exception: _internal_problem,
-        },
-        lifespan=[lifespan],
-        openapi_config=OpenAPIConfig(
-            title="Promise engine: stock", version="1.0.0", path="/schema"
-        ),
-        debug=False,
-        logging_config=None,
-    )
-    app.state.stock = stock
-    return app
-
-
-def _snapshot_loader(settings: Settings) -> Callable[[], Snapshot]:
-    """The snapshot file the settings name, else the embedded demo network."""
-    path = settings.snapshot_path
-    if path is not None:
-        return lambda: Snapshot.model_validate_json(path.read_bytes())
-
-    def demo() -> Snapshot:
-        import scenarios  # noqa: PLC0415 - the demo network is only built when it is served
-
-        return scenarios.demo_snapshot()
-
-    return demo

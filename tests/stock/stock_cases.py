@@ -1,4 +1,4 @@
-"""A small stock network, a settable clock, PostgreSQL schemas and stock-only server processes.
+"""A small stock network, a settable clock, PostgreSQL schemas and service processes.
 
 The network: a DC in Philadelphia and a store in Manhattan; SKU A at both, B at the DC only.
 Channel ``web`` keeps 1 unit at stores, ``store_pickup`` keeps none; nothing is buffered at
@@ -13,23 +13,17 @@ import dataclasses
 import datetime as dt
 import json
 import os
-import signal
-import subprocess
-import sys
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
-import httpx
 import psycopg
 import pytest
 
 from models import Snapshot
-from promise.launcher import free_port
+from promise.launcher import ServerProcess
 from promise.stock.schemas import EventType, InventoryEvent
 from tests.solver.network_cases import MONDAY_10AM, dc, lot, snapshot, stock, store
 
@@ -38,12 +32,12 @@ __all__ = [
     "REQUIRE_POSTGRES_ENV",
     "FakeClock",
     "RawResponse",
-    "StockServer",
     "event",
     "network",
     "pg_schema",
     "postgres_dsn",
     "raw_request",
+    "stock_server",
 ]
 
 REQUIRE_POSTGRES_ENV = "PROMISE_REQUIRE_POSTGRES"
@@ -188,87 +182,19 @@ async def raw_request(
         writer.close()
 
 
-class StockServer:
-    """The promise service (``promise serve``, one worker) in its own process."""
+def stock_server(root: Path, snapshot_file: Path, env: dict[str, str]) -> ServerProcess:
+    """``promise serve`` (one worker) on ``snapshot_file``, sharing the stock store of ``root``.
 
-    def __init__(self, root: Path, snapshot_file: Path, env: dict[str, str]) -> None:
-        """Serve ``snapshot_file``; ``env`` selects the backend and its settings."""
-        self.port = free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}"
-        self.root = root
-        self.log_path = root / f"server-{self.port}.log"
-        # Each server keeps its own snapshot pointer; the stock store in ``env`` is shared.
-        self._env = {
-            "PROMISE_SNAPSHOT_PATH": str(snapshot_file),
-            "PROMISE_DATA_DIR": str(root / f"data-{self.port}"),
+    Every server under ``root`` uses the SQLite file there (or what ``env`` names) and keeps
+    its own data directory.
+    """
+    return ServerProcess(
+        data_dir=root / f"server-{uuid.uuid4().hex[:8]}",
+        workers=1,
+        snapshot=snapshot_file,
+        env={
             "PROMISE_STOCK_PATH": str(root / "stock.sqlite3"),
             "PROMISE_LOG_LEVEL": "WARNING",
             **env,
-        }
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self, timeout_s: float = 60.0) -> StockServer:
-        """Start the process and wait until it answers /readyz (solver warm, network loaded)."""
-        command = [
-            sys.executable,
-            "-m",
-            "promise.cli",
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-            "--workers",
-            "1",
-        ]
-        path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
-        env = {**os.environ, "PYTHONPATH": path, **self._env}
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
-            )
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"stock server exited:\n{self.log()}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(self.base_url + "/readyz", timeout=1.0).status_code == 200:
-                    return self
-            time.sleep(0.05)
-        raise TimeoutError(f"stock server not up within {timeout_s} s:\n{self.log()}")
-
-    def log(self) -> str:
-        """The tail of the server's log."""
-        return self.log_path.read_text(errors="replace")[-4000:]
-
-    def kill(self) -> None:
-        """SIGKILL the server: no shutdown, no flush, nothing after the last commit."""
-        if self.process is not None and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(10)
-
-    def stop(self) -> None:
-        """Stop the server gracefully, killing it if it lingers."""
-        process = self.process
-        if process is None or process.poll() is not None:
-            return
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.kill()
-
-    def __enter__(self) -> StockServer:
-        """Start if not started."""
-        if self.process is None:
-            self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        """Stop."""
-        self.stop()
+        },
+    )

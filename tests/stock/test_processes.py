@@ -17,7 +17,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.stock.stock_cases import RawResponse, StockServer, network, pg_schema, raw_request
+from promise.launcher import ServerProcess
+from tests.stock.stock_cases import RawResponse, network, pg_schema, raw_request, stock_server
 
 HOLD_ATTEMPTS = 1000
 IDEMPOTENT_RETRIES = 100
@@ -35,11 +36,11 @@ def store_env(kind: str, root: Path, request: pytest.FixtureRequest) -> Iterator
         yield {"PROMISE_DATABASE_URL": schema_dsn}
 
 
-def start_all(servers: list[StockServer]) -> None:
+def start_all(servers: list[ServerProcess]) -> None:
     """Start servers in parallel (each waits for its own /healthz)."""
     errors: list[BaseException] = []
 
-    def run(server: StockServer) -> None:
+    def run(server: ServerProcess) -> None:
         try:
             server.start()
         except BaseException as exc:  # surfaced below, in the test's thread
@@ -57,13 +58,13 @@ def start_all(servers: list[StockServer]) -> None:
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
 def pair(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[list[StockServer]]:
+) -> Iterator[list[ServerProcess]]:
     """Two server processes sharing one store of each kind."""
     root = tmp_path_factory.mktemp(f"pair-{request.param}")
     snapshot_file = root / "snapshot.json"
     snapshot_file.write_text(network(dc_a=10, dc_b=50).model_dump_json())
     with store_env(request.param, root, request) as env:
-        servers = [StockServer(root, snapshot_file, env) for _ in range(2)]
+        servers = [stock_server(root, snapshot_file, env) for _ in range(2)]
         try:
             start_all(servers)
             yield servers
@@ -85,7 +86,7 @@ async def position(client: httpx.AsyncClient, sku: str) -> dict[str, Any]:
     return result
 
 
-def test_a_thousand_concurrent_holds_grant_exactly_the_ten_units(pair: list[StockServer]) -> None:
+def test_a_thousand_concurrent_holds_grant_exactly_the_ten_units(pair: list[ServerProcess]) -> None:
     """Acceptance 1: 1,000 one-unit holds at once over two processes against 10 units."""
 
     async def scenario() -> tuple[list[int], list[dict[str, Any]], dict[str, Any]]:
@@ -125,7 +126,7 @@ def test_a_thousand_concurrent_holds_grant_exactly_the_ten_units(pair: list[Stoc
     assert (final["on_hand"], final["held"], final["available"]) == (10, 10, 0)
 
 
-def test_one_key_retried_a_hundred_times_holds_once(pair: list[StockServer]) -> None:
+def test_one_key_retried_a_hundred_times_holds_once(pair: list[ServerProcess]) -> None:
     """Acceptance 2: 100 concurrent retries of one Idempotency-Key: one hold, one answer."""
 
     async def scenario() -> tuple[list[RawResponse], dict[str, Any]]:
@@ -159,17 +160,17 @@ def test_sigkill_keeps_every_acknowledged_event_and_hold_and_nothing_else(
     snapshot_file = tmp_path / "snapshot.json"
     snapshot_file.write_text(network(dc_a=10_000, dc_b=0).model_dump_json())
     with store_env(kind, tmp_path, request) as env:
-        server = StockServer(tmp_path, snapshot_file, env).start()
+        server = stock_server(tmp_path, snapshot_file, env).start()
         try:
             sent, acked, holds_sent, holds_acked = asyncio.run(_load_until_killed(server))
-            with StockServer(tmp_path, snapshot_file, env).start() as restarted:
+            with stock_server(tmp_path, snapshot_file, env).start() as restarted:
                 asyncio.run(_check_after_restart(restarted, sent, acked, holds_sent, holds_acked))
         finally:
             server.kill()
 
 
 async def _load_until_killed(
-    server: StockServer,
+    server: ServerProcess,
 ) -> tuple[list[str], set[str], dict[str, dict[str, Any]], dict[str, str]]:
     """Events (receipts of B) and holds (of A) from 8 tasks; SIGKILL once enough were answered.
 
@@ -236,7 +237,7 @@ async def _load_until_killed(
 
 
 async def _check_after_restart(
-    server: StockServer,
+    server: ServerProcess,
     sent: list[str],
     acked: set[str],
     holds_sent: dict[str, dict[str, Any]],

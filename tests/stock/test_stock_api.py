@@ -1,7 +1,8 @@
-"""The stock endpoints over HTTP (in process): status codes, problem documents, field paths."""
+"""The stock endpoints of the service (in process): status codes, problem documents, fields."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -9,8 +10,9 @@ from typing import Any
 import pytest
 from litestar.testing import TestClient
 
+from promise.app import create_app
 from promise.settings import Settings
-from promise.stock import StockSettings, create_stock_app
+from promise.stock import StockSettings
 from tests.stock.stock_cases import FakeClock, network
 
 PROBLEM = "application/problem+json"
@@ -20,11 +22,18 @@ PROBLEM = "application/problem+json"
 def client(
     tmp_path: Path, store_settings: StockSettings, clock: FakeClock
 ) -> Iterator[TestClient[Any]]:
-    """The stock-only app on the test network."""
-    app = create_stock_app(
-        Settings(data_dir=tmp_path), store_settings, initial_snapshot=network, clock=clock
+    """The service on the test network, once ready (solver warm, network loaded)."""
+    app = create_app(
+        Settings(data_dir=tmp_path),
+        initial_snapshot=network,
+        stock_settings=store_settings,
+        clock=clock,
     )
     with TestClient(app) as test_client:
+        deadline = time.monotonic() + 30
+        while test_client.get("/readyz").status_code != 200:
+            assert time.monotonic() < deadline, "the service did not get ready"
+            time.sleep(0.01)
         yield test_client
 
 

@@ -15,7 +15,8 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.core.result import Ok
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
-from tests.stock.stock_cases import StockServer, network
+from promise.launcher import ServerProcess
+from tests.stock.stock_cases import network, stock_server
 
 # Bounded so the run stays within a few seconds on two cores.
 EXAMPLES_PER_OPERATION = 25
@@ -23,13 +24,13 @@ MUST_EXERCISE = {"POST /v1/inventory/events", "POST /v1/reservations"}
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StockServer]:
-    """A stock-only server on the test network with an embedded store."""
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """The service on the test network with an embedded stock store."""
     root: Path = tmp_path_factory.mktemp("stock-fuzz")
     snapshot_file = root / "snapshot.json"
     snapshot_file.write_text(network().model_dump_json())
     env = {"PROMISE_STOCK_PATH": str(root / "stock.sqlite3"), "PROMISE_LOG_LEVEL": "ERROR"}
-    with StockServer(root, snapshot_file, env).start() as started:
+    with stock_server(root, snapshot_file, env).start() as started:
         yield started
 
 
@@ -40,7 +41,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StockServer]:
         GenerationMode.NEGATIVE,  # what it forbids: refused, never a 5xx
     ],
 )
-def test_no_server_error_and_schema_conformance(server: StockServer, mode: GenerationMode) -> None:
+def test_no_server_error_and_schema_conformance(
+    server: ServerProcess, mode: GenerationMode
+) -> None:
     """Generated requests never get a 5xx nor an answer that breaks the published schema."""
     schema = schemathesis.openapi.from_url(f"{server.base_url}/schema/openapi.json")
     results = list(schema.get_all_operations())
