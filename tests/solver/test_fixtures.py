@@ -322,3 +322,37 @@ def test_max_shipments_forces_partial_or_unfulfillable(
         assert [(u.sku, u.reason) for u in option.unfulfilled] == [
             ("B", UnfulfilledReason.MAX_SHIPMENTS)
         ]
+
+
+@pytest.mark.parametrize(
+    ("weights", "node", "objective"),
+    [
+        # Default weights: the Philadelphia DC's 3000 handling makes it 1100 + 100 + 3000 + 50
+        # + 1 day = 4300; the Chicago store costs 1400 + 100 + 400 + 150 + 4 days = 2250.
+        (None, "s1", 2250),
+        # Pure shipping cost: only rates count, 1100 + 100 = 1200 from the DC against
+        # 1400 + 100 = 1500 from the store.
+        (
+            {
+                "handling": 0,
+                "labour": 0,
+                "split_penalty": 0,
+                "lateness_per_day": 0,
+                "protection_per_unit": 0,
+            },
+            "dc",
+            1200,
+        ),
+    ],
+)
+def test_request_weights_override_the_policy(
+    weights: dict[str, float] | None, node: str, objective: int
+) -> None:
+    """A caller asking for pure shipping cost gets the cheapest rate, not the cheapest total."""
+    snap = snapshot(
+        [dc("dc", handling_cost=3000), store("s1", location=CHICAGO)],
+        [stock("dc", "A", 5), stock("s1", "A", 5)],
+    )
+    option = solved(request(("A", 1), weights=weights), snap)
+    assert shipped_from(option) == [node]
+    assert option.objective == objective
