@@ -56,7 +56,13 @@ def published_schema(fuzz_server: ServerProcess) -> schemathesis.BaseSchema:
 EXAMPLES_PUT_SNAPSHOT = 8
 # These must be exercised in both modes; others may be impossible to generate for (a GET without
 # parameters has no invalid request; hypothesis may give up on whole valid snapshots).
-MUST_EXERCISE = {"POST /v1/promise", "POST /v1/promise/validate", "GET /v1/availability"}
+MUST_EXERCISE = {
+    "POST /v1/promise",
+    "POST /v1/promise/validate",
+    "GET /v1/availability",
+    "POST /v1/inventory/events",
+    "POST /v1/reservations",
+}
 
 
 # schemathesis' pytest plugin (``from_fixture``) does not run under pytest 9, so each
