@@ -21,7 +21,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
 import multiprocessing
 import os
@@ -32,7 +31,6 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from multiprocessing.synchronize import Barrier
 from typing import Any
 
@@ -44,6 +42,7 @@ from promise.stock import InventoryEvent, StockSettings, open_backend
 from promise.stock.backend import HoldPlan, HoldRecord, StockBackend, to_us, utc_now
 from promise.stock.holds import RulesCache, StockRules, shortfalls
 from promise.stock.live import LiveInventory
+from promise.stock.postgres import temporary_schema
 from promise.stock.schemas import Shortfall
 from scenarios import demo_snapshot
 
@@ -278,19 +277,6 @@ def measure(settings: StockSettings, seconds: float) -> dict[str, Any]:
     }
 
 
-@contextlib.contextmanager
-def _pg_schema(dsn: str) -> Iterator[str]:
-    """A fresh schema for the run; its DSN, dropped afterwards."""
-    name = f"bench_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(dsn, autocommit=True, connect_timeout=5) as conn:
-        conn.execute(f'CREATE SCHEMA "{name}"')
-    try:
-        yield psycopg.conninfo.make_conninfo(dsn, options=f"-csearch_path={name}")
-    finally:
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
-
-
 def _markdown(payload: dict[str, Any]) -> str:
     """The report as a Markdown table."""
     lines = [
@@ -331,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
         payload["embedded"] = measure(StockSettings(data_dir=pathlib.Path(tmp)), seconds)
     log.info("PostgreSQL ...")
     try:
-        with _pg_schema(args.dsn) as dsn:
+        with temporary_schema(args.dsn, prefix="bench") as dsn:
             payload["postgres"] = measure(StockSettings(database_url=dsn), seconds)
     except psycopg.OperationalError as exc:
         payload["postgres"] = {"error": f"PostgreSQL unreachable: {exc}"}

@@ -5,6 +5,7 @@ Money is integer cents, weights are grams, dates are calendar dates in the node'
 
 from models._availability import AvailabilityReport, NodeAvailability, SkuAvailability, Tiers
 from models._base import Frozen
+from models._cache import PerSnapshot
 from models._enums import Engine, NodeKind, ServiceLevel, Status, UnfulfilledReason
 from models._inventory import (
     Buffer,
@@ -50,6 +51,7 @@ __all__ = [
     "NodeAvailability",
     "NodeKind",
     "ObjectiveWeights",
+    "PerSnapshot",
     "PromiseOption",
     "PromiseRequest",
     "PromiseResult",

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-import threading
-from collections import Counter, OrderedDict
+from collections import Counter
 from collections.abc import Iterator
 
 from pydantic import AwareDatetime, Field, model_validator
 
 from models._base import Frozen
+from models._cache import PerSnapshot
 from models._inventory import ChannelPolicy, InventoryPosition, InventoryTable
 from models._network import CarrierService, CatalogItem, Node
 
@@ -115,23 +115,16 @@ class Snapshot(Frozen):
         return self.as_of.astimezone(dt.UTC).date()
 
 
-# (node_id, sku) → row lookups of the last few snapshots. Kept outside the model so that two
-# equal snapshots stay equal; the entry holds its snapshot, so an id is not reused meanwhile.
-_LOOKUPS: OrderedDict[int, tuple[Snapshot, dict[tuple[str, str], int]]] = OrderedDict()
-_LOOKUPS_LOCK = threading.Lock()
+def _row_lookup(snapshot: Snapshot) -> dict[tuple[str, str], int]:
+    """(node_id, sku) → row of ``snapshot``'s inventory."""
+    nodes, skus = snapshot._row_keys()
+    return {key: i for i, key in enumerate(zip(nodes, skus, strict=True))}
+
+
+# Kept outside the model so that two equal snapshots stay equal.
+_LOOKUPS: PerSnapshot[dict[tuple[str, str], int]] = PerSnapshot(8)
 
 
 def _lookup(snapshot: Snapshot) -> dict[tuple[str, str], int]:
     """The row lookup of ``snapshot``, built on first use."""
-    with _LOOKUPS_LOCK:
-        found = _LOOKUPS.get(id(snapshot))
-        if found is not None and found[0] is snapshot:
-            _LOOKUPS.move_to_end(id(snapshot))
-            return found[1]
-    nodes, skus = snapshot._row_keys()
-    table = {key: i for i, key in enumerate(zip(nodes, skus, strict=True))}
-    with _LOOKUPS_LOCK:
-        _LOOKUPS[id(snapshot)] = (snapshot, table)
-        while len(_LOOKUPS) > 8:
-            _LOOKUPS.popitem(last=False)
-    return table
+    return _LOOKUPS.get(snapshot, _row_lookup)

@@ -35,7 +35,6 @@ import logging
 import os
 import threading
 import uuid
-import weakref
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -54,6 +53,7 @@ from models import (
     InTransitLot,
     InventoryPosition,
     Node,
+    PerSnapshot,
     PromiseRequest,
     PromiseResult,
     Snapshot,
@@ -333,9 +333,7 @@ class _NetworkFacts:
 
 # Keyed by id(snapshot) and confirmed by a weak reference: hashing a 2,000-SKU network costs
 # tens of milliseconds, and a capture sees the same snapshot object for thousands of requests.
-_FACTS: dict[int, tuple[weakref.ref[Snapshot], _NetworkFacts]] = {}
-_FACTS_SIZE = 8
-_FACTS_LOCK = threading.Lock()
+_FACTS: PerSnapshot[_NetworkFacts] = PerSnapshot(8)
 
 
 def _digest(body_json: bytes) -> str:
@@ -345,34 +343,22 @@ def _digest(body_json: bytes) -> str:
 
 def _facts(snapshot: Snapshot) -> _NetworkFacts:
     """The cached network facts of ``snapshot``."""
-    key = id(snapshot)
-    with _FACTS_LOCK:
-        entry = _FACTS.get(key)
-        if entry is not None and entry[0]() is snapshot:
-            return entry[1]
+    return _FACTS.get(snapshot, _build_facts)
+
+
+def _build_facts(snapshot: Snapshot) -> _NetworkFacts:
+    """Version, compressed body and row positions by SKU of ``snapshot``'s network."""
     body_json = Network.of(snapshot).model_dump_json().encode()
     by_sku: dict[str, list[int]] = {}
     for position, row in enumerate(snapshot.inventory):
         by_sku.setdefault(row.sku, []).append(position)
-    facts = _NetworkFacts(
+    return _NetworkFacts(
         version=_digest(body_json),
         # mtime=0 keeps the compressed body a pure function of the network.
         body=gzip.compress(body_json, compresslevel=6, mtime=0),
         rows_by_sku={sku: tuple(rows) for sku, rows in by_sku.items()},
         fragments={},
     )
-
-    def _forget(ref: weakref.ref[Snapshot], key: int = key) -> None:
-        with _FACTS_LOCK:
-            current = _FACTS.get(key)
-            if current is not None and current[0] is ref:
-                del _FACTS[key]
-
-    with _FACTS_LOCK:
-        _FACTS[key] = (weakref.ref(snapshot, _forget), facts)
-        while len(_FACTS) > _FACTS_SIZE:
-            del _FACTS[next(iter(_FACTS))]
-    return facts
 
 
 def network_version(snapshot: Snapshot) -> str:
@@ -453,24 +439,18 @@ def scenario_snapshot(
     return base.model_copy(update=update)
 
 
-_KNOWN: dict[int, tuple[weakref.ref[Snapshot], dict[str, Node], dict[str, CatalogItem]]] = {}
-_KNOWN_LOCK = threading.Lock()
+_KNOWN: PerSnapshot[tuple[dict[str, Node], dict[str, CatalogItem]]] = PerSnapshot(_PARSED_SIZE * 2)
 
 
 def _known(base: Snapshot) -> tuple[dict[str, Node], dict[str, CatalogItem]]:
     """Nodes and catalog items of a base snapshot by id (cached per object)."""
-    key = id(base)
-    with _KNOWN_LOCK:
-        entry = _KNOWN.get(key)
-        if entry is not None and entry[0]() is base:
-            return entry[1], entry[2]
-    nodes = {node.node_id: node for node in base.nodes}
-    items = {item.sku: item for item in base.items}
-    with _KNOWN_LOCK:
-        _KNOWN[key] = (weakref.ref(base), nodes, items)
-        while len(_KNOWN) > _PARSED_SIZE * 2:
-            del _KNOWN[next(iter(_KNOWN))]
-    return nodes, items
+    return _KNOWN.get(
+        base,
+        lambda snapshot: (
+            {node.node_id: node for node in snapshot.nodes},
+            {item.sku: item for item in snapshot.items},
+        ),
+    )
 
 
 # --------------------------------------------------------------------------------------------

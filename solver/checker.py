@@ -30,7 +30,6 @@ import datetime as dt
 import functools
 import logging
 import math
-import threading
 import weakref
 from collections import defaultdict
 from collections.abc import Iterable
@@ -45,6 +44,7 @@ from models import (
     InventoryPosition,
     Node,
     ObjectiveWeights,
+    PerSnapshot,
     PromiseOption,
     PromiseRequest,
     PromiseResult,
@@ -162,9 +162,7 @@ class _SnapshotIndex:
 
 # Keyed by id(snapshot) with a weak reference to confirm identity: hashing a snapshot would walk
 # every inventory row, and a strong reference would keep old snapshots alive.
-_INDEX_CACHE: dict[int, tuple[weakref.ref[Snapshot], _SnapshotIndex]] = {}
-_INDEX_CACHE_SIZE = 8
-_INDEX_LOCK = threading.Lock()
+_INDEXES: PerSnapshot[_SnapshotIndex] = PerSnapshot(8)
 
 
 def _build_index(snapshot: Snapshot) -> _SnapshotIndex:
@@ -180,24 +178,7 @@ def _build_index(snapshot: Snapshot) -> _SnapshotIndex:
 
 def _index_for(snapshot: Snapshot) -> _SnapshotIndex:
     """The cached index of ``snapshot``, built on first use."""
-    key = id(snapshot)
-    with _INDEX_LOCK:
-        entry = _INDEX_CACHE.get(key)
-        if entry is not None and entry[0]() is snapshot:
-            return entry[1]
-    index = _build_index(snapshot)
-
-    def _forget(_ref: weakref.ref[Snapshot], key: int = key) -> None:
-        with _INDEX_LOCK:
-            current = _INDEX_CACHE.get(key)
-            if current is not None and current[0] is _ref:
-                del _INDEX_CACHE[key]
-
-    with _INDEX_LOCK:
-        _INDEX_CACHE[key] = (weakref.ref(snapshot, _forget), index)
-        while len(_INDEX_CACHE) > _INDEX_CACHE_SIZE:
-            del _INDEX_CACHE[next(iter(_INDEX_CACHE))]
-    return index
+    return _INDEXES.get(snapshot, _build_index)
 
 
 @functools.lru_cache(maxsize=1024)

@@ -15,9 +15,12 @@ survive a server crash, and checkout should not wait for a WAL flush per promise
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
-from collections.abc import Callable, Sequence
+import os
+import uuid
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 import psycopg
@@ -28,7 +31,7 @@ from promise.stock.backend import Clock, Key, to_us
 from promise.stock.errors import StockUnavailableError
 from promise.stock.sql import SCHEMA, Cursor, SqlStockBackend, chunks, key_filter
 
-__all__ = ["PostgresStockBackend"]
+__all__ = ["PostgresStockBackend", "temporary_schema"]
 
 log = logging.getLogger(__name__)
 
@@ -165,3 +168,19 @@ class PostgresStockBackend(SqlStockBackend):
     def close(self) -> None:
         """Close the pool."""
         self._pool.close()
+
+
+@contextlib.contextmanager
+def temporary_schema(dsn: str, *, prefix: str) -> Iterator[str]:
+    """A fresh schema on ``dsn`` for a test or benchmark run: the DSN that uses it, dropped after.
+
+    Runs sharing one database stay apart, and nothing they wrote outlives them.
+    """
+    name = f"{prefix}_{os.getpid()}_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(dsn, autocommit=True, connect_timeout=5) as conn:
+        conn.execute(f'CREATE SCHEMA "{name}"')
+    try:
+        yield psycopg.conninfo.make_conninfo(dsn, options=f"-csearch_path={name}")
+    finally:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')

@@ -15,7 +15,6 @@ import json
 import os
 import threading
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ import pytest
 
 from models import Snapshot
 from promise.launcher import ServerProcess
+from promise.stock.postgres import temporary_schema
 from promise.stock.schemas import EventType, InventoryEvent
 from tests.solver.network_cases import MONDAY_10AM, dc, lot, snapshot, stock, store
 
@@ -126,17 +126,9 @@ def postgres_dsn() -> str:
     return dsn
 
 
-@contextlib.contextmanager
-def pg_schema(dsn: str) -> Iterator[str]:
+def pg_schema(dsn: str) -> contextlib.AbstractContextManager[str]:
     """A fresh schema for one test: the DSN that uses it, dropped afterwards."""
-    name = f"stock_test_{os.getpid()}_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{name}"')
-    try:
-        yield psycopg.conninfo.make_conninfo(dsn, options=f"-csearch_path={name}")
-    finally:
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
+    return temporary_schema(dsn, prefix="stock_test")
 
 
 @dataclasses.dataclass(frozen=True)
