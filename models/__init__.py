@@ -7,6 +7,16 @@ from models._availability import AvailabilityReport, NodeAvailability, SkuAvaila
 from models._base import Frozen
 from models._cache import PerSnapshot
 from models._enums import Engine, NodeKind, ServiceLevel, Status, UnfulfilledReason
+from models._exact import (
+    ceil_percent,
+    ceil_percent_array,
+    floor_share,
+    floor_share_array,
+    margin_floor_scale,
+    meets_margin_floor,
+    scale_cents,
+    scale_cents_array,
+)
 from models._inventory import (
     Buffer,
     ChannelPolicy,
@@ -14,6 +24,8 @@ from models._inventory import (
     InventoryPosition,
     InventoryTable,
     ObjectiveWeights,
+    Percent,
+    Share,
     WeightOverrides,
 )
 from models._network import ZONE_COUNT, CarrierService, CatalogItem, Location, Node, ZoneRate
@@ -52,10 +64,12 @@ __all__ = [
     "NodeKind",
     "ObjectiveWeights",
     "PerSnapshot",
+    "Percent",
     "PromiseOption",
     "PromiseRequest",
     "PromiseResult",
     "ServiceLevel",
+    "Share",
     "Shipment",
     "ShipmentLine",
     "SkuAvailability",
@@ -67,4 +81,12 @@ __all__ = [
     "UnfulfilledReason",
     "WeightOverrides",
     "ZoneRate",
+    "ceil_percent",
+    "ceil_percent_array",
+    "floor_share",
+    "floor_share_array",
+    "margin_floor_scale",
+    "meets_margin_floor",
+    "scale_cents",
+    "scale_cents_array",
 ]

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-import math
 from typing import Annotated
 
 from pydantic import Field, model_validator
 
 from models._base import Cents, Frozen, Identifier, NonNegInt, PosInt
 from models._enums import NodeKind
+from models._exact import DecimalPlaces, ceil_percent, floor_share
 
 __all__ = [
     "Buffer",
@@ -107,8 +107,14 @@ class InventoryTable(Frozen):
         )
 
 
-Percent = Annotated[float, Field(ge=0, le=100, allow_inf_nan=False)]
-Weight = Annotated[float, Field(ge=0, le=1000, allow_inf_nan=False)]
+# Fractions are read as the decimals they were written as (models/_exact.py), hence the limit
+# on decimal places; money multipliers and penalties are bounded so that every objective the
+# solver builds stays an exact integer (docs/model.md, "Objective").
+Percent = Annotated[float, Field(ge=0, le=100, allow_inf_nan=False), DecimalPlaces]
+Share = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False), DecimalPlaces]
+Weight = Annotated[float, Field(ge=0, le=1000, allow_inf_nan=False), DecimalPlaces]
+MAX_PENALTY = 10**9
+Penalty = Annotated[int, Field(ge=0, le=MAX_PENALTY)]
 
 
 class Buffer(Frozen):
@@ -119,7 +125,7 @@ class Buffer(Frozen):
 
     def units_for(self, on_hand: int) -> int:
         """Buffer in units for a node holding ``on_hand`` units."""
-        return max(self.units, math.ceil(on_hand * self.percent / 100.0))
+        return max(self.units, ceil_percent(self.percent, on_hand))
 
 
 class ObjectiveWeights(Frozen):
@@ -130,12 +136,12 @@ class ObjectiveWeights(Frozen):
     labour: Weight = 1.0
     unit_cost: Weight = 0.0
     revenue: Weight = 0.0
-    split_penalty: Cents = Field(default=200, description="Cents per package beyond the first.")
-    lateness_per_day: Cents = Field(default=50, description="Cents per day until delivery.")
-    protection_per_unit: Cents = Field(
+    split_penalty: Penalty = Field(default=200, description="Cents per package beyond the first.")
+    lateness_per_day: Penalty = Field(default=50, description="Cents per day until delivery.")
+    protection_per_unit: Penalty = Field(
         default=300, description="Cents per unit taken below a node's protection level."
     )
-    unfilled_per_unit: Cents = Field(
+    unfilled_per_unit: Penalty = Field(
         default=1_000_000, description="Cents per unit left unfilled (dominates everything)."
     )
 
@@ -148,10 +154,10 @@ class WeightOverrides(Frozen):
     labour: Weight | None = None
     unit_cost: Weight | None = None
     revenue: Weight | None = None
-    split_penalty: Cents | None = None
-    lateness_per_day: Cents | None = None
-    protection_per_unit: Cents | None = None
-    unfilled_per_unit: Cents | None = None
+    split_penalty: Penalty | None = None
+    lateness_per_day: Penalty | None = None
+    protection_per_unit: Penalty | None = None
+    unfilled_per_unit: Penalty | None = None
 
     def apply(self, weights: ObjectiveWeights) -> ObjectiveWeights:
         """Return ``weights`` with the fields set here replaced."""
@@ -163,7 +169,7 @@ class ChannelPolicy(Frozen):
 
     channel: Identifier
     buffers: dict[NodeKind, Buffer] = Field(default_factory=dict)
-    in_transit_share: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] = 0.95
+    in_transit_share: Share = 0.95
     max_shipments: Annotated[int, Field(ge=1, le=20)] = 3
     min_margin_pct: Percent | None = None
     weights: ObjectiveWeights = ObjectiveWeights()
@@ -172,3 +178,7 @@ class ChannelPolicy(Frozen):
         """Buffer this channel keeps at a node of ``kind`` holding ``on_hand`` units."""
         buffer = self.buffers.get(kind)
         return 0 if buffer is None else buffer.units_for(on_hand)
+
+    def in_transit_units(self, units: int) -> int:
+        """In-transit units this channel may promise: ``floor(share × units)``, exactly."""
+        return floor_share(self.in_transit_share, units)

@@ -9,7 +9,7 @@ from pydantic import AwareDatetime, Field, model_validator
 
 from models._base import Cents, Frozen, Identifier
 from models._enums import ServiceLevel
-from models._inventory import WeightOverrides
+from models._inventory import Percent, WeightOverrides
 
 __all__ = ["MAX_LINE_QUANTITY", "Cart", "CartLine", "Destination", "PromiseRequest"]
 
@@ -75,7 +75,7 @@ class PromiseRequest(Frozen):
     requested_at: AwareDatetime | None = None
     time_budget_ms: Annotated[int, Field(ge=1, le=60_000)] | None = None
     weights: WeightOverrides | None = None
-    min_margin_pct: Annotated[float, Field(ge=0, le=100, allow_inf_nan=False)] | None = None
+    min_margin_pct: Percent | None = None
 
     @model_validator(mode="after")
     def _unique_levels(self) -> PromiseRequest:

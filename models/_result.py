@@ -76,6 +76,13 @@ class PromiseOption(Frozen):
     fallback: bool = Field(
         default=False, description="Time ran out: this is the greedy answer, not the model's."
     )
+    proven: bool = Field(
+        default=False,
+        description=(
+            "No cheaper answer exists under the model's contract (docs/model.md): true for "
+            "optimal options and for partial or unfulfillable ones whose search finished."
+        ),
+    )
     explanation: str = ""
 
 
@@ -88,6 +95,10 @@ class SolverStats(Frozen):
     candidates: int = Field(description="Candidate nodes kept after the pre-filter.")
     fallback: bool
     variables: int = 0
+    model_errors: tuple[str, ...] = Field(
+        default=(),
+        description="Models CP-SAT refused or found infeasible (a bug, never a time-out).",
+    )
 
 
 class PromiseResult(Frozen):

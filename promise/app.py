@@ -124,6 +124,12 @@ async def promise_cart(
 ) -> PromiseAnswer:
     """Answer a promise request."""
     answer = await service.promise(data, idempotency_key=idempotency_key)
+    for error in answer.solver.model_errors:
+        # The answer stands (greedy fallback), but a refused model is a bug to fix.
+        log.error(
+            "solver model error",
+            extra={"request_id": request_id_of(request.scope), "model_error": error},
+        )
     _annotate(
         request, solve_status=answer.solver.status.value, snapshot_version=answer.snapshot_version
     )

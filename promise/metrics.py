@@ -80,6 +80,11 @@ class Metrics:
             "Solves answered with the greedy fallback because time ran out.",
             registry=self.registry,
         )
+        self.model_errors = Counter(
+            "promise_solver_model_errors",
+            "Models CP-SAT refused or found infeasible: a bug in the model, never a time-out.",
+            registry=self.registry,
+        )
         self.solve_seconds = Histogram(
             "promise_solve_duration_seconds",
             "Wall time of solve() as the solver reports it.",
@@ -111,6 +116,8 @@ class Metrics:
         self.solve_seconds.observe(stats.wall_ms / 1000.0)
         if stats.fallback:
             self.fallbacks.inc()
+        if stats.model_errors:
+            self.model_errors.inc(len(stats.model_errors))
         for option in result.options:
             self.options.labels(option.service_level.value, option.status.value).inc()
 

@@ -41,6 +41,8 @@ from models import (
     Frozen,
     Node,
     NodeKind,
+    Percent,
+    Share,
     Snapshot,
     WeightOverrides,
 )
@@ -64,8 +66,8 @@ class Policy(Frozen):
         default_factory=dict, description="Buffers replacing the channel's, per node kind."
     )
     max_shipments: Annotated[int, Field(ge=1, le=20)] | None = None
-    in_transit_share: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] | None = None
-    min_margin_pct: Annotated[float, Field(ge=0, le=100, allow_inf_nan=False)] | None = None
+    in_transit_share: Share | None = None
+    min_margin_pct: Percent | None = None
     carrier_capacity_scale: Scale = 1.0
     service_capacity_scale: dict[str, Scale] = Field(default_factory=dict)
     labour_scale: Scale = 1.0

@@ -38,7 +38,7 @@ def _reason(problem: Problem, line_pos: int, evaluation: Evaluation) -> Unfulfil
         return UnfulfilledReason.NO_SERVICE
     if evaluation.used.size >= ctx.max_shipments:
         return UnfulfilledReason.MAX_SHIPMENTS
-    if ctx.margin_bp is not None:
+    if ctx.margin_floor is not None:
         return UnfulfilledReason.MARGIN_FLOOR
     return UnfulfilledReason.CAPACITY
 
@@ -101,8 +101,13 @@ def _explain(problem: Problem, shipments: tuple[Shipment, ...], status: Status) 
 def build_option(
     problem: Problem, x: IntArray, coef: Coefficients, status: Status
 ) -> PromiseOption:
-    """The option for allocation ``x``; unfilled units make it partial or unfulfillable."""
+    """The option for allocation ``x``; unfilled units make it partial or unfulfillable.
+
+    ``status`` is how ``x`` was found: OPTIMAL (proven), FEASIBLE or FALLBACK; the option
+    keeps whether it is proven when unfilled units turn it partial or unfulfillable.
+    """
     ctx = problem.ctx
+    proven = status is Status.OPTIMAL
     evaluation = evaluate(problem, x, coef)
     unfilled = tuple(
         Unfulfilled(
@@ -116,7 +121,7 @@ def build_option(
     )
     fallback = status is Status.FALLBACK
     if unfilled and not ctx.request.allow_partial:
-        refused = empty_option(problem, coef, unfilled)
+        refused = empty_option(problem, unfilled, proven=proven)
         if fallback:
             note = " Time ran out before the model could search for a complete answer."
             refused = refused.model_copy(
@@ -143,14 +148,19 @@ def build_option(
         split_count=max(0, len(shipments) - 1),
         objective=evaluation.objective,
         fallback=fallback,
+        proven=proven,
         explanation=_explain(problem, shipments, status),
     )
 
 
 def empty_option(
-    problem: Problem, coef: Coefficients, unfilled: tuple[Unfulfilled, ...]
+    problem: Problem, unfilled: tuple[Unfulfilled, ...], *, proven: bool
 ) -> PromiseOption:
-    """An unfulfillable option: nothing ships, the unfilled lines say why."""
+    """An unfulfillable option: nothing ships, the unfilled lines say why.
+
+    Its objective is the contract's cost of shipping nothing, with the weights' own unfilled
+    cost (not the solver's internal one for complete-answer requests).
+    """
     units = sum(line.line.quantity for line in problem.ctx.lines)
     reasons = sorted({u.reason.value for u in unfilled})
     return PromiseOption(
@@ -158,6 +168,7 @@ def empty_option(
         status=Status.UNFULFILLABLE,
         promised_delivery_date=None,
         unfulfilled=unfilled,
-        objective=coef.unfilled * units,
+        objective=problem.ctx.weights.unfilled_per_unit * units,
+        proven=proven,
         explanation=f"Cannot promise the whole cart at this level ({', '.join(reasons)}).",
     )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 from models import (
@@ -43,7 +42,6 @@ def availability(
         region = resolve_destination(destination).region
     atp = index.on_hand_atp(policy)
     nodes = index.nodes
-    share = policy.in_transit_share
     out: list[SkuAvailability] = []
     for sku in dict.fromkeys(skus):
         position = index.sku_pos.get(sku)
@@ -73,7 +71,7 @@ def availability(
                         buffer=buffer,
                         in_transit=in_transit,
                         available=available,
-                        available_with_in_transit=available + math.floor(share * in_transit + 1e-9),
+                        available_with_in_transit=available + policy.in_transit_units(in_transit),
                     ),
                 )
             )

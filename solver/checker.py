@@ -29,7 +29,6 @@ import dataclasses
 import datetime as dt
 import functools
 import logging
-import math
 import weakref
 from collections import defaultdict
 from collections.abc import Iterable
@@ -52,6 +51,8 @@ from models import (
     Shipment,
     Snapshot,
     Status,
+    meets_margin_floor,
+    scale_cents,
 )
 from solver.calendar import LEVEL_DEADLINE_DAYS, delivery_date, dispatch_dates, earliest_dispatch
 from solver.errors import PromiseError, UnknownChannelError
@@ -329,7 +330,7 @@ def _atp(
     on_hand_atp = max(0, row.on_hand - row.reserved - row.safety_stock - buffer)
     lead = dt.timedelta(days=node.lead_time_days)
     released = sum(lot.quantity for lot in row.in_transit if day is None or lot.eta + lead <= day)
-    return on_hand_atp + math.floor(policy.in_transit_share * released)
+    return on_hand_atp + policy.in_transit_units(released)
 
 
 def _shipped_by_line(option: PromiseOption) -> dict[str, int]:
@@ -375,21 +376,22 @@ def _objective(
         assert fact.billable_kg is not None
         node = fact.node
         rate = fact.service.rates[fact.zone - 1]
-        total += round(weights.shipping * rate.base)
-        total += round(weights.shipping * rate.per_kg) * fact.billable_kg
-        total += round(weights.handling * node.handling_cost)
+        total += scale_cents(weights.shipping, rate.base)
+        total += scale_cents(weights.shipping, rate.per_kg) * fact.billable_kg
+        total += scale_cents(weights.handling, node.handling_cost)
         for line in shipment.lines:
             price = ctx.lines[line.line_id].unit_price
             per_unit = (
-                round(weights.labour * node.pick_cost)
-                + round(weights.unit_cost * _unit_cost(ctx, node.node_id, line.sku))
-                - round(weights.revenue * price)
+                scale_cents(weights.labour, node.pick_cost)
+                + scale_cents(weights.unit_cost, _unit_cost(ctx, node.node_id, line.sku))
+                - scale_cents(weights.revenue, price)
             )
             total += per_unit * line.quantity
     if option.shipments:
         total += weights.split_penalty * (len(option.shipments) - 1)
         latest = max(f.delivery for f in facts if f.delivery is not None)
-        total += weights.lateness_per_day * (latest - ctx.order_date).days
+        # Lateness never counts below 0 days, even when delivery lands before the order date.
+        total += weights.lateness_per_day * max(0, (latest - ctx.order_date).days)
     assert ctx.policy is not None  # weights come from the policy
     for (node_id, sku), units in _taken(option).items():
         node = ctx.index.nodes[node_id]
@@ -667,7 +669,7 @@ def _family8_margin(
     floor = ctx.request.min_margin_pct
     if floor is None and ctx.policy is not None:
         floor = ctx.policy.min_margin_pct
-    if floor is not None and margin < floor / 100 * revenue:
+    if not meets_margin_floor(margin, revenue, floor):
         out.add(_MARGIN, f"margin {margin} is below {floor}% of revenue {revenue}")
 
 

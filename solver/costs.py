@@ -2,6 +2,13 @@
 
 An allocation is an integer matrix ``X`` (lines × slots) of units. The MIP minimises the same
 objective this module evaluates; the independent checker recomputes it from domain types.
+
+Without ``allow_partial`` the caller wants the cheapest complete answer whenever one exists
+(docs/model.md, "Outcomes"). The engines get that from one objective: each unfilled unit then
+costs more than the whole range of every other term (``Coefficients.unfilled``), so fewer
+unfilled units always win, and among complete answers the order is the contract's. The range
+of the objective is bounded up front; a request whose objective could leave the integers
+every engine represents exactly is refused, naming the weight that contributes most.
 """
 
 from __future__ import annotations
@@ -11,11 +18,38 @@ import dataclasses
 import numpy as np
 import numpy.typing as npt
 
-from solver.problem import Problem
+from models import ServiceLevel, scale_cents
+from models import scale_cents_array as scaled
+from solver.calendar import LEVEL_DEADLINE_DAYS
+from solver.errors import InvalidRequestError
+from solver.problem import CartContext, Problem
 
-__all__ = ["Coefficients", "Evaluation", "coefficients", "evaluate"]
+__all__ = [
+    "MAX_OBJECTIVE",
+    "Coefficients",
+    "Evaluation",
+    "ObjectiveRangeError",
+    "coefficients",
+    "evaluate",
+    "meets_floor",
+]
 
 IntArray = npt.NDArray[np.int64]
+# Largest objective magnitude any model may reach: exact in a double as well as in CP-SAT's
+# int64 arithmetic (which refuses a model whose terms could overflow).
+MAX_OBJECTIVE = 2**53
+
+
+class ObjectiveRangeError(InvalidRequestError):
+    """The weights make the objective too large to be represented exactly."""
+
+    def __init__(self, weight: str, bound: int) -> None:
+        """Name the weight that contributes most to the out-of-range objective."""
+        super().__init__(
+            f"with these weights and this cart the objective could reach {bound}, beyond the "
+            f"{MAX_OBJECTIVE} the solver represents exactly; {weight} contributes most: lower it",
+            ("weights", weight),
+        )
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -28,7 +62,7 @@ class Coefficients:
     split: int  # refunded once when anything ships (the first package is no split)
     lateness: int  # per day from the order date to the promised date
     protection: int  # per unit taken below a node's protection level
-    unfilled: int  # per unfilled unit
+    unfilled: int  # per unfilled unit (above every other term's range without allow_partial)
     protected: dict[tuple[int, int], int]  # (node, sku) → units free of protection cost
     protected_cells: npt.NDArray[np.bool_]  # keys × (lines·slots): cells drawing on each key
     protected_free: IntArray  # per key, in the order of ``protected``
@@ -55,10 +89,6 @@ def coefficients(problem: Problem) -> Coefficients:
                 unit_cost[i, j] = pair.unit_cost
     price = np.array([line.line.unit_price for line in ctx.lines], dtype=np.int64)
 
-    def scaled(weight: float, cents: IntArray) -> IntArray:
-        """Round weight × cents element-wise, once per coefficient."""
-        return np.rint(weight * cents.astype(np.float64)).astype(np.int64)
-
     unit = (
         scaled(w.labour, pick_cost)[None, :]
         + scaled(w.unit_cost, unit_cost)
@@ -78,14 +108,16 @@ def coefficients(problem: Problem) -> Coefficients:
     cells = np.zeros((len(protected), n_lines * n_slots), dtype=np.bool_)
     for k, (node, sku) in enumerate(protected):
         cells[k] = ((line_sku == sku)[:, None] & (problem.slot_node == node)[None, :]).ravel()
+    per_kg = scaled(w.shipping, problem.slot_per_kg)
+    unfilled = _unfilled_cost(ctx, problem.level)
     return Coefficients(
         unit=unit,
         package=package.astype(np.int64),
-        per_kg=scaled(w.shipping, problem.slot_per_kg),
+        per_kg=per_kg,
         split=w.split_penalty,
         lateness=w.lateness_per_day,
         protection=w.protection_per_unit,
-        unfilled=w.unfilled_per_unit,
+        unfilled=unfilled,
         protected=protected,
         protected_cells=cells,
         protected_free=np.array(list(protected.values()), dtype=np.int64),
@@ -93,6 +125,48 @@ def coefficients(problem: Problem) -> Coefficients:
         real_unit=unit_cost + pick_cost[None, :],
         real_package=problem.slot_base + handling,
     )
+
+
+def _unfilled_cost(ctx: CartContext, level: ServiceLevel) -> int:
+    """Cost per unfilled unit, after checking that every objective stays in range.
+
+    Bounds the objective without the unfilled term of every answer of the level, over every
+    node that stocks the cart (not only the model's candidates, so the cost is the same for
+    every candidate set): ``high`` from above, ``low`` from below. Without ``allow_partial`` an
+    unfilled unit costs ``high − low + 1``, more than any difference between two answers that
+    fill the same number of units.
+    """
+    w = ctx.weights
+    qty = np.array([line.line.quantity for line in ctx.lines], dtype=np.int64)
+    units = int(qty.sum())
+    packages = min(ctx.max_shipments, units)
+    grams = sum(line.weight_g * line.line.quantity for line in ctx.lines)
+    kg = grams // 1000 + packages  # ceil per package, at least 1 kg each
+    price = np.array([line.line.unit_price for line in ctx.lines], dtype=np.int64)
+    pick = int(ctx.index.node_pick_cost[ctx.stock_nodes].max(initial=0))
+    handling = int(ctx.index.node_handling[ctx.stock_nodes].max(initial=0))
+    unit_high = scaled(w.labour, np.array([pick])) + scaled(w.unit_cost, ctx.stock_unit_cost)
+    rates = [r for s in ctx.index.snapshot.services if s.service_level is level for r in s.rates]
+    base = max((r.base for r in rates), default=0)
+    per_kg = max((r.per_kg for r in rates), default=0)
+    package = scale_cents(w.shipping, base) + scale_cents(w.handling, handling) + w.split_penalty
+    terms = {
+        "unit_cost": int((unit_high.max(axis=0, initial=0) * qty).sum()),
+        "revenue": int((scaled(w.revenue, price) * qty).sum()),
+        "shipping": packages * package + kg * scale_cents(w.shipping, per_kg),
+        "lateness_per_day": w.lateness_per_day * LEVEL_DEADLINE_DAYS[level],
+        "protection_per_unit": w.protection_per_unit * units,
+    }
+    high = sum(v for k, v in terms.items() if k != "revenue")
+    low = -terms["revenue"] - w.split_penalty
+    unfilled = w.unfilled_per_unit if ctx.request.allow_partial else high - low + 1
+    terms["unfilled_per_unit"] = unfilled * units
+    bound = high - low + terms["unfilled_per_unit"]
+    if bound > MAX_OBJECTIVE:
+        # Without allow_partial the unfilled cost derives from the others: name one of them.
+        named = terms if ctx.request.allow_partial else {**terms, "unfilled_per_unit": 0}
+        raise ObjectiveRangeError(max(named, key=lambda k: named[k]), bound)
+    return unfilled
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -127,10 +201,12 @@ def evaluate(problem: Problem, x: IntArray, coef: Coefficients) -> Evaluation:
     used = np.flatnonzero(x.sum(axis=0) > 0) if x.size else np.zeros(0, dtype=np.int64)
     kg = billable_kg(problem, x)
     promised = int(problem.slot_days[used].max()) if used.size else 0
+    # Lateness counts days after the order date, never fewer than 0 (docs/model.md).
+    late_days = max(0, promised)
     objective = int((coef.unit * x).sum()) if x.size else 0
     objective += int(coef.package[used].sum() + (coef.per_kg * kg).sum())
     if used.size:
-        objective += coef.lateness * promised - coef.split
+        objective += coef.lateness * late_days - coef.split
     if coef.protected:
         taken = coef.protected_cells.astype(np.int64) @ x.ravel()
         objective += coef.protection * int(np.maximum(0, taken - coef.protected_free).sum())
@@ -156,3 +232,12 @@ def evaluate(problem: Problem, x: IntArray, coef: Coefficients) -> Evaluation:
         revenue=revenue,
         margin=revenue - unit_cost - fulfilment,
     )
+
+
+def meets_floor(problem: Problem, evaluation: Evaluation) -> bool:
+    """Whether the evaluated answer keeps the margin floor (exact: docs/model.md, "Shipments")."""
+    scale = problem.ctx.margin_floor
+    if scale is None:
+        return True
+    a, b = scale
+    return a * evaluation.margin >= b * evaluation.revenue

@@ -18,7 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from models import Engine, ServiceLevel
-from solver.costs import Coefficients, evaluate
+from solver.costs import Coefficients, evaluate, meets_floor
 from solver.problem import CartContext, NodeBlock, Problem
 
 __all__ = ["BASELINES", "Pick", "allocation", "greedy_picks"]
@@ -171,9 +171,6 @@ def allocation(problem: Problem, picks: list[Pick], coef: Coefficients) -> IntAr
     x = np.zeros(problem.avail.shape, dtype=np.int64)
     for pick in picks:
         x[:, problem.slot_of(pick.node, pick.local)] += pick.take
-    margin_bp = problem.ctx.margin_bp
-    if margin_bp is not None and x.any():
-        evaluation = evaluate(problem, x, coef)
-        if evaluation.margin * 10_000 < margin_bp * evaluation.revenue:
-            return np.zeros_like(x)
+    if x.any() and not meets_floor(problem, evaluate(problem, x, coef)):
+        return np.zeros_like(x)
     return x

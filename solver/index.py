@@ -14,7 +14,7 @@ from typing import TypedDict
 import numpy as np
 import numpy.typing as npt
 
-from models import ChannelPolicy, Node, NodeKind, Snapshot
+from models import ChannelPolicy, Node, NodeKind, Snapshot, ceil_percent_array
 from solver.inventory import Inventory
 
 __all__ = ["SnapshotIndex", "index_of", "release"]
@@ -83,8 +83,8 @@ class SnapshotIndex:
         units = np.array([policy.buffers[k].units if k in policy.buffers else 0 for k in KINDS])
         pct = np.array([policy.buffers[k].percent if k in policy.buffers else 0.0 for k in KINDS])
         kind = self.node_kind[self.row_node]
-        # Same float operations, in the same order, as Buffer.units_for.
-        by_pct = np.ceil(self.row_on_hand * pct[kind] / 100.0).astype(np.int64)
+        # The exact rule of Buffer.units_for, element-wise.
+        by_pct = ceil_percent_array(pct[kind], self.row_on_hand)
         buffer = np.maximum(units[kind], by_pct)
         atp: IntArray = np.maximum(
             0, self.row_on_hand - self.row_reserved - self.row_safety - buffer

@@ -11,11 +11,11 @@ Vars    x[l,j] ∈ ℤ≥0 units; y[j] ∈ {0,1} a package leaves on slot j; kg[
 (1) demand         Σ_j x[l,j] + u[l] = q_l
 (2) availability   Σ_{l: k(l)=k} Σ_{j: n(j)=n, d(j) ≤ d} x[l,j] ≤ ATP(c,n,k,d)  for each slot date d
 (3) linking        x[l,j] ≤ min(q_l, ATP) · y[j];  Σ_{j ∈ (n,d)} y[j] ≤ 1;
-                   1000 · kg[j] ≥ Σ_l w_l x[l,j];  kg[j] ≥ y[j];  a ≥ y[j]
+                   1000 · kg[j] ≥ Σ_l w_l x[l,j];  kg[j] ≥ y[j];  y[j] ≤ a ≤ Σ_j y[j]
 (4) capacity       y[j] ≤ capacity(n(j), s(j), d(j))
 (5) labour         Σ_{l, j ∈ (n,d)} pick_s(n) · x[l,j] ≤ 60 · labour_minutes(n, d)
 (6) max shipments  Σ_j y[j] ≤ K
-(7) promise        T ≥ t_j · y[j];  T ≤ deadline(level)
+(7) promise        T ≥ t_j · y[j];  0 ≤ T ≤ deadline(level)  (lateness never below 0)
 (8) margin floor   Σ (p_l(1 − f) − unit_cost − pick) x − Σ (base + handling) y − Σ per_kg kg ≥ 0
 (protection)       p[n,k] ≥ Σ_{l: k(l)=k, j: n(j)=n} x[l,j] − free(n,k)
 
@@ -42,16 +42,21 @@ __all__ = ["MipOutcome", "solve_mip"]
 
 IntArray = npt.NDArray[np.int64]
 INF = np.iinfo(np.int64).max
-BIG = 1 << 40
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class MipOutcome:
-    """What CP-SAT returned: an allocation (or None), whether it is proven optimal, size."""
+    """What CP-SAT returned: an allocation (or None), whether it is proven optimal, size.
+
+    ``status`` is CP-SAT's own status name; ``error`` says the model itself was refused or
+    found infeasible (shipping nothing is always feasible, so either is a bug, not a time-out).
+    """
 
     x: IntArray | None
     optimal: bool
     variables: int
+    status: str
+    error: str | None = None
 
 
 class _Proto:
@@ -129,7 +134,9 @@ def _variables(problem: Problem, coef: Coefficients, m: _Proto) -> _Vars:
     line_sku = np.array([line.sku_index for line in problem.ctx.lines], dtype=np.int64)
     drawn = set(zip(problem.slot_node[xj].tolist(), line_sku[xi].tolist(), strict=True))
     keys = tuple(key for key in coef.protected if key in drawn)
-    protected = m.variables(np.zeros(len(keys), dtype=np.int64), np.full(len(keys), BIG))
+    # Units below protection never exceed the cart's units: a tight bound keeps the model's
+    # terms far from int64 overflow whatever the protection weight.
+    protected = m.variables(np.zeros(len(keys), dtype=np.int64), np.full(len(keys), qty.sum()))
     return _Vars(xi, xj, ub, x, slots, y, kg, u, any_ship, promised, keys, protected)
 
 
@@ -178,6 +185,9 @@ def _linking(problem: Problem, v: _Vars, m: _Proto) -> None:
         m.linear([kg, *v.x[members].tolist()], [1000, *(-weight[v.xi[members]]).tolist()], 0, INF)
         m.linear([kg, y], [1, -1], 0, INF)
         m.linear([v.any_ship, y], [1, -1], 0, INF)
+    # Nothing ships, nothing refunded: the split refund needs a package (cause of a too cheap
+    # empty answer when any_ship was only bounded from below).
+    m.linear([v.any_ship, *v.y.tolist()], [1] + [-1] * v.y.size, -INF, 0)
     node_day = problem.slot_node[v.slots] * 1_000_000 + problem.slot_date[v.slots]
     for key in np.unique(node_day).tolist():
         same = v.y[node_day == key]
@@ -218,14 +228,15 @@ def _promise(problem: Problem, v: _Vars, m: _Proto) -> None:
 
 
 def _margin_floor(problem: Problem, coef: Coefficients, v: _Vars, m: _Proto) -> None:
-    """(8) Margin stays at or above the floor share of revenue (basis points)."""
-    bp = problem.ctx.margin_bp
-    if bp is None:
+    """(8) a × margin >= b × revenue: the floor share b/a of revenue, exactly."""
+    scale = problem.ctx.margin_floor
+    if scale is None:
         return
+    a, b = scale
     price = np.array([line.line.unit_price for line in problem.ctx.lines], dtype=np.int64)
-    unit = price[v.xi] * (10_000 - bp) - 10_000 * coef.real_unit[v.xi, v.xj]
-    package = -10_000 * coef.real_package[v.slots]
-    per_kg = -10_000 * problem.slot_per_kg[v.slots]
+    unit = price[v.xi] * (a - b) - a * coef.real_unit[v.xi, v.xj]
+    package = -a * coef.real_package[v.slots]
+    per_kg = -a * problem.slot_per_kg[v.slots]
     m.linear(np.concatenate([v.x, v.y, v.kg]), np.concatenate([unit, package, per_kg]), 0, INF)
 
 
@@ -276,7 +287,7 @@ def _hint(problem: Problem, coef: Coefficients, v: _Vars, m: _Proto, x0: IntArra
             used[v.slots].astype(np.int64),
             kg[v.slots],
             qty - shipped,
-            np.array([int(used.any()), int(days.max()) if days.size else 0]),
+            np.array([int(used.any()), max(0, int(days.max())) if days.size else 0]),
             np.maximum(0, np.array(taken, dtype=np.int64) - free),
         ]
     )
@@ -334,9 +345,14 @@ def solve_mip(
     wrapper.set_parameters(_parameters(time_limit_s, workers, seed))
     response = wrapper.solve(m.proto)  # type: ignore[no-untyped-call]
     status = response.status
+    name = str(status.name)
+    if status in (cp_model.MODEL_INVALID, cp_model.INFEASIBLE):
+        detail = str(response.solution_info)  # CP-SAT's reason for refusing the model
+        error = f"{name}: {detail}" if detail else name
+        return MipOutcome(x=None, optimal=False, variables=m.count, status=name, error=error)
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
-        return MipOutcome(x=None, optimal=False, variables=m.count)
+        return MipOutcome(x=None, optimal=False, variables=m.count, status=name)
     solution = np.array(response.solution, dtype=np.int64)
     x = np.zeros(problem.avail.shape, dtype=np.int64)
     x[v.xi, v.xj] = solution[v.x]
-    return MipOutcome(x=x, optimal=status == cp_model.OPTIMAL, variables=m.count)
+    return MipOutcome(x=x, optimal=status == cp_model.OPTIMAL, variables=m.count, status=name)

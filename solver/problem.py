@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import math
 import zoneinfo
 
 import numpy as np
@@ -22,6 +21,9 @@ from models import (
     ObjectiveWeights,
     PromiseRequest,
     ServiceLevel,
+    floor_share,
+    floor_share_array,
+    margin_floor_scale,
 )
 from solver.calendar import (
     LEVEL_DEADLINE_DAYS,
@@ -73,7 +75,7 @@ class Pair:
         if not self.qty.size:
             return self.on_hand_atp
         released = int(self.qty[self.release <= day].sum())
-        return self.on_hand_atp + math.floor(share * released)
+        return self.on_hand_atp + floor_share(share, released)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -113,7 +115,8 @@ class CartContext:
     zone: IntArray  # per node of the snapshot
     lines: tuple[Line, ...]
     max_shipments: int
-    margin_bp: int | None  # margin floor in basis points of revenue
+    # (a, b): the margin floor holds when a × margin >= b × revenue (models/_exact.py)
+    margin_floor: tuple[int, int] | None
     pair_rows: dict[tuple[int, int], int]  # (node, sku) with any ATP → inventory row
     on_hand_atp: IntArray  # per inventory row, for the channel
     pairs: dict[tuple[int, int], Pair]  # built on first use from pair_rows
@@ -125,7 +128,7 @@ class CartContext:
     local: dict[int, tuple[int, int]]
     eligible: dict[ServiceLevel, npt.NDArray[np.bool_]]
     blocks: dict[tuple[int, ServiceLevel], NodeBlock]
-    slots_per_service: int
+    exact: bool  # every dispatch date of the horizon, no dominance pruning
 
     def stocking_nodes(self, level: ServiceLevel) -> IntArray:
         """Nodes with ATP (now or in transit) for some line and a service of ``level``."""
@@ -163,7 +166,7 @@ class CartContext:
                 release=release,
                 qty=qty,
                 unit_cost=int(self.index.row_unit_cost[row]),
-                last=on_hand_atp + math.floor(self.policy.in_transit_share * in_transit),
+                last=on_hand_atp + self.policy.in_transit_units(in_transit),
             )
             self.pairs[(node, sku)] = found
         return found
@@ -230,7 +233,7 @@ def build_context(
     index: SnapshotIndex,
     requested_at: dt.datetime,
     *,
-    slots_per_service: int = 2,
+    exact: bool = False,
 ) -> CartContext:
     """Resolve the destination, policy, weights and the channel's stock of the cart's SKUs."""
     snapshot = index.snapshot
@@ -258,8 +261,8 @@ def build_context(
         rows = index.rows_of(sku)
         on_hand = atp[rows]
         coming = index.row_in_transit[rows]
-        # Same float operations as Pair.last: floor(share × units in transit).
-        last = on_hand + np.floor(share * coming).astype(np.int64)
+        # The rule of Pair.last, element-wise.
+        last = on_hand + floor_share_array(share, coming)
         keep = (on_hand > 0) | ((coming > 0) & (share > 0))
         nodes = index.row_node[rows][keep]
         row_ids = np.arange(rows.start, rows.stop, dtype=np.int64)[keep]
@@ -294,7 +297,7 @@ def build_context(
         zone=zones_of(distance),
         lines=lines,
         max_shipments=request.max_shipments or policy.max_shipments,
-        margin_bp=None if floor_pct is None else round(floor_pct * 100),
+        margin_floor=None if floor_pct is None else margin_floor_scale(floor_pct),
         pair_rows=pair_rows,
         on_hand_atp=atp,
         pairs={},
@@ -312,7 +315,7 @@ def build_context(
         local={},
         eligible={},
         blocks={},
-        slots_per_service=slots_per_service,
+        exact=exact,
     )
 
 
@@ -352,25 +355,26 @@ def _level_services(ctx: CartContext, level: ServiceLevel) -> list[CarrierServic
     return [s for s in ctx.index.snapshot.services if s.service_level is level]
 
 
-def _first_date_suffices(
+def _date_suffices(
     ctx: CartContext,
     node_index: int,
     service: CarrierService,
-    first: dt.date,
+    ship: dt.date,
     pairs: list[tuple[int, Pair | None]],
 ) -> bool:
-    """Whether every later dispatch date of the node's only service is dominated by the first.
+    """Whether ``ship`` can carry, in one package, everything the node could ship of this cart.
 
-    A later date has the same rate and no earlier delivery. It can only help when the first
-    date is short of carrier capacity, of labour for what the node could ship of this cart, or
-    of ATP that arrives later; otherwise anything shipped later could join the first package,
-    which saves a package and never bills more kg.
+    When the node's only service of the level has such a date, every later date of it is
+    dominated: a later date has the same rate and no earlier delivery, and whatever an answer
+    ships from the node later (and on this date) fits in one package on this date, which needs
+    no more packages, bills no more kg (ceil is subadditive), takes the same units from the
+    same node (same protection cost) and promises no later date.
     """
     node = ctx.index.nodes[node_index]
-    if service.capacity_on(node.node_id, first) == 0:
+    if service.capacity_on(node.node_id, ship) == 0:
         return False
     share = ctx.policy.in_transit_share
-    day = first.toordinal()
+    day = ship.toordinal()
     most = 0
     for i, pair in pairs:
         if pair is None:
@@ -379,7 +383,7 @@ def _first_date_suffices(
         if pair.atp(day, share) < wanted:
             return False
         most += min(ctx.lines[i].line.quantity, pair.last)
-    labour = node.labour_on(first)
+    labour = node.labour_on(ship)
     return labour is None or labour * 60 >= node.pick_seconds * most
 
 
@@ -399,30 +403,24 @@ def _node_block(ctx: CartContext, node_index: int, level: ServiceLevel) -> NodeB
         and (s.max_distance_km is None or distance <= s.max_distance_km)
     ]
     pairs = [(i, ctx.pair(node_index, line.sku_index)) for i, line in enumerate(ctx.lines)]
-    releases = sorted({int(r) for _, pair in pairs if pair is not None for r in pair.release})
     rows: list[tuple[int, int, int, CarrierService, int, int, int, int]] = []
+    # Every dispatch date of the horizon is a slot (docs/model.md, "Dates"), except those
+    # proven unable to change the answer: dates delivering after the level's deadline, dates
+    # with no carrier capacity or no pick labour (nothing can ship), and, for a node with one
+    # service of the level, the dates after the first one that can carry the node's whole
+    # share of the cart (_date_suffices). The exact mode keeps every date.
+    prune = not ctx.exact and len(usable) == 1
     for position, service in usable:
-        ordinals = ctx.dispatch_ordinals(node_index, position)
-        if not ordinals:
-            continue
-        first = dt.date.fromordinal(ordinals[0])
-        if len(usable) == 1 and _first_date_suffices(ctx, node_index, service, first, pairs):
-            chosen = {ordinals[0]}
-        else:
-            chosen = set(ordinals[: ctx.slots_per_service])
-            for release in releases:
-                # An in-transit lot opens a slot on the first dispatch date after it lands.
-                later = next((o for o in ordinals if o >= release), None)
-                if later is not None:
-                    chosen.add(later)
         rate = service.rates[zone - 1]
-        for ship in sorted(chosen):
+        for ship in ctx.dispatch_ordinals(node_index, position):
             ship_day = dt.date.fromordinal(ship)
             delivered = ctx.delivery_ordinal(position, ship, zone)
             if delivered - order_ordinal > deadline_days:
-                continue
+                break  # later ship dates never deliver earlier
             capacity = service.capacity_on(node.node_id, ship_day)
             labour = node.labour_on(ship_day)
+            if not ctx.exact and (capacity == 0 or (labour == 0 and node.pick_seconds > 0)):
+                continue
             rows.append(
                 (
                     ship,
@@ -435,6 +433,8 @@ def _node_block(ctx: CartContext, node_index: int, level: ServiceLevel) -> NodeB
                     -1 if labour is None else labour * 60,
                 )
             )
+            if prune and _date_suffices(ctx, node_index, service, ship_day, pairs):
+                break
     avail = np.zeros((len(ctx.lines), len(rows)), dtype=np.int64)
     for i, pair in pairs:
         if pair is not None:

@@ -20,7 +20,8 @@ from models import (
     Status,
 )
 from solver.answer import build_option
-from solver.costs import Coefficients, coefficients, evaluate
+from solver.bounds import complete_bound, incomplete_bound, node_bounds
+from solver.costs import Coefficients, coefficients, evaluate, meets_floor
 from solver.greedy import BASELINES, allocation, greedy_picks
 from solver.index import index_of
 from solver.inventory import Inventory
@@ -35,6 +36,9 @@ LEVEL_ORDER: tuple[ServiceLevel, ...] = tuple(ServiceLevel)
 EXTRACT_RESERVE_S = 0.0005
 # Below this a search cannot even load its hint; the greedy answer is returned instead.
 MIN_SEARCH_S = 0.001
+# A larger model for the optimality proof needs at least this much of the level's time left;
+# starting it later would only overrun the budget and leave the answer unproven anyway.
+MIN_PROOF_S = 0.005
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -43,13 +47,17 @@ class SolveParams:
 
     engine: Engine = Engine.MIP
     time_budget_ms: int = 50
-    exact: bool = False  # switch the candidate pre-filter off
+    # The exact reference: every stocking node, every dispatch date of the horizon, no
+    # dominance pruning and no proof without a model (give it a long time budget).
+    exact: bool = False
     now: dt.datetime | None = None  # the clock for requests without requested_at
     workers: int = 1  # one CP-SAT worker is fastest for these small models on 2 cores
     seed: int = 0
     per_line: int = 3  # pre-filter: cheapest nodes kept per line
     whole_cart: int = 4  # pre-filter: cheapest nodes kept among those that ship the whole cart
-    slots_per_service: int = 2  # dispatch dates per (node, service) besides in-transit ones
+    # Nodes the optimality proof may add to the model beyond the pre-filter's, per level;
+    # past it the answer is returned unproven (feasible).
+    proof_nodes: int = 48
     cache: bool = True  # keep the snapshot's index for later solves (False: one-off snapshot)
 
 
@@ -61,6 +69,7 @@ class _LevelOutcome:
     status: Status
     candidates: int
     variables: int
+    error: str | None = None  # CP-SAT refused the model or called it infeasible
 
 
 def _single_package(problem: Problem, coef: Coefficients) -> tuple[IntArray, int] | None:
@@ -86,68 +95,39 @@ def _single_package(problem: Problem, coef: Coefficients) -> tuple[IntArray, int
         + coef.package[slots]
         - coef.split
         + coef.per_kg[slots] * kg
-        + coef.lateness * problem.slot_days[slots]
+        + coef.lateness * np.maximum(0, problem.slot_days[slots])
     )
     best: tuple[IntArray, int] | None = None
-    margin_bp = problem.ctx.margin_bp
     for k in np.argsort(bound, kind="stable").tolist():
         if best is not None and bound[k] >= best[1]:
             break
         x = np.zeros(problem.avail.shape, dtype=np.int64)
         x[:, slots[k]] = qty
         evaluation = evaluate(problem, x, coef)
-        if margin_bp is not None and evaluation.margin * 10_000 < margin_bp * evaluation.revenue:
+        if not meets_floor(problem, evaluation):
             continue
         if best is None or evaluation.objective < best[1]:
             best = (x, evaluation.objective)
     return best
 
 
-def _lower_bound(problem: Problem, coef: Coefficients, packages: int) -> int | None:
-    """A bound no complete answer with at least ``packages`` packages beats (None: no answer)."""
-    if problem.n_slots == 0:
-        return None
-    masked = np.where(problem.avail > 0, coef.unit, np.iinfo(np.int64).max)
-    per_line = masked.min(axis=1)
-    if (per_line == np.iinfo(np.int64).max).any():
-        return None
-    qty = np.array([line.line.quantity for line in problem.ctx.lines], dtype=np.int64)
-    grams = sum(line.weight_g * line.line.quantity for line in problem.ctx.lines)
-    # ceil is subadditive and every package bills at least 1 kg.
-    kg = max(packages, -(-grams // 1000))
-    return int(
-        (per_line * qty).sum()
-        + packages * coef.package.min()
-        - coef.split
-        + coef.per_kg.min() * kg
-        + coef.lateness * problem.slot_days.min()
-    )
-
-
-def _incomplete_bound(problem: Problem, coef: Coefficients) -> int:
-    """A bound no answer that leaves a unit unfilled beats (packages never cost less than 0)."""
-    cheapest = np.where(problem.avail > 0, coef.unit, 0).min(axis=1, initial=0)
-    qty = np.array([line.line.quantity for line in problem.ctx.lines], dtype=np.int64)
-    return coef.unfilled + int((np.minimum(cheapest, 0) * qty).sum())
-
-
 def _proven(
     problem: Problem, coef: Coefficients, best: int, single: tuple[IntArray, int] | None
 ) -> bool:
-    """Whether ``best`` is optimal without a model.
+    """Whether ``best`` is optimal for ``problem`` without a model.
 
     The optimum is the least of the best single package (computed exactly), the best answer
     with two or more packages and the best incomplete answer; ``best`` is optimal when it is
     no worse than each of them or their bounds.
     """
-    if best > _incomplete_bound(problem, coef):
+    if best > incomplete_bound(problem, coef):
         return False
     if single is not None and best > single[1]:
         return False
     units = sum(line.line.quantity for line in problem.ctx.lines)
     if units == 1 or problem.ctx.max_shipments == 1:
         return single is not None
-    bound = _lower_bound(problem, coef, 2)
+    bound = complete_bound(problem, coef, 2)
     return bound is None or best <= bound
 
 
@@ -161,10 +141,105 @@ def _baseline(ctx: CartContext, level: ServiceLevel, engine: Engine) -> _LevelOu
     return _LevelOutcome(option, Status.FEASIBLE, len(ctx.stocking_nodes(level)), 0)
 
 
+def _remap(old: Problem, new: Problem, x: IntArray) -> IntArray:
+    """Allocation ``x`` of ``old`` as an allocation of ``new`` (whose nodes include old's)."""
+    out = np.zeros(new.avail.shape, dtype=np.int64)
+    for j in np.flatnonzero(x.sum(axis=0)).tolist():
+        node = int(old.slot_node[j])
+        local = j - int(np.searchsorted(old.slot_node, node, side="left"))
+        out[:, new.slot_of(node, local)] = x[:, j]
+    return out
+
+
+@dataclasses.dataclass(slots=True)
+class _Search:
+    """The best answer of one level so far, on the current candidate set."""
+
+    problem: Problem
+    coef: Coefficients
+    x: IntArray
+    objective: int
+    proven: bool  # optimal for the current candidate set
+    found_by_model: bool = False
+    timed_out: bool = False  # the model's time ran out before any solution
+    variables: int = 0
+    error: str | None = None
+
+
+def _search(
+    problem: Problem,
+    coef: Coefficients,
+    starts: list[IntArray],
+    params: SolveParams,
+    deadline: float,
+) -> _Search:
+    """Best answer of ``problem``: greedy starts, single package, bounds, then the MIP."""
+    if problem.n_slots == 0:
+        x = np.zeros(problem.avail.shape, dtype=np.int64)
+        return _Search(problem, coef, x, evaluate(problem, x, coef).objective, proven=True)
+    scored = [(evaluate(problem, x, coef).objective, k, x) for k, x in enumerate(starts)]
+    best, _, x_best = min(scored, key=lambda t: (t[0], t[1]))
+    single = _single_package(problem, coef)
+    if single is not None and single[1] < best:
+        x_best, best = single
+    if not params.exact and _proven(problem, coef, best, single):
+        return _Search(problem, coef, x_best, best, proven=True)
+    # The search gets what is left of this level's share once the model inputs are built,
+    # less a little for building the answer; with nothing left the greedy answer stands.
+    limit = deadline - time.perf_counter() - EXTRACT_RESERVE_S
+    if limit < MIN_SEARCH_S:
+        return _Search(problem, coef, x_best, best, proven=False, timed_out=True)
+    outcome = solve_mip(
+        problem,
+        coef,
+        hint=x_best,
+        time_limit_s=limit,
+        workers=params.workers,
+        seed=params.seed,
+    )
+    found = _Search(
+        problem,
+        coef,
+        x_best,
+        best,
+        proven=False,
+        timed_out=outcome.x is None and outcome.error is None,
+        variables=outcome.variables,
+        error=outcome.error,
+    )
+    if outcome.x is not None:
+        found.found_by_model = True
+        value = evaluate(problem, outcome.x, coef).objective
+        if value <= best:
+            found.x, found.objective = outcome.x, value
+        # A proof covers the model's optimum; a cheaper start would contradict it.
+        found.proven = outcome.optimal and value <= best
+    return found
+
+
+def _may_win(ctx: CartContext, level: ServiceLevel, found: _Search, most: int) -> set[int]:
+    """Stocking nodes outside the model whose bound is below the best answer's objective.
+
+    Bounds are sharpened for at most about four times ``most`` nodes: when more than ``most``
+    remain the proof is abandoned anyway, so sharpening the rest would be wasted.
+    """
+    stocking = ctx.stocking_nodes(level)
+    outside = stocking[~np.isin(stocking, np.array(found.problem.candidates, dtype=np.int64))]
+    bounds = node_bounds(
+        ctx, level, outside, found.coef, target=found.objective, refine_at_most=4 * most + 32
+    )
+    return set(outside[bounds < found.objective].tolist())
+
+
 def _solve_level(
     ctx: CartContext, level: ServiceLevel, params: SolveParams, deadline: float
 ) -> _LevelOutcome:
-    """Answer one level with the MIP, its fast paths and its greedy fallback."""
+    """Answer one level with the MIP, its fast paths and its greedy fallback.
+
+    The pre-filter only ranks nodes; optimality is then proven over every node: a node left
+    out joins the model when its lower bound (solver/bounds.py) is below the best answer, and
+    the search runs again, until no node outside can win or the time is up (then unproven).
+    """
     if params.engine is not Engine.MIP:
         return _baseline(ctx, level, params.engine)
     picks = [greedy_picks(ctx, level, engine) for engine in BASELINES]
@@ -176,42 +251,38 @@ def _solve_level(
     candidates.update(pick.node for run in picks for pick in run)
     problem = build_problem(ctx, level, candidates)
     coef = coefficients(problem)
-    count = len(problem.candidates)
-    if problem.n_slots == 0:
-        empty = np.zeros(problem.avail.shape, dtype=np.int64)
-        return _LevelOutcome(
-            build_option(problem, empty, coef, Status.OPTIMAL), Status.OPTIMAL, count, 0
-        )
-    scored = [
-        (evaluate(problem, x, coef).objective, k, x)
-        for k, x in enumerate(allocation(problem, run, coef) for run in picks)
-    ]
-    best, _, x_best = min(scored, key=lambda t: (t[0], t[1]))
-    single = _single_package(problem, coef)
-    if single is not None and single[1] < best:
-        x_best, best = single
-    if _proven(problem, coef, best, single):
-        return _LevelOutcome(
-            build_option(problem, x_best, coef, Status.OPTIMAL), Status.OPTIMAL, count, 0
-        )
-    # The search gets what is left of this level's share once the model inputs are built,
-    # less a little for building the answer; with nothing left the greedy answer stands.
-    limit = deadline - time.perf_counter() - EXTRACT_RESERVE_S
-    if limit < MIN_SEARCH_S:
-        option = build_option(problem, x_best, coef, Status.FALLBACK)
-        return _LevelOutcome(option, Status.FALLBACK, count, 0)
-    outcome = solve_mip(
-        problem, coef, hint=x_best, time_limit_s=limit, workers=params.workers, seed=params.seed
-    )
-    if outcome.x is None:
+    starts = [allocation(problem, run, coef) for run in picks]
+    found = _search(problem, coef, starts, params, deadline)
+    variables = found.variables
+    error = found.error
+    added = 0
+    while found.proven and not params.exact:
+        extra = _may_win(ctx, level, found, params.proof_nodes)
+        if not extra:
+            break
+        added += len(extra)
+        if deadline - time.perf_counter() < MIN_PROOF_S or added > params.proof_nodes:
+            # A left-out node might still win: the answer stands, not proven. (A model of
+            # every plausible node would rarely finish within a checkout budget anyway.)
+            found.proven = False
+            break
+        candidates |= extra
+        problem = build_problem(ctx, level, candidates)
+        coef = coefficients(problem)
+        start = _remap(found.problem, problem, found.x)
+        # The answer proven on the smaller set stays the start: it is no fallback any more.
+        found = _search(problem, coef, [start], params, deadline)
+        found.timed_out = False
+        variables += found.variables
+        error = error or found.error
+    if found.proven:
+        status = Status.OPTIMAL
+    elif found.timed_out or error is not None:
         status = Status.FALLBACK
     else:
-        status = Status.OPTIMAL if outcome.optimal else Status.FEASIBLE
-        if evaluate(problem, outcome.x, coef).objective <= best:
-            x_best = outcome.x
-    return _LevelOutcome(
-        build_option(problem, x_best, coef, status), status, count, outcome.variables
-    )
+        status = Status.FEASIBLE
+    option = build_option(found.problem, found.x, found.coef, status)
+    return _LevelOutcome(option, status, len(found.problem.candidates), variables, error)
 
 
 def _levels(request: PromiseRequest, snapshot: Snapshot) -> tuple[ServiceLevel, ...]:
@@ -265,7 +336,7 @@ def solve(
     budget_s = (request.time_budget_ms or params.time_budget_ms) / 1000.0
     requested_at = request.requested_at or params.now or dt.datetime.now(dt.UTC)
     index = index_of(snapshot, inventory, cache=params.cache)
-    ctx = build_context(request, index, requested_at, slots_per_service=params.slots_per_service)
+    ctx = build_context(request, index, requested_at, exact=params.exact)
     levels = _levels(request, snapshot)
     outcomes: list[_LevelOutcome] = []
     for k, level in enumerate(levels):
@@ -288,5 +359,8 @@ def solve(
             candidates=max((o.candidates for o in outcomes), default=0),
             fallback=any(o.option.fallback for o in outcomes),
             variables=sum(o.variables for o in outcomes),
+            model_errors=tuple(
+                f"{o.option.service_level.value}: {o.error}" for o in outcomes if o.error
+            ),
         ),
     )

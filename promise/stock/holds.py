@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import math
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 
@@ -118,7 +117,7 @@ class StockRules:
     def atp(self, policy: ChannelPolicy, tiers: LiveTiers) -> int:
         """(1) What ``policy``'s channel may promise from the row, before holds."""
         free = tiers.on_hand - tiers.reserved - tiers.safety_stock - self.buffer(policy, tiers)
-        return max(0, free) + math.floor(policy.in_transit_share * tiers.in_transit)
+        return max(0, free) + policy.in_transit_units(tiers.in_transit)
 
     def available(self, policy: ChannelPolicy, tiers: LiveTiers) -> int:
         """Units the channel may still hold at the row (never negative)."""

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import anyio
 import httpx
@@ -281,3 +283,58 @@ def test_cli_demo_prints_a_checked_answer(
     assert len(request.cart.lines) >= 3
     assert result.options
     assert check(result, request, demo_snapshot).ok
+
+
+def test_a_refused_model_is_logged_with_the_request_id_and_counted(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A model made invalid on purpose is logged at ERROR with the request id and counted.
+
+    The answer itself stands: the greedy fallback, flagged unproven.
+    """
+    import importlib  # noqa: PLC0415 - the solver modules patched below
+
+    mip = importlib.import_module("solver.mip")
+    level = importlib.import_module("solver.solve")
+    real = mip._objective
+
+    def broken(coef: object, v: object, m: Any) -> None:
+        """Write the objective, then a variable whose domain is empty."""
+        real(coef, v, m)
+        m.proto.variables.add().domain.extend((5, 1))
+
+    monkeypatch.setattr(mip, "_objective", broken)
+    # No proof without a model, so every level reaches CP-SAT.
+    monkeypatch.setattr(level, "_proven", lambda *args: False)
+    app = create_app(_settings(data_dir), initial_snapshot=lambda: tiny_snapshot("tiny-v1"))
+    with TestClient(app) as client, caplog.at_level(logging.ERROR):
+        assert _poll_ready(client).status_code == 200
+        response = client.post(
+            "/v1/promise", json=tiny_body("broken"), headers={"X-Request-ID": "req-broken-1"}
+        )
+        metrics = client.get("/metrics").text
+    assert response.status_code == 200
+    answer = response.json()
+    assert answer["solver"]["model_errors"]
+    assert all(option["proven"] is False for option in answer["options"])
+    errors = [r for r in caplog.records if r.getMessage() == "solver model error"]
+    assert errors
+    assert all(getattr(r, "request_id", None) == "req-broken-1" for r in errors)
+    assert metric_value(metrics, "promise_solver_model_errors_total") == len(
+        answer["solver"]["model_errors"]
+    )
+
+
+def test_weights_beyond_exact_integers_are_a_422_naming_the_weight(data_dir: Path) -> None:
+    """Revenue weight 1,000 on a 10^11-cent line of 10,000 units: a 422 on weights.revenue."""
+    body = tiny_body("huge", quantity=10_000)
+    body["cart"]["lines"][0]["unit_price"] = 10**11
+    body["weights"] = {"revenue": 1000}
+    app = create_app(_settings(data_dir), initial_snapshot=lambda: tiny_snapshot("tiny-v1"))
+    with TestClient(app) as client:
+        assert _poll_ready(client).status_code == 200
+        response = client.post("/v1/promise", json=body)
+    assert response.status_code == 422
+    assert response.headers["content-type"].startswith("application/problem+json")
+    fields = [error["field"] for error in response.json()["errors"]]
+    assert fields == ["weights.revenue"]

@@ -844,10 +844,9 @@ def test_partial_and_unfulfillable_status(
     [
         # Policy weights: the base ground answer.
         pytest.param(GROUND_OPTION, None, 2725, id="policy-weights"),
-        # Shipping x1.5, each coefficient rounded once: round(675) + round(90) x 3 kg + round(1,050)
-        # + round(142.5) = 142 (half to even) x 1 kg = 2,137, not round(1.5 x 1,425) = 2,138.
-        # 2,137 + 250 + 200 + 200 + 350 + 300 = 3,437.
-        pytest.param(GROUND_OPTION, WeightOverrides(shipping=1.5), 3437, id="shipping-1.5"),
+        # Shipping x1.5, each coefficient rounded once, half up: 675 + 90 x 3 kg + 1,050
+        # + round(142.5) = 143 x 1 kg = 2,138. 2,138 + 250 + 200 + 200 + 350 + 300 = 3,438.
+        pytest.param(GROUND_OPTION, WeightOverrides(shipping=1.5), 3438, id="shipping-1.5"),
         # Unit cost and revenue at face value: 2,725 + 2,780 - 6,000 = -495.
         pytest.param(
             GROUND_OPTION, WeightOverrides(unit_cost=1.0, revenue=1.0), -495, id="margin-terms"
@@ -877,7 +876,7 @@ def test_objective_of_applies_request_weights(
 def test_check_uses_request_weights_for_the_objective() -> None:
     """An answer priced with the request's weights passes; the policy's objective does not."""
     request = REQUEST.model_copy(update={"weights": WeightOverrides(shipping=1.5)})
-    priced = answer(ground(objective=3437), SAME_DAY_UNFULFILLABLE)
+    priced = answer(ground(objective=3438), SAME_DAY_UNFULFILLABLE)
     assert check(priced, request, SNAPSHOT).ok
     assert check(RESULT, request, SNAPSHOT).families == {0}
 

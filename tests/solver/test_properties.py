@@ -34,8 +34,6 @@ SETTINGS = settings(
     derandomize=True,
     suppress_health_check=[HealthCheck.too_slow],
 )
-# The brute force and the MIP both see this many dispatch dates per (node, service).
-SLOTS = 2
 
 
 @SETTINGS
@@ -65,7 +63,8 @@ def test_mip_is_never_worse_than_a_baseline(instance: tuple[PromiseRequest, Snap
 def brute_force(req: PromiseRequest, snap: Snapshot, level: ServiceLevel) -> int:
     """The best objective over every allocation of units to slots that the checker accepts."""
     assert req.requested_at is not None
-    ctx = build_context(req, index_of(snap), req.requested_at, slots_per_service=SLOTS)
+    # Every dispatch date of the horizon, as the exact reference sees them.
+    ctx = build_context(req, index_of(snap), req.requested_at, exact=True)
     problem = build_problem(ctx, level, set(ctx.stocking_nodes(level).tolist()))
     coef = coefficients(problem)
     n_lines, n_slots = problem.avail.shape
@@ -85,11 +84,13 @@ def brute_force(req: PromiseRequest, snap: Snapshot, level: ServiceLevel) -> int
     for rows in itertools.product(*per_line):
         x = np.array(rows, dtype=np.int64).reshape(n_lines, n_slots)
         value = evaluate(problem, x, coef).objective
-        if not req.allow_partial and int(x.sum()) < units:
-            value = coef.unfilled * units  # refused carts promise nothing
-        scored.append((value, x))
-    scored.sort(key=lambda pair: pair[0])
-    for value, x in scored:
+        incomplete = not req.allow_partial and int(x.sum()) < units
+        if incomplete:
+            value = ctx.weights.unfilled_per_unit * units  # refused carts promise nothing
+        # Without allow_partial any complete answer beats every incomplete one.
+        scored.append((incomplete, value, x))
+    scored.sort(key=lambda t: (t[0], t[1]))
+    for _, value, x in scored:
         option = build_option(problem, x, coef, Status.OPTIMAL)
         result = PromiseResult(
             cart_id=req.cart.cart_id,
@@ -108,17 +109,42 @@ def brute_force(req: PromiseRequest, snap: Snapshot, level: ServiceLevel) -> int
     raise AssertionError("shipping nothing is always feasible")
 
 
-@settings(max_examples=60, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
-@given(instances(max_nodes=3, max_lines=2, max_qty=2))
-def test_mip_equals_brute_force_on_tiny_instances(
+BRUTE = settings(
+    max_examples=40, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck)
+)
+
+
+@BRUTE
+@given(instances(max_nodes=3, max_lines=2, max_qty=1))
+def test_mip_equals_brute_force_on_two_line_instances(
     instance: tuple[PromiseRequest, Snapshot],
 ) -> None:
-    """On instances small enough to enumerate, the MIP's objective is the brute-force optimum."""
-    req, snap = instance
-    result = solve(
-        req, snap, params=SolveParams(exact=True, slots_per_service=SLOTS, time_budget_ms=5000)
-    )
+    """Two single-unit lines over three nodes: both modes hit the brute-force optimum."""
+    _assert_brute_force_optimum(*instance)
+
+
+@BRUTE
+@given(instances(max_nodes=2, max_lines=1, max_qty=3))
+def test_mip_equals_brute_force_on_one_line_instances(
+    instance: tuple[PromiseRequest, Snapshot],
+) -> None:
+    """One line of up to three units over two nodes: both modes hit the brute-force optimum."""
+    _assert_brute_force_optimum(*instance)
+
+
+def _assert_brute_force_optimum(req: PromiseRequest, snap: Snapshot) -> None:
+    """Exact mode, and default mode (which must prove it), equal the brute-force optimum.
+
+    The brute force enumerates every dispatch date of the horizon.
+    """
+    result = solve(req, snap, params=SolveParams(exact=True, time_budget_ms=5000))
+    default = solve(req, snap, params=SolveParams(time_budget_ms=5000))
     assert check(result, req, snap).ok
-    for option in result.options:
-        assert option.status is not Status.FEASIBLE  # proven, not merely found
-        assert option.objective == brute_force(req, snap, option.service_level)
+    assert check(default, req, snap).ok
+    for option, quick in zip(result.options, default.options, strict=True):
+        assert option.proven
+        assert option.status is not Status.FEASIBLE
+        best = brute_force(req, snap, option.service_level)
+        assert option.objective == best
+        assert quick.proven
+        assert quick.objective == best
