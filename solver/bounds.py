@@ -97,16 +97,10 @@ def _package_costs(
     w = ctx.weights
     index = ctx.index
     zone = ctx.zone[nodes] - 1
-    distance = ctx.distance_km[nodes]
     handling = scale_cents_array(w.handling, index.node_handling[nodes]) + w.split_penalty
     fixed = np.full(nodes.size, NONE, dtype=np.int64)
     per_kg = np.full(nodes.size, NONE, dtype=np.int64)
-    for service, serves in zip(index.snapshot.services, index.service_mask, strict=True):
-        if service.service_level is not level:
-            continue
-        ok = serves[nodes]
-        if service.max_distance_km is not None:
-            ok = ok & (distance <= service.max_distance_km)
+    for _, service, ok in ctx.serving(level, nodes):
         base = np.array([scale_cents(w.shipping, r.base) for r in service.rates])[zone]
         kg = np.array([scale_cents(w.shipping, r.per_kg) for r in service.rates])[zone]
         fixed = np.where(ok, np.minimum(fixed, base + handling), fixed)
@@ -122,21 +116,12 @@ def _lateness(
     A service's first dispatch date delivers no later than its other dates, so that delivery
     day bounds the promised day T of any answer shipping from the node.
     """
-    index = ctx.index
     order = ctx.order_date.toordinal()
     deadline = LEVEL_DEADLINE_DAYS[level]
     late = np.full(nodes.size, NONE, dtype=np.int64)
-    for position, (service, serves) in enumerate(
-        zip(index.snapshot.services, index.service_mask, strict=True)
-    ):
-        if service.service_level is not level:
-            continue
-        for k, node in enumerate(nodes.tolist()):
-            distance = float(ctx.distance_km[node])
-            if not serves[node] or (
-                service.max_distance_km is not None and distance > service.max_distance_km
-            ):
-                continue
+    for position, _, ok in ctx.serving(level, nodes):
+        for k in np.flatnonzero(ok).tolist():
+            node = int(nodes[k])
             dates = ctx.dispatch_ordinals(node, position)
             if not dates:
                 continue

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import zoneinfo
+from collections.abc import Iterator
 
 import numpy as np
 import numpy.typing as npt
@@ -147,6 +148,25 @@ class CartContext:
                     mask |= near
             self.eligible[level] = mask
         return self.stock_nodes[mask[self.stock_nodes]]
+
+    def serving(
+        self, level: ServiceLevel, nodes: IntArray
+    ) -> Iterator[tuple[int, CarrierService, npt.NDArray[np.bool_]]]:
+        """Each service of ``level`` with its position and which of ``nodes`` it serves here.
+
+        A service serves a node when it picks up there and, for a courier with a maximum
+        distance, the destination is within it.
+        """
+        distance = self.distance_km[nodes]
+        for position, (service, serves) in enumerate(
+            zip(self.index.snapshot.services, self.index.service_mask, strict=True)
+        ):
+            if service.service_level is not level:
+                continue
+            ok = serves[nodes]
+            if service.max_distance_km is not None:
+                ok = ok & (distance <= service.max_distance_km)
+            yield position, service, ok
 
     def pair(self, node: int, sku: int) -> Pair | None:
         """The channel's stock of ``sku`` at ``node`` (None when it has none)."""
@@ -473,15 +493,9 @@ def _rank_costs(
     line_kg = np.maximum(1.0, np.ceil(grams / 1000.0))
     cart_kg = max(1.0, float(np.ceil(grams.sum() / 1000.0)))
     zone = ctx.zone[nodes] - 1
-    distance = ctx.distance_km[nodes]
     line_pkg = np.full((nodes.size, len(ctx.lines)), np.inf)
     cart_pkg = np.full(nodes.size, np.inf)
-    for service, serves in zip(index.snapshot.services, index.service_mask, strict=True):
-        if service.service_level is not level:
-            continue
-        ok = serves[nodes]
-        if service.max_distance_km is not None:
-            ok = ok & (distance <= service.max_distance_km)
+    for _, service, ok in ctx.serving(level, nodes):
         base = np.array([r.base for r in service.rates], dtype=np.float64)[zone]
         per_kg = np.array([r.per_kg for r in service.rates], dtype=np.float64)[zone]
         late = w.lateness_per_day * np.array(service.transit_days, dtype=np.float64)[zone]
