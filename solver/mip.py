@@ -29,6 +29,7 @@ than building it expression by expression, which matters at a few milliseconds p
 from __future__ import annotations
 
 import dataclasses
+import time
 
 import numpy as np
 import numpy.typing as npt
@@ -42,6 +43,8 @@ __all__ = ["MipOutcome", "solve_mip"]
 
 IntArray = npt.NDArray[np.int64]
 INF = np.iinfo(np.int64).max
+# Below this a search cannot even load its hint: the caller's start stands instead.
+MIN_SEARCH_S = 0.001
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -320,11 +323,15 @@ def solve_mip(
     coef: Coefficients,
     *,
     hint: IntArray | None,
-    time_limit_s: float,
+    deadline: float,
     workers: int = 1,
     seed: int = 0,
 ) -> MipOutcome:
-    """Build and solve the MIP; return the best allocation found within the time limit."""
+    """Build and solve the MIP; return the best allocation found by ``deadline``.
+
+    ``deadline`` is a ``time.perf_counter()`` instant: the search gets what is left of it once
+    the model is built, so building a large model never pushes the answer past it.
+    """
     m = _Proto()
     v = _variables(problem, coef, m)
     _demand(problem, v, m)
@@ -341,6 +348,9 @@ def solve_mip(
         _hint(problem, coef, v, m, hint)
     # The bare proto and solve wrapper skip OR-Tools' Python model class, whose constructor
     # alone costs a tenth of a millisecond.
+    time_limit_s = deadline - time.perf_counter()
+    if time_limit_s < MIN_SEARCH_S:
+        return MipOutcome(x=None, optimal=False, variables=m.count, status="NOT_STARTED")
     wrapper = cmh.SolveWrapper()
     wrapper.set_parameters(_parameters(time_limit_s, workers, seed))
     response = wrapper.solve(m.proto)  # type: ignore[no-untyped-call]

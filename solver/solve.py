@@ -25,7 +25,7 @@ from solver.costs import Coefficients, coefficients, evaluate, meets_floor
 from solver.greedy import BASELINES, allocation, greedy_picks
 from solver.index import index_of
 from solver.inventory import Inventory
-from solver.mip import solve_mip
+from solver.mip import MIN_SEARCH_S, solve_mip
 from solver.problem import CartContext, Problem, build_context, build_problem, prefilter
 
 __all__ = ["SolveParams", "solve"]
@@ -34,8 +34,6 @@ IntArray = npt.NDArray[np.int64]
 LEVEL_ORDER: tuple[ServiceLevel, ...] = tuple(ServiceLevel)
 # Kept back from a level's share for turning the allocation into the answer.
 EXTRACT_RESERVE_S = 0.0005
-# Below this a search cannot even load its hint; the greedy answer is returned instead.
-MIN_SEARCH_S = 0.001
 # A larger model for the optimality proof needs at least this much of the level's time left;
 # starting it later would only overrun the budget and leave the answer unproven anyway.
 MIN_PROOF_S = 0.005
@@ -57,7 +55,7 @@ class SolveParams:
     whole_cart: int = 4  # pre-filter: cheapest nodes kept among those that ship the whole cart
     # Nodes the optimality proof may add to the model beyond the pre-filter's, per level;
     # past it the answer is returned unproven (feasible).
-    proof_nodes: int = 48
+    proof_nodes: int = 64
     cache: bool = True  # keep the snapshot's index for later solves (False: one-off snapshot)
 
 
@@ -186,14 +184,13 @@ def _search(
         return _Search(problem, coef, x_best, best, proven=True)
     # The search gets what is left of this level's share once the model inputs are built,
     # less a little for building the answer; with nothing left the greedy answer stands.
-    limit = deadline - time.perf_counter() - EXTRACT_RESERVE_S
-    if limit < MIN_SEARCH_S:
+    if deadline - time.perf_counter() - EXTRACT_RESERVE_S < MIN_SEARCH_S:
         return _Search(problem, coef, x_best, best, proven=False, timed_out=True)
     outcome = solve_mip(
         problem,
         coef,
         hint=x_best,
-        time_limit_s=limit,
+        deadline=deadline - EXTRACT_RESERVE_S,
         workers=params.workers,
         seed=params.seed,
     )

@@ -7,6 +7,7 @@ optimum is known by hand, is compared with it and with the exact reference.
 from __future__ import annotations
 
 import datetime as dt
+import time
 from typing import Any
 
 import numpy as np
@@ -159,7 +160,7 @@ def test_the_model_does_not_refund_a_split_penalty_when_nothing_ships() -> None:
     ctx = build_context(req, index_of(snap), req.requested_at)
     problem = build_problem(ctx, ServiceLevel.GROUND, {0})
     coef = coefficients(problem)
-    outcome = solve_mip(problem, coef, hint=None, time_limit_s=2.0)
+    outcome = solve_mip(problem, coef, hint=None, deadline=time.perf_counter() + 2.0)
     assert outcome.x is not None
     assert outcome.optimal
     assert int(outcome.x.sum()) == 1
