@@ -94,12 +94,17 @@ class SqliteStockBackend(SqlStockBackend):
                 fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
 
     def _create_schema(self) -> None:
-        """WAL mode and tables (idempotent; concurrent starts wait for each other)."""
+        """WAL mode and tables (idempotent; concurrent starts wait for each other).
+
+        The journal mode switch takes the same writer lock as the schema: two processes
+        opening a fresh file at once otherwise race on it and one fails "database is locked"
+        (SQLite does not wait on the busy timeout for that switch).
+        """
         conn = self._conn()
-        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-        if str(mode).lower() != "wal":
-            raise RuntimeError(f"could not put {self.path} in WAL mode (got {mode!r})")
         with self._writer():
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise RuntimeError(f"could not put {self.path} in WAL mode (got {mode!r})")
             conn.execute("BEGIN IMMEDIATE")
             try:
                 for statement in SCHEMA:
