@@ -158,7 +158,6 @@ class _Search:
     x: IntArray
     objective: int
     proven: bool  # optimal for the current candidate set
-    found_by_model: bool = False
     timed_out: bool = False  # the model's time ran out before any solution
     variables: int = 0
     error: str | None = None
@@ -205,7 +204,6 @@ def _search(
         error=outcome.error,
     )
     if outcome.x is not None:
-        found.found_by_model = True
         value = evaluate(problem, outcome.x, coef).objective
         if value <= best:
             found.x, found.objective = outcome.x, value
