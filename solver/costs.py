@@ -213,10 +213,7 @@ def evaluate(problem: Problem, x: IntArray, coef: Coefficients) -> Evaluation:
     objective += coef.unfilled * int(unfilled.sum())
     shipping = int((problem.slot_base[used]).sum() + (problem.slot_per_kg * kg).sum())
     handling = int(coef.real_package[used].sum()) - int(problem.slot_base[used].sum())
-    nodes = ctx.index.nodes
-    pick = int(
-        sum(nodes[int(problem.slot_node[j])].pick_cost * int(x[:, j].sum()) for j in used.tolist())
-    )
+    pick = int((ctx.index.node_pick_cost[problem.slot_node] * x.sum(axis=0)).sum()) if x.size else 0
     price = np.array([line.line.unit_price for line in ctx.lines], dtype=np.int64)
     revenue = int((price * shipped).sum())
     unit_cost = int((coef.real_unit * x).sum()) - pick if x.size else 0

@@ -544,10 +544,16 @@ def build_problem(ctx: CartContext, level: ServiceLevel, candidates: set[int]) -
     blocks = [block for block in blocks if block.size]
     n_lines = len(ctx.lines)
 
+    sizes = [block.size for block in blocks]
+
     def cat(name: str) -> IntArray:
         """Concatenate one per-slot field over the blocks (a per-block scalar is repeated)."""
-        parts = [np.broadcast_to(getattr(block, name), block.size) for block in blocks]
-        return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, dtype=np.int64)
+        parts = [getattr(block, name) for block in blocks]
+        if not parts:
+            return np.zeros(0, dtype=np.int64)
+        if isinstance(parts[0], int):
+            return np.repeat(np.array(parts, dtype=np.int64), sizes)
+        return np.concatenate(parts).astype(np.int64)
 
     return Problem(
         ctx=ctx,
