@@ -86,9 +86,11 @@ def ceil_percent(percent: float, units: int) -> int:
 
 def ceil_percent_array(percent: IntArray | npt.NDArray[np.float64], units: IntArray) -> IntArray:
     """``ceil(units × percent / 100)`` exactly, element-wise (``percent`` aligned with units)."""
-    pairs = [fraction(float(p)) for p in np.asarray(percent, dtype=np.float64).tolist()]
-    numerator = np.array([p[0] for p in pairs], dtype=np.int64)
-    denominator = np.array([p[1] for p in pairs], dtype=np.int64)
+    # A network has a handful of distinct percentages and up to millions of rows.
+    values, which = np.unique(np.asarray(percent, dtype=np.float64), return_inverse=True)
+    pairs = [fraction(float(p)) for p in values.tolist()]
+    numerator = np.array([p[0] for p in pairs], dtype=np.int64)[which]
+    denominator = np.array([p[1] for p in pairs], dtype=np.int64)[which]
     out: IntArray = -(-units.astype(np.int64) * numerator // (100 * denominator))
     return out
 

@@ -75,10 +75,12 @@ def incomplete_bound(problem: Problem, coef: Coefficients) -> int:
     return coef.unfilled + int((np.minimum(cheapest, 0) * qty).sum())
 
 
-def _unit_costs(ctx: CartContext, nodes: IntArray) -> IntArray:
-    """Unit coefficient per (node, line) where the node holds the line's SKU, else NONE."""
+def _unit_costs(ctx: CartContext, nodes: IntArray, rows: IntArray) -> IntArray:
+    """Unit coefficient per (node, line) where the node holds the line's SKU, else NONE.
+
+    ``rows`` are the nodes' rows of the context's stock arrays.
+    """
     w = ctx.weights
-    rows = np.array([ctx.stock_pos[n] for n in nodes.tolist()], dtype=np.int64)
     price = np.array([line.line.unit_price for line in ctx.lines], dtype=np.int64)
     unit = (
         scale_cents_array(w.labour, ctx.index.node_pick_cost[nodes])[:, None]
@@ -158,11 +160,12 @@ def node_bounds(
     qty = _quantities(ctx)
     grams = sum(line.weight_g * line.line.quantity for line in ctx.lines)
     cart_kg = max(1, -(-grams // 1000))
-    unit_all = _unit_costs(ctx, stocking)
+    rows = np.searchsorted(ctx.stock_nodes, stocking)  # stocking nodes are stock nodes
+    unit_all = _unit_costs(ctx, stocking, rows)
     cheapest = unit_all.min(axis=0)  # per line, anywhere (NONE where no node holds it)
     at = np.searchsorted(stocking, nodes)
     own = unit_all[at]  # nodes × lines
-    last = ctx.stock_last[[ctx.stock_pos[n] for n in stocking.tolist()]]  # S × lines
+    last = ctx.stock_last[rows]  # S × lines
     need = ctx.sku_need
     fixed_all, per_kg_all = _package_costs(ctx, level, stocking)
     fixed, per_kg = fixed_all[at], per_kg_all[at]

@@ -136,16 +136,8 @@ class CartContext:
         mask = self.eligible.get(level)
         if mask is None:
             mask = np.zeros(self.distance_km.size, dtype=np.bool_)
-            for service, serves in zip(
-                self.index.snapshot.services, self.index.service_mask, strict=True
-            ):
-                if service.service_level is level:
-                    near = (
-                        serves
-                        if service.max_distance_km is None
-                        else serves & (self.distance_km <= service.max_distance_km)
-                    )
-                    mask |= near
+            for _, _, serves in self.serving(level, np.arange(self.distance_km.size)):
+                mask |= serves
             self.eligible[level] = mask
         return self.stock_nodes[mask[self.stock_nodes]]
 
@@ -370,11 +362,6 @@ class Problem:
         return first + local
 
 
-def _level_services(ctx: CartContext, level: ServiceLevel) -> list[CarrierService]:
-    """Services of one level."""
-    return [s for s in ctx.index.snapshot.services if s.service_level is level]
-
-
 def _date_suffices(
     ctx: CartContext,
     node_index: int,
@@ -410,17 +397,14 @@ def _date_suffices(
 def _node_block(ctx: CartContext, node_index: int, level: ServiceLevel) -> NodeBlock:
     """Compute one node's dispatch slots for ``level`` within the level's deadline."""
     node = ctx.index.nodes[node_index]
-    distance = float(ctx.distance_km[node_index])
     zone = int(ctx.zone[node_index])
     share = ctx.policy.in_transit_share
     order_ordinal = ctx.order_date.toordinal()
     deadline_days = LEVEL_DEADLINE_DAYS[level]
     usable = [
-        (k, s)
-        for k, s in enumerate(ctx.index.snapshot.services)
-        if s.service_level is level
-        and bool(ctx.index.service_mask[k][node_index])
-        and (s.max_distance_km is None or distance <= s.max_distance_km)
+        (position, service)
+        for position, service, serves in ctx.serving(level, np.array([node_index]))
+        if serves[0]
     ]
     pairs = [(i, ctx.pair(node_index, line.sku_index)) for i, line in enumerate(ctx.lines)]
     rows: list[tuple[int, int, int, CarrierService, int, int, int, int]] = []
