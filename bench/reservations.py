@@ -215,13 +215,14 @@ def _live_view(backend: StockBackend, snapshot: Snapshot, others: list[Row]) -> 
     """Per-request version check, refresh after one event, rebuild for a new snapshot."""
     live = LiveInventory(backend, RulesCache(), utc_now)
     rules = StockRules(snapshot)
+    generation = backend.versions().snapshot
     started = time.perf_counter()
-    live.current(snapshot)
+    live.current(snapshot, generation)
     rebuild_ms = (time.perf_counter() - started) * 1000.0
     checks = 200
     started = time.perf_counter()
     for _ in range(checks):
-        live.current(snapshot)
+        live.current(snapshot, generation)
     check_us = (time.perf_counter() - started) / checks * 1e6
     refresh = []
     for i in range(20):
@@ -239,7 +240,7 @@ def _live_view(backend: StockBackend, snapshot: Snapshot, others: list[Row]) -> 
         )
         backend.apply_events([event], rules.unknown, utc_now)
         started = time.perf_counter()
-        live.current(snapshot)
+        live.current(snapshot, generation)
         refresh.append((time.perf_counter() - started) * 1000.0)
     refresh.sort()
     return {

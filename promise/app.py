@@ -26,6 +26,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.plugins import JsonRenderPlugin, ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.params import HeaderParameter, JSONBody, Parameter
 
+import solver
 from models import AvailabilityReport, Snapshot
 from promise.errors import (
     PROBLEM_MEDIA_TYPE,
@@ -55,7 +56,14 @@ from promise.schemas import (
 )
 from promise.service import PromiseService, SolveFn
 from promise.settings import Settings
-from promise.stock import STOCK_EXCEPTION_HANDLERS, StockService, StockSettings, stock_router
+from promise.stock import (
+    STOCK_EXCEPTION_HANDLERS,
+    StockService,
+    StockSettings,
+    open_backend,
+    stock_router,
+)
+from promise.stock.snapshots import SnapshotStore
 from solver.errors import PromiseError
 
 __all__ = ["create_app", "serve_app"]
@@ -426,28 +434,30 @@ def create_app(
     """
     metrics = Metrics()
     service_kwargs: dict[str, Any] = {} if solve is None else {"solve": solve}
-
-    async def live_snapshot() -> Snapshot:
-        return (await service.store.current()).snapshot
-
-    stock = StockService.open(
-        stock_settings or StockSettings.from_env(data_dir=settings.data_dir),
-        snapshot=live_snapshot,
-        **({} if clock is None else {"clock": clock}),
+    clock_kwargs: dict[str, Any] = {} if clock is None else {"clock": clock}
+    stock_settings = stock_settings or StockSettings.from_env(data_dir=settings.data_dir)
+    backend = open_backend(stock_settings)
+    store = SnapshotStore(
+        backend,
+        initial=initial_snapshot or _default_snapshot(settings),
+        # Late bound: the service (which warms with its own solve function) is built below.
+        warm=lambda snapshot: service.warm_snapshot(snapshot),  # noqa: PLW0108
+        retry_after_s=settings.retry_after_s,
+        poll_interval_s=settings.snapshot_poll_ms / 1000,
+        on_reload=lambda _live: metrics.snapshot_loads.labels("reload").inc(),
+        # A replaced snapshot's solver index would otherwise hold it in memory.
+        on_retire=solver.release,
+        **clock_kwargs,
     )
-    service = PromiseService(
-        settings,
-        metrics,
-        initial_snapshot=initial_snapshot or _default_snapshot(settings),
-        stock=stock,
-        **service_kwargs,
-    )
+    stock = StockService(backend, stock_settings, snapshots=store, **clock_kwargs)
+    service = PromiseService(settings, metrics, store=store, stock=stock, **service_kwargs)
 
     @asynccontextmanager
     async def lifespan(_app: Litestar) -> AsyncIterator[None]:
         """Warm up and load in the background, so /healthz answers and /readyz says 503."""
         async with stock.running(), anyio.create_task_group() as tasks:
             tasks.start_soon(service.start)
+            tasks.start_soon(store.follow)
             try:
                 yield
             finally:

@@ -99,11 +99,9 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn  # noqa: PLC0415 - after the environment is set, see the module docstring
 
     from promise.logs import configure_logging, uvicorn_log_config  # noqa: PLC0415
-    from promise.snapshot_store import reset_pointer  # noqa: PLC0415
     from promise.supervisor import Supervisor, supports_reuseport  # noqa: PLC0415
 
     configure_logging(settings.log_level)
-    reset_pointer(data_dir)
     log_config = uvicorn_log_config(settings.log_level)
     if settings.workers > 1 and settings.port != 0 and supports_reuseport():
         supervisor = Supervisor(

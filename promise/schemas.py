@@ -74,7 +74,11 @@ class SnapshotInfo(Frozen):
 
     version: str
     as_of: AwareDatetime
-    token: str = Field(description="Identifies the swap that installed this snapshot.")
+    token: str = Field(description="Identifies the generation and content of this snapshot.")
+    generation: int = Field(
+        description="Counts the snapshots made live in the authority; holds record it."
+    )
+    digest: str = Field(description="SHA-256 of the snapshot's JSON as the authority stores it.")
     loaded_at: AwareDatetime
     nodes: int
     services: int
@@ -97,4 +101,5 @@ class Readiness(Frozen):
     status: Literal["ready"] = "ready"
     pid: int
     snapshot_version: str
+    snapshot_generation: int
     loaded_at: dt.datetime

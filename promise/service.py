@@ -41,8 +41,8 @@ from promise.errors import (
 from promise.metrics import Metrics
 from promise.schemas import PromiseAnswer, PromiseBody, Readiness, SnapshotInfo, ValidationAnswer
 from promise.settings import Settings
-from promise.snapshot_store import LiveSnapshot, SnapshotStore
 from promise.stock import StockService
+from promise.stock.snapshots import LiveSnapshot, SnapshotStore
 from solver.errors import PromiseError, UnknownChannelError, UnknownPostalCodeError
 
 __all__ = ["PromiseService", "SolveFn", "SolveGate", "warm_request"]
@@ -142,15 +142,16 @@ class PromiseService:
         settings: Settings,
         metrics: Metrics,
         *,
-        initial_snapshot: Callable[[], Snapshot],
+        store: SnapshotStore,
+        stock: StockService,
         solve: SolveFn = solver.solve,
-        stock: StockService | None = None,
     ) -> None:
-        """Wire the settings, metrics, start-up snapshot loader and solve function."""
+        """Wire the settings, metrics, live snapshot store, live stock and solve function."""
         self._settings = settings
         self._metrics = metrics
         self._solve = solve
         self.stock = stock
+        self.store = store
         self._params = solver.SolveParams(time_budget_ms=settings.default_time_budget_ms)
         self._inline_params = dataclasses.replace(self._params, cache=False)
         self._gate = SolveGate(
@@ -158,15 +159,6 @@ class PromiseService:
             settings.max_queued_solves,
             retry_after_s=settings.retry_after_s,
             on_reject=metrics.rejections.inc,
-        )
-        self.store = SnapshotStore(
-            settings.data_dir,
-            initial=initial_snapshot,
-            warm=self._warm_snapshot,
-            retry_after_s=settings.retry_after_s,
-            on_reload=lambda _live: metrics.snapshot_loads.labels("reload").inc(),
-            # A replaced snapshot's solver index would otherwise hold it in memory.
-            on_retire=solver.release,
         )
         self._warmed = False
         self._heap_frozen = False
@@ -202,7 +194,7 @@ class PromiseService:
         self._metrics.snapshot_loads.labels("start").inc()
         log.info("worker ready", extra={"snapshot_version": live.snapshot.version})
 
-    def _warm_snapshot(self, snapshot: Snapshot) -> None:
+    def warm_snapshot(self, snapshot: Snapshot) -> None:
         """Solve one small cart so the solver indexes ``snapshot`` now, then freeze the heap.
 
         Freezing moves the long-lived snapshot out of the cyclic garbage collector's view, so
@@ -234,7 +226,10 @@ class PromiseService:
             detail = self.startup_error or "the solver is warming up or the snapshot is loading"
             raise NotReadyError(detail, self._settings.retry_after_s)
         return Readiness(
-            pid=os.getpid(), snapshot_version=live.snapshot.version, loaded_at=live.loaded_at
+            pid=os.getpid(),
+            snapshot_version=live.snapshot.version,
+            snapshot_generation=live.generation,
+            loaded_at=live.loaded_at,
         )
 
     def check_limits(self, body: PromiseBody) -> None:
@@ -261,59 +256,69 @@ class PromiseService:
             inline_snapshot=body.snapshot is not None,
         )
 
-    async def _snapshot_for(self, body: PromiseBody) -> Snapshot:
-        """The inline snapshot, else the live one (held for the whole request)."""
-        if body.snapshot is not None:
-            return body.snapshot
-        if not self._warmed:
-            raise NotReadyError("the solver is warming up", self._settings.retry_after_s)
-        live: LiveSnapshot = await self.store.current()
-        return live.snapshot
+    async def _solve_inline(self, request: PromiseRequest, snapshot: Snapshot) -> PromiseAnswer:
+        """Promise on a snapshot the request carries: its own stock, no holds, no capture."""
+        # An inline snapshot is used once: index it without evicting the live one.
+        call = functools.partial(self._solve, request, snapshot, params=self._inline_params)
+        result = await self._gate.run(call)
+        self._metrics.observe_solve(result)
+        return PromiseAnswer.from_result(result, snapshot_version=snapshot.version)
+
+    async def _solve_live(
+        self,
+        body: PromiseBody,
+        request: PromiseRequest,
+        live: LiveSnapshot,
+        idempotency_key: str | None,
+    ) -> PromiseAnswer:
+        """Promise on the live network and live stock, holding the answer when asked to."""
+        snapshot = live.snapshot
+        used: list[solver.Inventory] = []  # the live stock the solve read, for the capture
+
+        def with_live(inventory: solver.Inventory) -> PromiseResult:
+            """Solve on the live stock and remember which version it was."""
+            used.append(inventory)
+            return self._solve(request, snapshot, params=self._params, inventory=inventory)
+
+        result = await self._gate.run(self.stock.with_inventory(live, with_live))
+        self._metrics.observe_solve(result)
+        if self._capture is not None:
+            # Off the request path: a bounded queue that never blocks and never raises.
+            self._capture.submit(request, snapshot, result, inventory=used[0])
+        answer = PromiseAnswer.from_result(result, snapshot_version=snapshot.version)
+        if not body.reserve:
+            await self.stock.remember_promise(answer.promise_id, result)
+            return answer
+        held = await self.stock.promise_and_hold(
+            result,
+            live=live,
+            promise_id=answer.promise_id,
+            service_level=body.reserve_service_level,
+            idempotency_key=idempotency_key,
+        )
+        return answer.model_copy(update={"reservation": held})
 
     async def promise(
         self, body: PromiseBody, *, idempotency_key: str | None = None
     ) -> PromiseAnswer:
-        """Source the cart and promise dates; the answer names the snapshot version used."""
+        """Source the cart and promise dates; the answer names the snapshot version used.
+
+        On the live network the answer is solved, and held, under one snapshot generation;
+        when another goes live meanwhile, the service catches up and solves again.
+        """
         self.check_limits(body)
         if body.reserve and body.snapshot is not None:
             raise RequestLimitError(
                 "reserve holds live stock: omit the inline snapshot", ("reserve",)
             )
         request = body.to_request()
-        snapshot = await self._snapshot_for(body)
-        # An inline snapshot is used once: index it without evicting the live one.
-        params = self._params if body.snapshot is None else self._inline_params
-        stock = None if body.snapshot is not None else self.stock
-        call: Callable[[], PromiseResult] = functools.partial(
-            self._solve, request, snapshot, params=params
+        if body.snapshot is not None:
+            return await self._solve_inline(request, body.snapshot)
+        if not self._warmed:
+            raise NotReadyError("the solver is warming up", self._settings.retry_after_s)
+        return await self.stock.judged(
+            lambda live: self._solve_live(body, request, live, idempotency_key)
         )
-        used: list[solver.Inventory] = []  # the live stock the solve read, for the capture
-        if stock is not None:
-
-            def with_live(inventory: solver.Inventory) -> PromiseResult:
-                """Solve on the live stock and remember which version it was."""
-                used.append(inventory)
-                return self._solve(request, snapshot, params=params, inventory=inventory)
-
-            call = stock.with_inventory(snapshot, with_live)
-        result = await self._gate.run(call)
-        self._metrics.observe_solve(result)
-        if self._capture is not None and body.snapshot is None:
-            # Off the request path: a bounded queue that never blocks and never raises.
-            self._capture.submit(request, snapshot, result, inventory=used[0] if used else None)
-        answer = PromiseAnswer.from_result(result, snapshot_version=snapshot.version)
-        if stock is None:
-            return answer
-        if not body.reserve:
-            await stock.remember_promise(answer.promise_id, result)
-            return answer
-        held = await stock.promise_and_hold(
-            result,
-            promise_id=answer.promise_id,
-            service_level=body.reserve_service_level,
-            idempotency_key=idempotency_key,
-        )
-        return answer.model_copy(update={"reservation": held})
 
     async def availability(
         self,
@@ -334,23 +339,22 @@ class PromiseService:
                 raise QueryParameterError(
                     str(first["msg"]), ("postal_code",), kind="invalid-destination"
                 ) from exc
-        live = await self.store.current()
 
-        def report(inventory: solver.Inventory | None = None) -> AvailabilityReport:
-            return solver.availability(
-                live.snapshot,
-                list(dict.fromkeys(skus)),
-                channel,
-                region=region,
-                destination=destination,
-                inventory=inventory,
-            )
+        async def on(live: LiveSnapshot) -> AvailabilityReport:
+            def report(inventory: solver.Inventory) -> AvailabilityReport:
+                return solver.availability(
+                    live.snapshot,
+                    list(dict.fromkeys(skus)),
+                    channel,
+                    region=region,
+                    destination=destination,
+                    inventory=inventory,
+                )
 
-        call: Callable[[], AvailabilityReport] = (
-            report if self.stock is None else self.stock.with_inventory(live.snapshot, report)
-        )
+            return await self._gate.run(self.stock.with_inventory(live, report))
+
         try:
-            return await self._gate.run(call)
+            return await self.stock.judged(on)
         except PromiseError as exc:
             # The solver names request-body fields; here the same facts are query parameters.
             field = _QUERY_FIELDS.get(type(exc), exc.field[-1:])
@@ -358,7 +362,7 @@ class PromiseService:
 
     async def snapshot_info(self) -> SnapshotInfo:
         """Version and counts of the live snapshot."""
-        return _info(await self.store.current())
+        return _info(await self.store.sync())
 
     async def replace_snapshot(self, snapshot: Snapshot, content: bytes | None) -> SnapshotInfo:
         """Make ``snapshot`` live on every worker; ``content`` is its validated JSON."""
@@ -374,6 +378,8 @@ def _info(live: LiveSnapshot) -> SnapshotInfo:
         version=snapshot.version,
         as_of=snapshot.as_of,
         token=live.token,
+        generation=live.generation,
+        digest=live.digest,
         loaded_at=live.loaded_at,
         nodes=len(snapshot.nodes),
         services=len(snapshot.services),

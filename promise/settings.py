@@ -38,7 +38,7 @@ class Settings(BaseModel):
     )
     data_dir: Path = Field(
         default=Path("data"),
-        description="Where a swapped snapshot and its version pointer are shared by the workers.",
+        description="Local state: the embedded stock database and the metrics files.",
     )
     capture_path: Path | None = Field(
         default=None,
@@ -58,6 +58,10 @@ class Settings(BaseModel):
     max_concurrent_solves: Annotated[int, Field(ge=1, le=256)] = 1
     max_queued_solves: Annotated[int, Field(ge=0, le=10_000)] = 64
     retry_after_s: Annotated[int, Field(ge=1, le=3600)] = 1
+    snapshot_poll_ms: Annotated[int, Field(ge=10, le=60_000)] = Field(
+        default=200,
+        description="How often each worker polls the authority for a swapped snapshot.",
+    )
     log_level: LogLevel = "INFO"
 
     @model_validator(mode="after")

@@ -58,6 +58,8 @@ from models import (
     PromiseResult,
     Snapshot,
 )
+from scenarios.migrations import Migration, MigrationError
+from scenarios.migrations import migrate as run_migrations
 from solver import Inventory
 
 if TYPE_CHECKING:
@@ -101,7 +103,7 @@ MEMORY: Final = ":memory:"
 # Rows per INSERT statement: big enough to amortise the statement, small enough for memory.
 _INSERT_BATCH = 5_000
 
-MIGRATIONS: Final[tuple[str, ...]] = (
+_MIGRATION_SQL: Final[tuple[str, ...]] = (
     # 1: the four tables.
     """
     CREATE TABLE networks (
@@ -180,6 +182,16 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     FROM results r
     JOIN scenarios s ON s.id = r.scenario_id;
     """,
+)
+_MIGRATION_SUMMARIES: Final = (
+    "networks, scenarios, runs and results",
+    "result_facts view: results with the facts KPIs group by",
+)
+MIGRATIONS: Final[tuple[Migration, ...]] = tuple(
+    Migration(number, summary, (sql,))
+    for number, (summary, sql) in enumerate(
+        zip(_MIGRATION_SUMMARIES, _MIGRATION_SQL, strict=True), start=1
+    )
 )
 
 # Result columns and types in insertion order (after run_id).
@@ -807,33 +819,42 @@ class RunInfo:
 # The store.
 
 
+class _DuckSession:
+    """A DuckDB connection as the migration runner drives it."""
+
+    def __init__(self, connection: duckdb.DuckDBPyConnection) -> None:
+        """Wrap ``connection``."""
+        self._con = connection
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Run one statement (a migration may hold several); its rows."""
+        cursor = self._con.execute(sql, list(params)) if params else self._con.execute(sql)
+        try:
+            return cursor.fetchall()
+        except duckdb.InvalidInputException:
+            return []  # DDL has no result set
+
+    def begin(self) -> None:
+        """Start a transaction."""
+        self._con.execute("BEGIN TRANSACTION")
+
+    def commit(self) -> None:
+        """Commit."""
+        self._con.execute("COMMIT")
+
+    def rollback(self) -> None:
+        """Roll back."""
+        self._con.execute("ROLLBACK")
+
+
 def migrate(connection: duckdb.DuckDBPyConnection, *, upto: int | None = None) -> int:
     """Apply pending migrations (up to ``upto``), each in a transaction; the new version."""
-    connection.execute(
-        "CREATE TABLE IF NOT EXISTS schema_version "
-        "(version INTEGER PRIMARY KEY, applied TIMESTAMPTZ NOT NULL)"
-    )
-    current = int(
-        _one(connection.execute("SELECT coalesce(max(version), 0) FROM schema_version"))[0]
-    )
-    if current > len(MIGRATIONS):
-        raise StoreError(
-            f"store schema version {current} is newer than this code knows ({len(MIGRATIONS)})"
+    try:
+        return run_migrations(
+            _DuckSession(connection), MIGRATIONS, store="scenario store", upto=upto
         )
-    target = len(MIGRATIONS) if upto is None else upto
-    for number in range(current + 1, target + 1):
-        connection.execute("BEGIN TRANSACTION")
-        try:
-            connection.execute(MIGRATIONS[number - 1])
-            connection.execute(
-                "INSERT INTO schema_version VALUES (?, ?)", [number, dt.datetime.now(dt.UTC)]
-            )
-            connection.execute("COMMIT")
-        except BaseException:
-            connection.execute("ROLLBACK")
-            raise
-        log.info("scenario store migrated", extra={"schema_version": number})
-    return max(current, target)
+    except MigrationError as exc:
+        raise StoreError(str(exc)) from exc
 
 
 class ScenarioStore:

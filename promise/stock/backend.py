@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
@@ -37,10 +38,13 @@ __all__ = [
     "HoldRender",
     "Key",
     "KnownRow",
+    "LivePointer",
     "RowOverlay",
     "StockBackend",
     "StoredAnswer",
+    "Versions",
     "from_us",
+    "snapshot_digest",
     "to_us",
     "utc_now",
 ]
@@ -58,6 +62,11 @@ def utc_now() -> dt.datetime:
 def to_us(instant: dt.datetime) -> int:
     """Microseconds since the epoch of an aware datetime."""
     return (instant - _EPOCH) // dt.timedelta(microseconds=1)
+
+
+def snapshot_digest(body: bytes) -> str:
+    """Content address of a snapshot's JSON in the authority."""
+    return hashlib.sha256(body).hexdigest()
 
 
 def from_us(micros: int) -> dt.datetime:
@@ -108,6 +117,25 @@ class Changes:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class Versions:
+    """The stock state version and the live snapshot generation, read in one statement."""
+
+    stock: int
+    snapshot: int  # 0 until a first snapshot is made live
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class LivePointer:
+    """Which snapshot is live in the authority: its generation, content digest and version."""
+
+    generation: int
+    digest: str
+    version: str
+    made_live_at: int
+    origin: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class HoldPlan:
     """A hold to place: lines aggregated per row, channel, lifetime and provenance."""
 
@@ -118,6 +146,9 @@ class HoldPlan:
     service_level: str | None = None
     idempotency_key: str | None = None
     request_digest: str = ""
+    # The snapshot generation the hold was judged under; the authority refuses a hold judged
+    # under any other than the live one (None: judged outside a service, not checked).
+    snapshot_generation: int | None = None
 
     @property
     def keys(self) -> list[Key]:
@@ -139,6 +170,7 @@ class HoldRecord:
     promise_id: str | None
     service_level: str | None
     lines: tuple[ReservedLine, ...]
+    snapshot_generation: int | None = None
 
     def effective_status(self, now: int) -> ReservationStatus:
         """The stored status, with a soft hold past its expiry read as expired."""
@@ -165,6 +197,7 @@ class HoldRecord:
                 "ended_at": None if ended is None else from_us(ended),
                 "promise_id": self.promise_id,
                 "service_level": self.service_level,
+                "snapshot_generation": self.snapshot_generation,
             }
         )
 
@@ -193,8 +226,30 @@ class StockBackend(Protocol):
         """The current state version (one cheap query)."""
         ...
 
+    def versions(self) -> Versions:
+        """The stock version and the live snapshot generation (one cheap query)."""
+        ...
+
     def changes(self, since: int, keys: Sequence[Key] = ()) -> Changes:
         """Overlays of every row changed after version ``since`` and of ``keys``, consistently."""
+        ...
+
+    def live_snapshot(self) -> LivePointer | None:
+        """The live snapshot's pointer (None before a first snapshot was made live)."""
+        ...
+
+    def load_live_snapshot(self) -> tuple[LivePointer, bytes] | None:
+        """The live snapshot's pointer and JSON, read together (None before the first)."""
+        ...
+
+    def publish_snapshot(
+        self, body: bytes, version: str, origin: str, clock: Clock, *, only_if_none: bool = False
+    ) -> LivePointer:
+        """Store a snapshot's JSON and make it live as the next generation; the live pointer.
+
+        With ``only_if_none`` the snapshot is made live only when none is (start-up seeding)
+        and the pointer returned is whichever is live after the call.
+        """
         ...
 
     def overlays(self, keys: Sequence[Key]) -> Changes:
@@ -202,9 +257,13 @@ class StockBackend(Protocol):
         ...
 
     def apply_events(
-        self, events: Sequence[InventoryEvent], known: KnownRow, clock: Clock
+        self,
+        events: Sequence[InventoryEvent],
+        known: KnownRow,
+        clock: Clock,
+        generation: int | None = None,
     ) -> tuple[tuple[EventResult, ...], int]:
-        """Record and apply a batch; each event's result, and the state version after."""
+        """Record and apply a batch judged under snapshot ``generation``; results and version."""
         ...
 
     def recorded_event(self, event_id: str) -> RecordedEvent | None:

@@ -13,6 +13,7 @@ Hierarchy (422s reuse the solver's domain error, so the service's one handler ma
     └── InsufficientStockError            a hold would exceed available-to-promise (409)
     promise.errors.ServiceUnavailableError
     └── StockUnavailableError             the stock database is busy or unreachable (503)
+        └── SnapshotMovedError            another snapshot went live while a request was judged
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ __all__ = [
     "InsufficientStockError",
     "ReservationConflictError",
     "ReservationNotFoundError",
+    "SnapshotMovedError",
     "StockHTTPError",
     "StockRequestError",
     "StockUnavailableError",
@@ -123,3 +125,21 @@ class InsufficientStockError(StockHTTPError):
 
 class StockUnavailableError(ServiceUnavailableError):
     """The stock database is locked for too long or unreachable; retry shortly."""
+
+
+class SnapshotMovedError(StockUnavailableError):
+    """The request was judged under an older snapshot than the live one; nothing was written.
+
+    The service catches up with the live snapshot and judges again; only when the snapshot keeps
+    moving does a client see it, as a 503 to retry.
+    """
+
+    def __init__(self, judged: int, live: int) -> None:
+        """Keep the generation the request was judged under and the live one."""
+        super().__init__(
+            f"snapshot generation {live} went live while this request was judged under "
+            f"{judged}; nothing was written, retry",
+            1,
+        )
+        self.judged = judged
+        self.live = live

@@ -1,8 +1,10 @@
 """This worker's ``solver.Inventory``, kept in step with the stock backend.
 
 Every promise or availability request calls :meth:`LiveInventory.current` with the snapshot it
-serves. Cost per request when nothing changed: one query for the state version (a primary-key
-read: tens of microseconds on SQLite, one round trip on PostgreSQL) and a clock read. When
+serves and that snapshot's generation. Cost per request when nothing changed: one query for the
+state version and the live snapshot generation (two primary-key rows: tens of microseconds on
+SQLite, one round trip on PostgreSQL) and a clock read. A generation other than the request's
+raises SnapshotMovedError: the caller catches up with the new snapshot and asks again. When
 the version moved (any worker recorded an event or changed a hold), the worker fetches only
 the rows stamped after the version it last saw, in one read transaction, and makes a new
 ``Inventory`` version with ``Inventory.replace``: a copy of the row arrays, O(rows) numpy
@@ -27,6 +29,7 @@ from collections.abc import Mapping
 
 from models import InventoryPosition, Snapshot
 from promise.stock.backend import Clock, Key, RowOverlay, StockBackend, to_us
+from promise.stock.errors import SnapshotMovedError
 from promise.stock.holds import RulesCache, StockRules, solver_position
 from solver import Inventory
 
@@ -68,8 +71,12 @@ class LiveInventory:
         self.rebuilds = 0  # full rebuilds (new snapshot objects)
         self.refreshes = 0  # incremental refreshes
 
-    def current(self, snapshot: Snapshot) -> Inventory:
-        """The live inventory of ``snapshot``'s network (blocking: call it off the loop)."""
+    def current(self, snapshot: Snapshot, generation: int) -> Inventory:
+        """The live inventory of ``snapshot``'s network (blocking: call it off the loop).
+
+        ``generation`` is the snapshot's generation in the authority; when another one is live
+        this raises SnapshotMovedError (not checked within ``max_staleness_ms``).
+        """
         view = self._view
         if (
             self._max_staleness_us
@@ -78,7 +85,10 @@ class LiveInventory:
             and to_us(self._clock()) - view.built_at < self._max_staleness_us
         ):
             return view.inventory
-        version = self._backend.state_version()
+        versions = self._backend.versions()
+        if versions.snapshot != generation:
+            raise SnapshotMovedError(generation, versions.snapshot)
+        version = versions.stock
         if self._fresh(view, snapshot, version):
             assert view is not None
             return view.inventory

@@ -27,9 +27,17 @@ import psycopg
 import psycopg.errors
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from promise.stock.backend import Clock, Key, to_us
+from promise.stock.backend import Clock, Key, Versions, to_us
 from promise.stock.errors import StockUnavailableError
-from promise.stock.sql import SCHEMA, Cursor, SqlStockBackend, chunks, key_filter
+from promise.stock.sql import (
+    MIGRATIONS,
+    VERSIONS_SELECT,
+    Cursor,
+    SqlStockBackend,
+    chunks,
+    key_filter,
+)
+from scenarios.migrations import migrate
 
 __all__ = ["PostgresStockBackend", "temporary_schema"]
 
@@ -49,10 +57,36 @@ def _to_pyformat(text: str) -> str:
     return text.replace("?", "%s")
 
 
+class _PgSession:
+    """A PostgreSQL connection (autocommit) as the migration runner drives it."""
+
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        """Wrap ``conn``."""
+        self._conn = conn
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Run one statement; its rows."""
+        cur = self._conn.execute(_to_pyformat(sql), tuple(params))
+        return list(cur.fetchall()) if cur.description is not None else []
+
+    def begin(self) -> None:
+        """Start a transaction."""
+        self._conn.execute("BEGIN")
+
+    def commit(self) -> None:
+        """Commit."""
+        self._conn.execute("COMMIT")
+
+    def rollback(self) -> None:
+        """Roll back."""
+        self._conn.execute("ROLLBACK")
+
+
 class PostgresStockBackend(SqlStockBackend):
     """Live stock in PostgreSQL through a small connection pool."""
 
     for_update = " FOR UPDATE"
+    for_share = " FOR SHARE"
 
     def __init__(self, dsn: str, *, pool_size: int = 4, timeout_s: float = 30.0) -> None:
         """Connect to ``dsn`` and create the tables when they are missing."""
@@ -73,11 +107,16 @@ class PostgresStockBackend(SqlStockBackend):
             raise
 
     def _create_schema(self) -> None:
-        """Tables and indexes, created once under an advisory lock."""
-        with self._pool.connection() as conn, conn.transaction():
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
-            for statement in SCHEMA:
-                conn.execute(statement)
+        """The numbered migrations, under a session advisory lock held across them.
+
+        Servers starting together queue on the lock: one migrates, the rest find it done.
+        """
+        with self._pool.connection() as conn:
+            conn.execute("SELECT pg_advisory_lock(%s)", (SCHEMA_LOCK,))
+            try:
+                self.schema_version = migrate(_PgSession(conn), MIGRATIONS, store="stock database")
+            finally:
+                conn.execute("SELECT pg_advisory_unlock(%s)", (SCHEMA_LOCK,))
 
     def _sql(self, text: str) -> str:
         """Placeholders in psycopg's style."""
@@ -151,6 +190,15 @@ class PostgresStockBackend(SqlStockBackend):
                 row = conn.execute("SELECT value FROM stock_meta WHERE key = 'version'").fetchone()
                 assert row is not None
                 return int(row[0])
+
+        return self._attempts(run)
+
+    def versions(self) -> Versions:
+        """One statement, no transaction block: the per-request check of stock and snapshot."""
+
+        def run() -> Versions:
+            with self._pool.connection() as conn:
+                return self._versions_of(conn.execute(VERSIONS_SELECT).fetchall())
 
         return self._attempts(run)
 

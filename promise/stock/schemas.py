@@ -251,6 +251,10 @@ class Reservation(Frozen):
     )
     promise_id: uuid.UUID | None = None
     service_level: ServiceLevel | None = None
+    snapshot_generation: int | None = Field(
+        default=None,
+        description="Generation of the live snapshot the hold was judged under (GET /v1/snapshot).",
+    )
 
 
 class Shortfall(Frozen):

@@ -1,8 +1,10 @@
 """Live inventory and reservations as the HTTP handlers and the promise service call them.
 
 Backend calls block (SQLite, psycopg), so each runs in a worker thread, a bounded number at a
-time per process. The snapshot in force comes from a callable the app supplies, so events and
-holds are validated against the network the promises are made on.
+time per process. The snapshot in force comes from the app's :class:`SnapshotSource` (the live
+snapshot store), so events and holds are judged on the network the promises are made on; the
+authority refuses a write judged under a snapshot that is no longer live, and the service then
+catches up and judges again (:meth:`StockService.judged`).
 """
 
 from __future__ import annotations
@@ -15,12 +17,12 @@ import json
 import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import anyio
 import anyio.to_thread
 
-from models import ChannelPolicy, PromiseResult, ServiceLevel, Snapshot
+from models import ChannelPolicy, PromiseResult, ServiceLevel
 from promise.errors import PROBLEM_TYPE_PREFIX, QueryParameterError
 from promise.stock.backend import (
     Clock,
@@ -37,6 +39,7 @@ from promise.stock.errors import (
     EventNotFoundError,
     InsufficientStockError,
     ReservationNotFoundError,
+    SnapshotMovedError,
     StockRequestError,
     UnknownPromiseError,
 )
@@ -55,9 +58,10 @@ from promise.stock.schemas import (
     StockPosition,
     StockProblem,
 )
+from promise.stock.snapshots import LiveSnapshot
 from solver import Inventory
 
-__all__ = ["StockService", "open_backend"]
+__all__ = ["SnapshotSource", "StockService", "open_backend"]
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +72,20 @@ CONFLICT = 409
 RESERVATION_KEYS = "reservation:"
 PROMISE_KEYS = "promise:"
 MICROS = 1_000_000
+# Judgements of one request: a swap landing between them means the snapshot keeps moving.
+JUDGE_ATTEMPTS = 3
+
+
+class SnapshotSource(Protocol):
+    """The live snapshot of this worker and how to catch up with the authority's pointer."""
+
+    def current(self) -> LiveSnapshot:
+        """The snapshot this worker serves now."""
+        ...
+
+    async def sync(self, at_least: int | None = None) -> LiveSnapshot:
+        """The live snapshot after catching up (to at least generation ``at_least``)."""
+        ...
 
 
 def open_backend(settings: StockSettings) -> StockBackend:
@@ -133,14 +151,14 @@ class StockService:
         backend: StockBackend,
         settings: StockSettings,
         *,
-        snapshot: Callable[[], Awaitable[Snapshot]],
+        snapshots: SnapshotSource,
         clock: Clock = utc_now,
         concurrency: int = 8,
     ) -> None:
-        """Serve from ``backend``; ``snapshot`` returns the snapshot in force."""
+        """Serve from ``backend``; ``snapshots`` gives the snapshot in force."""
         self.backend = backend
         self.settings = settings
-        self._snapshot = snapshot
+        self.snapshots = snapshots
         self._clock = clock
         self._rules = RulesCache()
         self.live = LiveInventory(
@@ -148,17 +166,6 @@ class StockService:
         )
         self._concurrency = concurrency
         self._limiter: anyio.CapacityLimiter | None = None
-
-    @classmethod
-    def open(
-        cls,
-        settings: StockSettings,
-        *,
-        snapshot: Callable[[], Awaitable[Snapshot]],
-        clock: Clock = utc_now,
-    ) -> StockService:
-        """A service on the backend the settings select."""
-        return cls(open_backend(settings), settings, snapshot=snapshot, clock=clock)
 
     async def _call(self, fn: Callable[..., T], *args: Any) -> T:
         """Run a blocking backend call in a worker thread."""
@@ -171,23 +178,33 @@ class StockService:
         """The stock state version (grows with every change a promise could see)."""
         return await self._call(self.backend.state_version)
 
-    async def rules(self) -> StockRules:
-        """The rules of the snapshot in force."""
-        return self._rules.of(await self._snapshot())
+    def rules(self, live: LiveSnapshot) -> StockRules:
+        """The stock rules of a live snapshot."""
+        return self._rules.of(live.snapshot)
+
+    async def judged(self, attempt: Callable[[LiveSnapshot], Awaitable[T]]) -> T:
+        """Run ``attempt`` on the live snapshot, judging again after the authority moved on."""
+        live = self.snapshots.current()
+        for _ in range(JUDGE_ATTEMPTS - 1):
+            try:
+                return await attempt(live)
+            except SnapshotMovedError as moved:
+                live = await self.snapshots.sync(moved.live)
+        return await attempt(live)
 
     # --- live inventory for the solver ----------------------------------------------------
 
-    def inventory_for(self, snapshot: Snapshot) -> Inventory:
-        """The live inventory of ``snapshot`` (blocking: call from a worker thread)."""
-        return self.live.current(snapshot)
+    def with_inventory(self, live: LiveSnapshot, fn: Callable[[Inventory], T]) -> Callable[[], T]:
+        """A call that fetches the live inventory and passes it to ``fn``, in one thread hop.
 
-    def with_inventory(self, snapshot: Snapshot, fn: Callable[[Inventory], T]) -> Callable[[], T]:
-        """A call that fetches the live inventory and passes it to ``fn``, in one thread hop."""
-        return lambda: fn(self.live.current(snapshot))
+        It raises SnapshotMovedError when ``live`` is no longer the authority's live snapshot.
+        """
+        return lambda: fn(self.live.current(live.snapshot, live.generation))
 
-    async def inventory(self, snapshot: Snapshot) -> Inventory:
-        """The live inventory of ``snapshot``."""
-        return await self._call(self.live.current, snapshot)
+    async def inventory(self) -> Inventory:
+        """The live inventory of the snapshot in force."""
+        live = self.snapshots.current()
+        return await self._call(self.live.current, live.snapshot, live.generation)
 
     # --- events ---------------------------------------------------------------------------
 
@@ -199,10 +216,18 @@ class StockService:
                 f"the batch has {len(batch.events)} events; this service takes at most {limit}",
                 ("events",),
             )
-        rules = await self.rules()
-        results, version = await self._call(
-            self.backend.apply_events, batch.events, rules.unknown, self._clock
-        )
+
+        async def attempt(live: LiveSnapshot) -> tuple[tuple[Any, ...], int]:
+            rules = self.rules(live)
+            return await self._call(
+                self.backend.apply_events,
+                batch.events,
+                rules.unknown,
+                self._clock,
+                live.generation,
+            )
+
+        results, version = await self.judged(attempt)
         counts = dict.fromkeys(EventOutcome, 0)
         for result in results:
             counts[result.outcome] += 1
@@ -234,9 +259,10 @@ class StockService:
         return policy
 
     async def _plan(
-        self, request: ReservationRequest, rules: StockRules, key: str
+        self, request: ReservationRequest, live: LiveSnapshot, key: str
     ) -> tuple[HoldPlan, ChannelPolicy]:
         """The hold a reservation request asks for, validated against the snapshot."""
+        rules = self.rules(live)
         ttl_s = request.ttl_s or self.settings.hold_ttl_s
         request_digest = _digest(request.model_dump_json())
         if request.promise_id is not None:
@@ -269,6 +295,7 @@ class StockService:
                 service_level=level.value,
                 idempotency_key=RESERVATION_KEYS + key,
                 request_digest=request_digest,
+                snapshot_generation=live.generation,
             )
             return plan, self._policy(rules, channel, ("promise_id",))
         assert request.lines is not None
@@ -285,6 +312,7 @@ class StockService:
             ttl_us=ttl_s * MICROS,
             idempotency_key=RESERVATION_KEYS + key,
             request_digest=request_digest,
+            snapshot_generation=live.generation,
         )
         return plan, policy
 
@@ -310,9 +338,12 @@ class StockService:
         listing the shortfalls. The same key with the same body answers the same every time;
         with another body it is a 422.
         """
-        rules = await self.rules()
-        plan, policy = await self._plan(request, rules, idempotency_key)
-        return await self._hold(plan, policy, rules)
+
+        async def attempt(live: LiveSnapshot) -> StoredAnswer:
+            plan, policy = await self._plan(request, live, idempotency_key)
+            return await self._hold(plan, policy, self.rules(live))
+
+        return await self.judged(attempt)
 
     async def reservation(self, reservation_id: str) -> Reservation:
         """A reservation by id (expiry applied at read time)."""
@@ -337,7 +368,7 @@ class StockService:
 
     async def position(self, node_id: str, sku: str, channel: str) -> StockPosition:
         """Live tiers of one row and what ``channel`` may still hold there (authoritative)."""
-        rules = await self.rules()
+        rules = self.rules(await self.snapshots.sync())
         reason = rules.unknown(node_id, sku)
         if reason is not None:
             field = "node_id" if reason.startswith("unknown node") else "sku"
@@ -379,6 +410,7 @@ class StockService:
         self,
         result: PromiseResult,
         *,
+        live: LiveSnapshot,
         promise_id: uuid.UUID | str,
         service_level: ServiceLevel | None = None,
         ttl_s: int | None = None,
@@ -388,7 +420,9 @@ class StockService:
 
         The option is ``service_level`` or else the recommended one. The hold is all lines or
         none; when it cannot be placed the answer says which lines fell short (stock taken by
-        another checkout since the solve) or why there was nothing to hold.
+        another checkout since the solve) or why there was nothing to hold. ``live`` is the
+        snapshot the answer was solved on: when another has gone live since, the authority
+        refuses the hold with SnapshotMovedError and the caller solves again.
         """
         await self.remember_promise(promise_id, result)
         level = service_level or result.recommended
@@ -399,7 +433,7 @@ class StockService:
             return PromiseHold(
                 held=False, service_level=level, detail=f"nothing to hold: {what} has no shipments"
             )
-        rules = await self.rules()
+        rules = self.rules(live)
         policy = self._policy(rules, result.channel, ("cart", "channel"))
         plan = HoldPlan(
             lines=tuple(lines),
@@ -413,6 +447,7 @@ class StockService:
             request_digest=_digest(
                 json.dumps([None if service_level is None else level.value, ttl_s])
             ),
+            snapshot_generation=live.generation,
         )
         answer = await self._hold(plan, policy, rules)
         if answer.status_code == CREATED:

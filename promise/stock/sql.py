@@ -16,6 +16,7 @@ from __future__ import annotations
 import abc
 import functools
 import uuid
+import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, Protocol, TypeVar
 
@@ -30,12 +31,19 @@ from promise.stock.backend import (
     HoldRender,
     Key,
     KnownRow,
+    LivePointer,
     RowOverlay,
     StoredAnswer,
+    Versions,
     from_us,
+    snapshot_digest,
     to_us,
 )
-from promise.stock.errors import IdempotencyKeyReusedError, ReservationConflictError
+from promise.stock.errors import (
+    IdempotencyKeyReusedError,
+    ReservationConflictError,
+    SnapshotMovedError,
+)
 from promise.stock.events import CountState, after, digest, judge
 from promise.stock.holds import consume
 from promise.stock.schemas import (
@@ -47,16 +55,22 @@ from promise.stock.schemas import (
     ReservationStatus,
     ReservedLine,
 )
+from scenarios.migrations import Migration
 
-__all__ = ["SCHEMA", "Cursor", "SqlStockBackend", "chunks", "key_filter"]
+__all__ = ["MIGRATIONS", "Cursor", "SqlStockBackend", "chunks", "key_filter"]
 
 T = TypeVar("T")
 # Rows per key filter: well under every driver's parameter limit.
 KEY_CHUNK = 400
 # Lapsed holds expired per sweep transaction.
 SWEEP_BATCH = 500
+# Snapshot bodies of this many latest generations are kept (a live one is never dropped).
+RETAINED_SNAPSHOTS = 8
+VERSIONS_SELECT = "SELECT key, value FROM stock_meta WHERE key IN ('version', 'snapshot')"
 
-SCHEMA = (
+# Migration 1 is the schema as first shipped (``IF NOT EXISTS`` adopts a store made before the
+# runner); never edit a shipped migration, add the next one.
+_SHIPPED_SCHEMA = (
     """CREATE TABLE IF NOT EXISTS stock_meta (
         key TEXT PRIMARY KEY,
         value BIGINT NOT NULL)""",
@@ -134,10 +148,39 @@ SCHEMA = (
         expires_at BIGINT NOT NULL)""",
     "INSERT INTO stock_meta (key, value) VALUES ('version', 0) ON CONFLICT (key) DO NOTHING",
 )
+# The live network in the authority: bodies stored once per content digest, one history row
+# per generation made live; the live generation is the 'snapshot' counter of stock_meta, read
+# in the same statement as the stock version. Holds and events record the generation they
+# were judged under.
+_SNAPSHOT_AUTHORITY = (
+    """CREATE TABLE snapshot_bodies (
+        digest TEXT PRIMARY KEY,
+        version TEXT NOT NULL,
+        body BYTEA NOT NULL,
+        raw_bytes BIGINT NOT NULL,
+        stored_at BIGINT NOT NULL)""",
+    """CREATE TABLE snapshot_history (
+        generation BIGINT PRIMARY KEY,
+        digest TEXT NOT NULL,
+        version TEXT NOT NULL,
+        made_live_at BIGINT NOT NULL,
+        origin TEXT NOT NULL)""",
+    "INSERT INTO stock_meta (key, value) VALUES ('snapshot', 0) ON CONFLICT (key) DO NOTHING",
+    "ALTER TABLE stock_holds ADD COLUMN snapshot_generation BIGINT",
+    "ALTER TABLE stock_events ADD COLUMN snapshot_generation BIGINT",
+)
+MIGRATIONS = (
+    Migration(1, "stock rows, events, lots, holds, idempotency, promises", _SHIPPED_SCHEMA),
+    Migration(
+        2,
+        "live snapshot in the authority; judged generation on holds and events",
+        _SNAPSHOT_AUTHORITY,
+    ),
+)
 
 HOLD_SELECT = (
     "SELECT hold_id, status, channel, created_at, expires_at, confirmed_at, ended_at, "
-    "promise_id, service_level FROM stock_holds WHERE hold_id = ?"
+    "promise_id, service_level, snapshot_generation FROM stock_holds WHERE hold_id = ?"
 )
 
 
@@ -198,6 +241,7 @@ class SqlStockBackend(abc.ABC):
     """Live stock in a SQL database; subclasses bring connections and locking."""
 
     for_update = ""  # row-lock suffix of a SELECT inside a write transaction
+    for_share = ""  # shared row-lock suffix (SQLite's one writer needs neither)
 
     # --- what a subclass provides ---------------------------------------------------------
 
@@ -248,6 +292,33 @@ class SqlStockBackend(abc.ABC):
         """The state version."""
         row = self._run(cur, "SELECT value FROM stock_meta WHERE key = 'version'").fetchone()
         return int(row[0])
+
+    @staticmethod
+    def _versions_of(rows: Sequence[tuple[Any, Any]]) -> Versions:
+        """Versions from the rows of ``VERSIONS_SELECT``."""
+        values = {str(key): int(value) for key, value in rows}
+        return Versions(stock=values["version"], snapshot=values.get("snapshot", 0))
+
+    def _live_generation(self, cur: Cursor, suffix: str) -> int:
+        """The live snapshot generation, read with a row-lock ``suffix`` (or none)."""
+        row = self._run(
+            cur,
+            "SELECT value FROM stock_meta WHERE key = 'snapshot'" + suffix,  # noqa: S608 - a constant lock suffix
+        ).fetchone()
+        return int(row[0])
+
+    def _judged_under(self, cur: Cursor, generation: int | None) -> int | None:
+        """Refuse to write what was judged under another snapshot than the live one.
+
+        The shared lock on the generation row makes a swap wait for the holds and events being
+        judged now, and a hold that starts after a swap read the new generation.
+        """
+        if generation is None:
+            return None
+        live = self._live_generation(cur, self.for_share)
+        if live != generation:
+            raise SnapshotMovedError(generation, live)
+        return generation
 
     def _overlays(self, cur: Cursor, rows: RowFilter) -> dict[Key, RowOverlay]:
         """Overlays of the rows ``rows`` selects in each table."""
@@ -322,6 +393,7 @@ class SqlStockBackend(abc.ABC):
             ended_at=None if row[6] is None else int(row[6]),
             promise_id=row[7],
             service_level=row[8],
+            snapshot_generation=None if row[9] is None else int(row[9]),
             lines=tuple(
                 ReservedLine(node_id=n, sku=s, quantity=int(q), consumed=int(c))
                 for n, s, q, c in lines
@@ -341,6 +413,10 @@ class SqlStockBackend(abc.ABC):
     def state_version(self) -> int:
         """The current state version (one cheap query)."""
         return self._read(self._version)
+
+    def versions(self) -> Versions:
+        """The stock version and the live snapshot generation (one cheap query)."""
+        return self._read(lambda cur: self._versions_of(self._run(cur, VERSIONS_SELECT).fetchall()))
 
     def changes(self, since: int, keys: Sequence[Key] = ()) -> Changes:
         """Overlays of every row changed after version ``since`` and of ``keys``, consistently."""
@@ -405,12 +481,103 @@ class SqlStockBackend(abc.ABC):
 
         return self._read(work)
 
+    # --- the live snapshot ----------------------------------------------------------------
+
+    @staticmethod
+    def _pointer_of(row: Sequence[Any]) -> LivePointer:
+        """A pointer from a ``snapshot_history`` row."""
+        return LivePointer(
+            generation=int(row[0]),
+            digest=str(row[1]),
+            version=str(row[2]),
+            made_live_at=int(row[3]),
+            origin=str(row[4]),
+        )
+
+    def _pointer(self, cur: Cursor, generation: int) -> LivePointer | None:
+        """The history row of ``generation`` (None for generation 0)."""
+        row = self._run(
+            cur,
+            "SELECT generation, digest, version, made_live_at, origin FROM snapshot_history "
+            "WHERE generation = ?",
+            (generation,),
+        ).fetchone()
+        return None if row is None else self._pointer_of(row)
+
+    def live_snapshot(self) -> LivePointer | None:
+        """The live snapshot's pointer (None before a first snapshot was made live)."""
+        return self._read(lambda cur: self._pointer(cur, self._live_generation(cur, "")))
+
+    def load_live_snapshot(self) -> tuple[LivePointer, bytes] | None:
+        """The live snapshot's pointer and JSON, read together (None before the first)."""
+
+        def work(cur: Cursor) -> tuple[LivePointer, bytes] | None:
+            pointer = self._pointer(cur, self._live_generation(cur, ""))
+            if pointer is None:
+                return None
+            row = self._run(
+                cur, "SELECT body FROM snapshot_bodies WHERE digest = ?", (pointer.digest,)
+            ).fetchone()
+            return pointer, zlib.decompress(bytes(row[0]))
+
+        return self._read(work)
+
+    def publish_snapshot(
+        self, body: bytes, version: str, origin: str, clock: Clock, *, only_if_none: bool = False
+    ) -> LivePointer:
+        """Store a snapshot's JSON and make it live as the next generation; the live pointer.
+
+        With ``only_if_none`` the snapshot is made live only when none is (start-up seeding)
+        and the pointer returned is whichever is live after the call.
+        """
+        digest = snapshot_digest(body)
+        packed = zlib.compress(body, 6)  # outside the transaction: it takes a while
+
+        def work(cur: Cursor, now: int) -> LivePointer:
+            current = self._live_generation(cur, self.for_update)
+            if only_if_none and current > 0:
+                pointer = self._pointer(cur, current)
+                assert pointer is not None
+                return pointer
+            self._run(
+                cur,
+                "INSERT INTO snapshot_bodies (digest, version, body, raw_bytes, stored_at) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (digest) DO NOTHING",
+                (digest, version, packed, len(body), now),
+            )
+            pointer = LivePointer(current + 1, digest, version, now, origin)
+            self._run(
+                cur,
+                "INSERT INTO snapshot_history (generation, digest, version, made_live_at, origin) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (pointer.generation, digest, version, now, origin),
+            )
+            self._run(
+                cur,
+                "UPDATE stock_meta SET value = ? WHERE key = 'snapshot'",
+                (pointer.generation,),
+            )
+            # Bodies no recent generation names go; the history rows stay as the audit trail.
+            self._run(
+                cur,
+                "DELETE FROM snapshot_bodies WHERE digest NOT IN (SELECT digest FROM "
+                "snapshot_history WHERE generation > ?)",
+                (pointer.generation - RETAINED_SNAPSHOTS,),
+            )
+            return pointer
+
+        return self._write((), clock, work)
+
     # --- events ---------------------------------------------------------------------------
 
     def apply_events(
-        self, events: Sequence[InventoryEvent], known: KnownRow, clock: Clock
+        self,
+        events: Sequence[InventoryEvent],
+        known: KnownRow,
+        clock: Clock,
+        generation: int | None = None,
     ) -> tuple[tuple[EventResult, ...], int]:
-        """Record and apply a batch; each event's result, and the state version after."""
+        """Record and apply a batch judged under snapshot ``generation``; results and version."""
         results: dict[int, EventResult] = {}
         todo: list[int] = []
         for i, event in enumerate(events):
@@ -421,13 +588,18 @@ class SqlStockBackend(abc.ABC):
                 results[i] = _result(event, EventOutcome.REJECTED, reason)
         keys = sorted({(events[i].node_id, events[i].sku) for i in todo})
         if not keys:
-            return tuple(results[i] for i in range(len(events))), self.state_version()
+            # Nothing to write, but the rejections must have been judged on the live network.
+            versions = self.versions()
+            if generation is not None and versions.snapshot != generation:
+                raise SnapshotMovedError(generation, versions.snapshot)
+            return tuple(results[i] for i in range(len(events))), versions.stock
 
         def work(cur: Cursor, now: int) -> int:
+            judged = self._judged_under(cur, generation)
             states = {key: o.count for key, o in self._overlays_of(cur, keys).items()}
             touched: set[Key] = set()
             for i in todo:
-                results[i] = self._apply_one(cur, events[i], states, touched, now)
+                results[i] = self._apply_one(cur, events[i], states, touched, now, judged=judged)
             cur.executemany(
                 self._sql(
                     "UPDATE stock_rows SET count_seq = ?, count_value = ?, delta_sum = ? "
@@ -450,6 +622,8 @@ class SqlStockBackend(abc.ABC):
         states: dict[Key, CountState],
         touched: set[Key],
         now: int,
+        *,
+        judged: int | None,
     ) -> EventResult:
         """Record one event and apply it to ``states`` (the batch's rows, locked)."""
         key = (event.node_id, event.sku)
@@ -475,8 +649,8 @@ class SqlStockBackend(abc.ABC):
         self._run(
             cur,
             "INSERT INTO stock_events (event_id, node_id, sku, type, quantity, delta, seq, "
-            "occurred_at, eta, reservation_id, lot_id, outcome, reason, digest, recorded_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "occurred_at, eta, reservation_id, lot_id, outcome, reason, digest, recorded_at, "
+            "snapshot_generation) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (event_id) DO NOTHING",
             (
                 event.event_id,
@@ -494,6 +668,7 @@ class SqlStockBackend(abc.ABC):
                 reason,
                 digest(event),
                 now,
+                judged,
             ),
         )
         if cur.rowcount != 1:
@@ -596,6 +771,8 @@ class SqlStockBackend(abc.ABC):
                 stored = self._claim(cur, key, plan.request_digest, now)
                 if stored is not None:
                     return stored
+            # After the claim: a replayed answer stands whatever went live since.
+            self._judged_under(cur, plan.snapshot_generation)
             overlays = self._overlays_of(cur, plan.keys)
             short = check(overlays, now)
             record: HoldRecord | None = None
@@ -639,8 +816,8 @@ class SqlStockBackend(abc.ABC):
         self._run(
             cur,
             "INSERT INTO stock_holds (hold_id, status, channel, created_at, expires_at, "
-            "confirmed_at, ended_at, promise_id, service_level, idempotency_key) "
-            "VALUES (?, 'held', ?, ?, ?, NULL, NULL, ?, ?, ?)",
+            "confirmed_at, ended_at, promise_id, service_level, idempotency_key, "
+            "snapshot_generation) VALUES (?, 'held', ?, ?, ?, NULL, NULL, ?, ?, ?, ?)",
             (
                 hold_id,
                 plan.channel,
@@ -649,6 +826,7 @@ class SqlStockBackend(abc.ABC):
                 plan.promise_id,
                 plan.service_level,
                 plan.idempotency_key,
+                plan.snapshot_generation,
             ),
         )
         cur.executemany(
@@ -675,6 +853,7 @@ class SqlStockBackend(abc.ABC):
                 ReservedLine(node_id=node, sku=sku, quantity=quantity)
                 for node, sku, quantity in plan.lines
             ),
+            snapshot_generation=plan.snapshot_generation,
         )
 
     def _transition(

@@ -25,11 +25,12 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from promise.stock.backend import Clock, Key, to_us
 from promise.stock.errors import StockUnavailableError
-from promise.stock.sql import SCHEMA, Cursor, SqlStockBackend
+from promise.stock.sql import MIGRATIONS, Cursor, SqlStockBackend
+from scenarios.migrations import migrate
 
 __all__ = ["SqliteStockBackend"]
 
@@ -37,6 +38,31 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 RETRY_AFTER_S = 1
+
+
+class _SqliteSession:
+    """A SQLite connection as the migration runner drives it (writer lock held)."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        """Wrap ``conn`` (autocommit mode: transactions are explicit)."""
+        self._conn = conn
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Run one statement; its rows."""
+        return self._conn.execute(sql, tuple(params)).fetchall()
+
+    def begin(self) -> None:
+        """Take the write lock at once."""
+        self._conn.execute("BEGIN IMMEDIATE")
+
+    def commit(self) -> None:
+        """Commit."""
+        self._conn.execute("COMMIT")
+
+    def rollback(self) -> None:
+        """Roll back (nothing to do when the failure ended the transaction already)."""
+        if self._conn.in_transaction:
+            self._conn.execute("ROLLBACK")
 
 
 class SqliteStockBackend(SqlStockBackend):
@@ -94,25 +120,19 @@ class SqliteStockBackend(SqlStockBackend):
                 fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
 
     def _create_schema(self) -> None:
-        """WAL mode and tables (idempotent; concurrent starts wait for each other).
+        """WAL mode and the numbered migrations, under the writer lock.
 
-        The journal mode switch takes the same writer lock as the schema: two processes
-        opening a fresh file at once otherwise race on it and one fails "database is locked"
-        (SQLite does not wait on the busy timeout for that switch).
+        Processes opening one fresh file at once queue on the lock: the first switches the
+        journal mode and migrates, the rest find both done. The journal mode switch must be
+        inside the lock too: SQLite does not wait on the busy timeout for it, so two processes
+        racing on it fail "database is locked".
         """
         conn = self._conn()
         with self._writer():
             mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             if str(mode).lower() != "wal":
                 raise RuntimeError(f"could not put {self.path} in WAL mode (got {mode!r})")
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                for statement in SCHEMA:
-                    conn.execute(statement)
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+            self.schema_version = migrate(_SqliteSession(conn), MIGRATIONS, store=str(self.path))
 
     def _sql(self, text: str) -> str:
         """SQLite takes ``?`` placeholders as written."""

@@ -21,7 +21,9 @@ from promise.app import create_app
 from promise.cli import main
 from promise.service import warm_request
 from promise.settings import Settings, SettingsError
-from promise.snapshot_store import LiveSnapshot, SnapshotStore
+from promise.stock.snapshots import LiveSnapshot, SnapshotStore
+from promise.stock.sql import RETAINED_SNAPSHOTS
+from promise.stock.sqlite import SqliteStockBackend
 from solver.checker import check
 from tests.promise.promise_helpers import (
     TINY_SKU,
@@ -161,50 +163,86 @@ def test_snapshot_the_engine_fails_on_is_not_made_live(data_dir: Path) -> None:
 
 
 def test_swap_reaches_another_worker_once(tmp_path: Path) -> None:
-    """Two stores on one data dir (two workers): a swap in one is loaded once by the other."""
+    """Two stores on one authority (two workers): a swap in one is loaded once by the other."""
     warmed: list[str] = []
     reloads: list[LiveSnapshot] = []
+    backends = [SqliteStockBackend(tmp_path / "stock.sqlite3") for _ in range(2)]
 
-    def store() -> SnapshotStore:
+    def store(backend: SqliteStockBackend) -> SnapshotStore:
         return SnapshotStore(
-            tmp_path,
+            backend,
             initial=lambda: tiny_snapshot("tiny-v1"),
             warm=lambda snapshot: warmed.append(snapshot.version),
             on_reload=reloads.append,
         )
 
-    async def scenario() -> tuple[list[str], list[str]]:
-        writer, reader = store(), store()
+    async def scenario() -> tuple[list[str], list[str], list[int]]:
+        writer, reader = store(backends[0]), store(backends[1])
         await writer.start()
         await reader.start()
-        await writer.replace(tiny_snapshot("tiny-v2"))
-        seen_by_reader = [(await reader.current()).snapshot.version for _ in range(3)]
-        seen_by_writer = [(await writer.current()).snapshot.version for _ in range(3)]
-        return seen_by_reader, seen_by_writer
+        swapped = await writer.replace(tiny_snapshot("tiny-v2"))
+        seen_by_reader = [(await reader.sync()).snapshot.version for _ in range(3)]
+        seen_by_writer = [(await writer.sync()).snapshot.version for _ in range(3)]
+        generations = [swapped.generation, reader.current().generation]
+        return seen_by_reader, seen_by_writer, generations
 
-    seen_by_reader, seen_by_writer = anyio.run(scenario)
+    try:
+        seen_by_reader, seen_by_writer, generations = anyio.run(scenario)
+    finally:
+        for backend in backends:
+            backend.close()
     assert seen_by_reader == ["tiny-v2"] * 3
     assert seen_by_writer == ["tiny-v2"] * 3
+    assert generations == [2, 2]
     assert len(reloads) == 1
-    # Start-up of both, the writer before publishing, the reader's one reload.
+    # The writer seeds v1, the reader loads it, the writer warms v2 before it goes live, and
+    # the reader warms it once when it catches up.
     assert warmed == ["tiny-v1", "tiny-v1", "tiny-v2", "tiny-v2"]
-    assert len(list((tmp_path / "snapshots").glob("*.json"))) == 1
 
 
-def test_store_keeps_only_recent_snapshot_files(tmp_path: Path) -> None:
-    """Old swap files are deleted; the live one and its predecessor stay."""
+def test_a_store_started_later_serves_the_swap_not_its_start_up_snapshot(tmp_path: Path) -> None:
+    """Starting another server (or restarting one) never reverts a swap it did not see."""
+    path = tmp_path / "stock.sqlite3"
 
-    async def scenario() -> str:
-        store = SnapshotStore(
-            tmp_path, initial=lambda: tiny_snapshot("tiny-v1"), warm=lambda _s: None
+    async def scenario() -> tuple[str, int, str]:
+        first = SnapshotStore(
+            SqliteStockBackend(path), initial=lambda: tiny_snapshot("tiny-v1"), warm=lambda _s: None
         )
-        await store.start()
-        for version in ("tiny-v2", "tiny-v1", "tiny-v2", "tiny-v1"):
-            await store.replace(tiny_snapshot(version))
-        return (await store.current()).snapshot.version
+        await first.start()
+        await first.replace(tiny_snapshot("tiny-v2"))
+        later = SnapshotStore(
+            SqliteStockBackend(path), initial=lambda: tiny_snapshot("tiny-v1"), warm=lambda _s: None
+        )
+        live = await later.start()
+        return live.snapshot.version, live.generation, (await first.sync()).snapshot.version
 
-    assert anyio.run(scenario) == "tiny-v1"
-    assert len(list((tmp_path / "snapshots").glob("*.json"))) == 2
+    assert anyio.run(scenario) == ("tiny-v2", 2, "tiny-v2")
+
+
+def test_authority_keeps_recent_snapshot_bodies_and_every_generation(tmp_path: Path) -> None:
+    """Old bodies are dropped beyond the retained generations; history keeps every swap."""
+    backend = SqliteStockBackend(tmp_path / "stock.sqlite3")
+    swaps = RETAINED_SNAPSHOTS + 4
+
+    async def scenario() -> LiveSnapshot:
+        base = tiny_snapshot("tiny-v1")
+        store = SnapshotStore(backend, initial=lambda: base, warm=lambda _s: None)
+        await store.start()
+        for n in range(1, swaps + 1):
+            await store.replace(base.model_copy(update={"version": f"tiny-v1.{n}"}))
+        return await store.sync()
+
+    try:
+        live = anyio.run(scenario)
+        conn = backend._conn()  # counting rows the API does not expose
+        bodies = conn.execute("SELECT count(*) FROM snapshot_bodies").fetchone()[0]
+        history = conn.execute("SELECT count(*) FROM snapshot_history").fetchone()[0]
+    finally:
+        backend.close()
+    assert live.snapshot.version == f"tiny-v1.{swaps}"
+    assert live.generation == swaps + 1
+    assert bodies == RETAINED_SNAPSHOTS
+    assert history == swaps + 1
 
 
 def test_inline_snapshot_works_in_process(data_dir: Path) -> None:

@@ -15,7 +15,7 @@ import pytest
 from models import Snapshot
 from promise.stock import StockService, StockSettings, open_backend
 from promise.stock.sql import SqlStockBackend
-from tests.stock.stock_cases import FakeClock, network, pg_schema, postgres_dsn
+from tests.stock.stock_cases import FakeClock, FixedSnapshots, network, pg_schema, postgres_dsn
 
 OpenStore = Callable[[], SqlStockBackend]
 
@@ -76,8 +76,4 @@ def service(
     backend: SqlStockBackend, store_settings: StockSettings, snap: Snapshot, clock: FakeClock
 ) -> StockService:
     """A stock service on the test network with the fake clock."""
-
-    async def current() -> Snapshot:
-        return snap
-
-    return StockService(backend, store_settings, snapshot=current, clock=clock)
+    return StockService(backend, store_settings, snapshots=FixedSnapshots(snap), clock=clock)

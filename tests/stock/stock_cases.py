@@ -25,6 +25,7 @@ from models import Snapshot
 from promise.launcher import ServerProcess
 from promise.stock.postgres import temporary_schema
 from promise.stock.schemas import EventType, InventoryEvent
+from promise.stock.snapshots import LiveSnapshot
 from tests.solver.network_cases import MONDAY_10AM, dc, lot, snapshot, stock, store
 
 __all__ = [
@@ -190,3 +191,23 @@ def stock_server(root: Path, snapshot_file: Path, env: dict[str, str]) -> Server
             **env,
         },
     )
+
+
+class FixedSnapshots:
+    """The live snapshot of a stock service under test: one network at generation 0.
+
+    Generation 0 is what a fresh store reports before any snapshot was made live, so holds
+    and events judged under it pass the authority's check.
+    """
+
+    def __init__(self, snapshot: Snapshot, generation: int = 0) -> None:
+        """Serve ``snapshot`` as generation ``generation``."""
+        self.live = LiveSnapshot(snapshot, generation, "", dt.datetime.now(dt.UTC))
+
+    def current(self) -> LiveSnapshot:
+        """The one live snapshot."""
+        return self.live
+
+    async def sync(self, at_least: int | None = None) -> LiveSnapshot:
+        """Nothing to catch up with."""
+        return self.live

@@ -26,7 +26,7 @@ from promise.stock import (
 from promise.stock.backend import Clock, StoredAnswer
 from solver import availability
 from tests.stock.conftest import OpenStore
-from tests.stock.stock_cases import FakeClock, event
+from tests.stock.stock_cases import FakeClock, FixedSnapshots, event
 
 pytestmark = pytest.mark.anyio
 
@@ -89,7 +89,7 @@ async def test_channel_buffers_apply_to_holds_and_to_the_solver_view(
     assert hold_id(await service.reserve(lines_request(("S1", "A", 6)), "web-6"))
     assert (await service.reserve(lines_request(("S1", "A", 1)), "web-1")).status_code == 409
     pickup = lines_request(("S1", "A", 1), channel="store_pickup")
-    inventory = await service.inventory(snap)
+    inventory = await service.inventory()
     # The solver sees what each channel may still promise: 0 for web, 1 for pickup.
     for channel, left in (("web", 0), ("store_pickup", 1)):
         tiers = availability(snap, ["A"], channel, inventory=inventory).skus[0].nodes
@@ -187,11 +187,7 @@ def _worker(
     open_store: OpenStore, settings: StockSettings, snap: Snapshot, clock: Clock
 ) -> StockService:
     """A stock service on its own backend instance, as another worker process would have."""
-
-    async def current() -> Snapshot:
-        return snap
-
-    return StockService(open_store(), settings, snapshot=current, clock=clock)
+    return StockService(open_store(), settings, snapshots=FixedSnapshots(snap), clock=clock)
 
 
 async def _together(*calls: Callable[[], Awaitable[object]]) -> list[object]:

@@ -46,16 +46,16 @@ async def test_each_worker_sees_the_others_changes(
     """A view refreshes only when the version moved, and then shows the other worker's event."""
     mine, theirs = open_store(), open_store()
     live = LiveInventory(mine, RulesCache(), clock)
-    first = live.current(snap)
+    first = live.current(snap, 0)
     assert on_hand(first) == 10
-    assert live.current(snap) is first  # nothing changed: no rebuild, no refresh
+    assert live.current(snap, 0) is first  # nothing changed: no rebuild, no refresh
     assert (live.rebuilds, live.refreshes) == (1, 0)
     theirs.apply_events([event("count", EventType.COUNT, 3, 1)], StockRules(snap).unknown, utc_now)
-    second = live.current(snap)
+    second = live.current(snap, 0)
     assert on_hand(second) == 3
     assert second.version == first.version + 1
     assert (live.rebuilds, live.refreshes) == (1, 1)
-    assert on_hand(live.current(network())) == 3  # a new snapshot object: rebuilt
+    assert on_hand(live.current(network(), 0)) == 3  # a new snapshot object: rebuilt
     assert live.rebuilds == 2
 
 
@@ -65,17 +65,17 @@ async def test_a_staleness_bound_skips_version_checks(
     """With max_staleness_ms a view serves unchecked until it is that old, then catches up."""
     mine, theirs = open_store(), open_store()
     live = LiveInventory(mine, RulesCache(), clock, max_staleness_ms=500)
-    live.current(snap)
+    live.current(snap, 0)
     theirs.apply_events([event("c", EventType.COUNT, 3, 1)], StockRules(snap).unknown, utc_now)
     clock.advance(0.499)
-    assert on_hand(live.current(snap)) == 10
+    assert on_hand(live.current(snap, 0)) == 10
     clock.advance(0.001)
-    assert on_hand(live.current(snap)) == 3
+    assert on_hand(live.current(snap, 0)) == 3
 
 
 async def reserved(service: StockService, snap: Snapshot) -> int:
     """Units the solver sees reserved at DC1/A."""
-    row = (await service.inventory(snap)).position("DC1", "A")
+    row = (await service.inventory()).position("DC1", "A")
     assert row is not None
     return row.reserved
 
@@ -140,10 +140,10 @@ def test_the_solver_view_is_valid_and_matches_the_hold_rule(row: LiveTiers) -> N
 async def test_promises_see_events_at_once(service: StockService, snap: Snapshot) -> None:
     """After the DC's count drops to 0 the same cart ships from the store."""
     req = request(("A", 1))
-    before = solve(req, snap, inventory=await service.inventory(snap))
+    before = solve(req, snap, inventory=await service.inventory())
     assert [s.node_id for s in before.options[0].shipments] == ["DC1"]
     await service.apply_events(EventBatch(events=(event("c", EventType.COUNT, 0, 1),)))
-    live = await service.inventory(snap)
+    live = await service.inventory()
     after = solve(req, snap, inventory=live)
     assert [s.node_id for s in after.options[0].shipments] == ["S1"]
     assert check(after, req, live.as_snapshot()).ok
@@ -164,9 +164,11 @@ async def test_promise_and_hold_holds_exactly_the_chosen_option(
     service: StockService, snap: Snapshot
 ) -> None:
     """The hold's lines are the recommended option's allocation, unit for unit."""
-    result = solve(request(("A", 3), ("B", 2)), snap, inventory=await service.inventory(snap))
+    result = solve(request(("A", 3), ("B", 2)), snap, inventory=await service.inventory())
     assert result.recommended is not None
-    answer = await service.promise_and_hold(result, promise_id=uuid.uuid4())
+    answer = await service.promise_and_hold(
+        result, live=service.snapshots.current(), promise_id=uuid.uuid4()
+    )
     assert answer.held
     assert answer.reservation is not None
     held = Counter({(line.node_id, line.sku): line.quantity for line in answer.reservation.lines})
@@ -179,9 +181,11 @@ async def test_promise_and_hold_says_what_could_not_be_held(
     service: StockService, snap: Snapshot
 ) -> None:
     """Stock taken between the solve and the hold: nothing held, the short line named."""
-    result = solve(request(("A", 1), ("B", 8)), snap, inventory=await service.inventory(snap))
+    result = solve(request(("A", 1), ("B", 8)), snap, inventory=await service.inventory())
     hold_id(await service.reserve(lines_request(("DC1", "B", 1)), "other-checkout"))
-    answer = await service.promise_and_hold(result, promise_id=uuid.uuid4())
+    answer = await service.promise_and_hold(
+        result, live=service.snapshots.current(), promise_id=uuid.uuid4()
+    )
     assert not answer.held
     assert answer.reservation is None
     assert [(s.sku, s.requested, s.available) for s in answer.shortfalls] == [("B", 8, 7)]
@@ -193,7 +197,7 @@ async def test_reserve_a_remembered_promise_by_id(
     service: StockService, snap: Snapshot, clock: FakeClock, store_settings: StockSettings
 ) -> None:
     """Any worker can hold an option of a remembered answer until the memo expires."""
-    result = solve(request(("A", 2)), snap, inventory=await service.inventory(snap))
+    result = solve(request(("A", 2)), snap, inventory=await service.inventory())
     promise_id = uuid.uuid4()
     await service.remember_promise(promise_id, result)
     level = result.options[0].service_level
@@ -220,13 +224,13 @@ async def test_promise_and_hold_retried_under_one_key_holds_once(
 ) -> None:
     """The key names the checkout: a retry returns the first hold, even after a new solve."""
     key = "checkout-42"
-    first_result = solve(request(("A", 2)), snap, inventory=await service.inventory(snap))
+    first_result = solve(request(("A", 2)), snap, inventory=await service.inventory())
     first = await service.promise_and_hold(
-        first_result, promise_id=uuid.uuid4(), idempotency_key=key
+        first_result, live=service.snapshots.current(), promise_id=uuid.uuid4(), idempotency_key=key
     )
-    retry_result = solve(request(("A", 2)), snap, inventory=await service.inventory(snap))
+    retry_result = solve(request(("A", 2)), snap, inventory=await service.inventory())
     retry = await service.promise_and_hold(
-        retry_result, promise_id=uuid.uuid4(), idempotency_key=key
+        retry_result, live=service.snapshots.current(), promise_id=uuid.uuid4(), idempotency_key=key
     )
     assert first.reservation is not None
     assert retry.reservation == first.reservation

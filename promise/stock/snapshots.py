@@ -1,0 +1,253 @@
+"""The live snapshot: one pointer in the authority, followed by every worker on every host.
+
+The stock backend (SQLite file or PostgreSQL) stores each snapshot's JSON once per content
+digest and the live pointer as a *generation* counter beside the stock version; a swap stores
+the body and moves the counter in one transaction. Each worker:
+
+- at start loads the live snapshot, or, when the authority has none yet, seeds it with the
+  start-up snapshot (file or demo network) — only if none is live, so starting, restarting or
+  adding a server never reverts a swap;
+- warms a snapshot (solver index, one small solve) before it serves it;
+- follows the pointer: a background task polls the generation every ``poll_interval_s`` and
+  loads a new one ahead of traffic, and every request that reads live stock checks the
+  generation in the same query as the stock version and catches up before answering, so a
+  request that starts after a swap returned sees the new network on every host;
+- judges holds and events under the generation it serves: the authority refuses a write
+  judged under another generation than the live one (``SnapshotMovedError``), and the stock
+  service catches up and judges again.
+
+A request keeps the :class:`LiveSnapshot` it started with, so one answer never mixes two
+networks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+import os
+import socket
+from collections.abc import Callable
+from typing import Protocol
+
+import anyio
+import anyio.to_thread
+
+from models import Snapshot
+from promise.errors import NotReadyError
+from promise.stock.backend import Clock, LivePointer, Versions, snapshot_digest, utc_now
+
+__all__ = ["LiveSnapshot", "SnapshotAuthority", "SnapshotStore", "origin_of_this_process"]
+
+log = logging.getLogger(__name__)
+
+# A failing poll is logged at most this often, not every interval.
+POLL_LOG_EVERY_S = 30.0
+
+
+class SnapshotAuthority(Protocol):
+    """What the snapshot store needs of the stock backend."""
+
+    def versions(self) -> Versions:
+        """The stock version and the live snapshot generation."""
+        ...
+
+    def load_live_snapshot(self) -> tuple[LivePointer, bytes] | None:
+        """The live pointer and its JSON (None before the first)."""
+        ...
+
+    def publish_snapshot(
+        self, body: bytes, version: str, origin: str, clock: Clock, *, only_if_none: bool = False
+    ) -> LivePointer:
+        """Store a snapshot and make it live (or only seed one); the live pointer."""
+        ...
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class LiveSnapshot:
+    """A loaded, warmed snapshot and the generation of the authority's pointer it is."""
+
+    snapshot: Snapshot
+    generation: int
+    digest: str
+    loaded_at: dt.datetime
+
+    @property
+    def token(self) -> str:
+        """Names this generation and content (what ``GET /v1/snapshot`` reports)."""
+        return f"g{self.generation}-{self.digest[:16]}"
+
+
+def origin_of_this_process() -> str:
+    """Who made a snapshot live: host and process, for the authority's history."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class SnapshotStore:
+    """This worker's live snapshot, kept in step with the authority's pointer."""
+
+    def __init__(
+        self,
+        authority: SnapshotAuthority,
+        *,
+        initial: Callable[[], Snapshot],
+        warm: Callable[[Snapshot], None],
+        retry_after_s: int = 1,
+        poll_interval_s: float = 0.25,
+        on_reload: Callable[[LiveSnapshot], None] | None = None,
+        on_retire: Callable[[Snapshot], None] | None = None,
+        clock: Clock = utc_now,
+    ) -> None:
+        """Follow ``authority``; ``initial`` seeds an empty one; ``warm`` prepares a snapshot."""
+        self._authority = authority
+        self._initial = initial
+        self._warm = warm
+        self._retry_after_s = retry_after_s
+        self._poll_interval_s = poll_interval_s
+        self._on_reload = on_reload
+        self._on_retire = on_retire
+        self._clock = clock
+        self._origin = origin_of_this_process()
+        self._live: LiveSnapshot | None = None
+        self._lock: anyio.Lock | None = None
+
+    @property
+    def ready(self) -> bool:
+        """Whether a snapshot is loaded and warmed."""
+        return self._live is not None
+
+    @property
+    def live(self) -> LiveSnapshot | None:
+        """The snapshot this worker serves now (None before start-up finished)."""
+        return self._live
+
+    def _get_lock(self) -> anyio.Lock:
+        """The load lock, created inside the event loop that uses it."""
+        if self._lock is None:
+            self._lock = anyio.Lock()
+        return self._lock
+
+    def _live_of(self, snapshot: Snapshot, pointer: LivePointer) -> LiveSnapshot:
+        """A live snapshot of ``pointer`` loaded now."""
+        return LiveSnapshot(snapshot, pointer.generation, pointer.digest, self._clock())
+
+    def _load(self) -> LiveSnapshot | None:
+        """Load and warm the authority's live snapshot (None when there is none; a thread)."""
+        found = self._authority.load_live_snapshot()
+        if found is None:
+            return None
+        pointer, body = found
+        snapshot = Snapshot.model_validate_json(body)
+        self._warm(snapshot)
+        return self._live_of(snapshot, pointer)
+
+    def _seed(self) -> LiveSnapshot:
+        """The live snapshot, seeding the authority with the start-up one if it has none."""
+        live = self._load()
+        if live is not None:
+            return live
+        snapshot = self._initial()
+        self._warm(snapshot)
+        body = snapshot.model_dump_json().encode()
+        pointer = self._authority.publish_snapshot(
+            body, snapshot.version, self._origin, self._clock, only_if_none=True
+        )
+        if pointer.digest == snapshot_digest(body):
+            return self._live_of(snapshot, pointer)
+        # Another server seeded a different network first: serve that one.
+        live = self._load()
+        assert live is not None
+        return live
+
+    async def start(self) -> LiveSnapshot:
+        """Load and warm the live snapshot (seeding an empty authority with the start-up one)."""
+        async with self._get_lock():
+            live = await anyio.to_thread.run_sync(self._seed, abandon_on_cancel=True)
+            self._install(live)
+        log.info(
+            "snapshot loaded",
+            extra={"snapshot_version": live.snapshot.version, "generation": live.generation},
+        )
+        return live
+
+    def _install(self, live: LiveSnapshot) -> bool:
+        """Make ``live`` the live snapshot unless a newer one is; whether it was installed."""
+        previous = self._live
+        if previous is not None and previous.generation >= live.generation:
+            return False
+        self._live = live
+        if previous is not None and previous.snapshot is not live.snapshot and self._on_retire:
+            self._on_retire(previous.snapshot)
+        return True
+
+    def current(self) -> LiveSnapshot:
+        """The snapshot this worker serves (catching up is :meth:`sync`'s job)."""
+        live = self._live
+        if live is None:
+            raise NotReadyError("the snapshot is still loading", self._retry_after_s)
+        return live
+
+    async def sync(self, at_least: int | None = None) -> LiveSnapshot:
+        """The live snapshot after catching up with the authority's pointer.
+
+        ``at_least`` is a generation the caller saw live (a refused hold says which); without
+        it the pointer is read first.
+        """
+        live = self.current()
+        if at_least is None:
+            versions = await anyio.to_thread.run_sync(self._authority.versions)
+            at_least = versions.snapshot
+        if at_least <= live.generation:
+            return live
+        async with self._get_lock():
+            # Another request of this worker may have caught up while this one waited.
+            live = self.current()
+            if at_least > live.generation:
+                loaded = await anyio.to_thread.run_sync(self._load)
+                if loaded is not None and self._install(loaded):
+                    log.info(
+                        "snapshot reloaded after a swap",
+                        extra={
+                            "snapshot_version": loaded.snapshot.version,
+                            "generation": loaded.generation,
+                        },
+                    )
+                    if self._on_reload is not None:
+                        self._on_reload(loaded)
+        return self.current()
+
+    async def follow(self) -> None:
+        """Poll the pointer for the life of the worker and load new generations ahead of use."""
+        last_logged = -POLL_LOG_EVERY_S
+        while True:
+            await anyio.sleep(self._poll_interval_s)
+            if self._live is None:
+                continue
+            try:
+                await self.sync()
+            except Exception as exc:
+                # The authority may be down: requests say so with 503s; the log says it once.
+                now = anyio.current_time()
+                if now - last_logged >= POLL_LOG_EVERY_S:
+                    last_logged = now
+                    log.warning("snapshot pointer poll failed", extra={"error": str(exc)})
+
+    def _publish(self, snapshot: Snapshot, body: bytes) -> LiveSnapshot:
+        """Warm the snapshot, then make it live in the authority (a thread)."""
+        self._warm(snapshot)
+        pointer = self._authority.publish_snapshot(
+            body, snapshot.version, self._origin, self._clock
+        )
+        return self._live_of(snapshot, pointer)
+
+    async def replace(self, snapshot: Snapshot, content: bytes | None = None) -> LiveSnapshot:
+        """Make ``snapshot`` live on every worker of every host; ``content`` is its JSON."""
+        body = content if content is not None else snapshot.model_dump_json().encode()
+        async with self._get_lock():
+            live = await anyio.to_thread.run_sync(self._publish, snapshot, body)
+            self._install(live)
+        log.info(
+            "snapshot swapped",
+            extra={"snapshot_version": snapshot.version, "generation": live.generation},
+        )
+        return live
