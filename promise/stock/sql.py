@@ -242,6 +242,7 @@ class SqlStockBackend(abc.ABC):
 
     for_update = ""  # row-lock suffix of a SELECT inside a write transaction
     for_share = ""  # shared row-lock suffix (SQLite's one writer needs neither)
+    schema_version = 0  # set when the store is opened and migrated
 
     # --- what a subclass provides ---------------------------------------------------------
 
