@@ -15,6 +15,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -54,10 +55,18 @@ class ServerProcess:
         snapshot: Path | None = None,
         env: dict[str, str] | None = None,
         log_path: Path | None = None,
+        host: str = "127.0.0.1",
+        prefix: Sequence[str] = (),
     ) -> None:
-        """Configure the server; nothing runs until :meth:`start`."""
+        """Configure the server; nothing runs until :meth:`start`.
+
+        ``host`` is the address it binds and is reached at; ``prefix`` runs the command under
+        another one (``ip netns exec NAME``: a server on a host of its own).
+        """
         self.port = free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.host = host
+        self.prefix = tuple(prefix)
+        self.base_url = f"http://{host}:{self.port}"
         self.workers = workers
         self.data_dir = data_dir
         self.snapshot = snapshot
@@ -70,10 +79,13 @@ class ServerProcess:
         """Start the server and wait until every worker reports ready."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         command = [
+            *self.prefix,
             sys.executable,
             "-m",
             "promise.cli",
             "serve",
+            "--host",
+            self.host,
             "--port",
             str(self.port),
             "--workers",

@@ -150,17 +150,19 @@ async def raw_request(
     method: str,
     path: str,
     body: object = None,
+    *,
     headers: dict[str, str] | None = None,
+    host: str = "127.0.0.1",
 ) -> RawResponse:
     """One request on its own new connection, straight on asyncio streams.
 
     The storm tests open a thousand connections at once; httpx's pool spends seconds setting
     up that many, which would make the test measure the client rather than the servers.
     """
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    reader, writer = await asyncio.open_connection(host, port)
     try:
         payload = b"" if body is None else json.dumps(body).encode()
-        lines = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1", "Connection: close"]
+        lines = [f"{method} {path} HTTP/1.1", f"Host: {host}", "Connection: close"]
         lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
         if body is not None:
             lines += ["Content-Type: application/json", f"Content-Length: {len(payload)}"]

@@ -107,7 +107,7 @@ def test_a_thousand_concurrent_holds_grant_exactly_the_ten_units(pair: list[Serv
                 "POST",
                 "/v1/reservations",
                 body("A"),
-                {"Idempotency-Key": f"storm-{i}"},
+                headers={"Idempotency-Key": f"storm-{i}"},
             )
             return answer.status
 
@@ -137,7 +137,7 @@ def test_one_key_retried_a_hundred_times_holds_once(pair: list[ServerProcess]) -
                     "POST",
                     "/v1/reservations",
                     body("B", 3),
-                    {"Idempotency-Key": "once"},
+                    headers={"Idempotency-Key": "once"},
                 )
                 for i in range(IDEMPOTENT_RETRIES)
             )
