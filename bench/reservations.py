@@ -1,8 +1,10 @@
 """Reservation and event throughput of the stock authority, embedded SQLite and PostgreSQL.
 
-Measured directly against the backends (``promise.stock``), not through HTTP: 2 load processes
-(one per core, as two service workers would be) with 4 threads each call ``create_hold`` and
-``apply_events`` on one shared store, on the demo network (200 nodes, 2,000 SKUs).
+Measured directly against the backends (``promise.stock``): 2 load processes (one per core, as
+two service workers would be) with 4 threads each call ``create_hold`` and ``apply_events`` on
+one shared store, on the demo network (200 nodes, 2,000 SKUs). Then over HTTP
+(``bench.reservations_http``): holds against one embedded server and against two hosts on
+PostgreSQL, and how fast a swap on one host is served by the other.
 
 - holds: one to three one-or-two-unit lines on 2,000 stocked rows, channel web, so some rows
   run out and refusals are part of the load; every attempt is one transaction.
@@ -15,7 +17,7 @@ Measured directly against the backends (``promise.stock``), not through HTTP: 2 
 
 Usage::
 
-    python -m bench.reservations --json out/reservations.json [--quick] [--dsn DSN]
+    python -m bench.reservations --json out/reservations.json [--quick] [--dsn DSN] [--no-http]
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ from promise.stock.holds import RulesCache, StockRules, shortfalls
 from promise.stock.live import LiveInventory
 from promise.stock.postgres import temporary_schema
 from promise.stock.schemas import Shortfall
-from scenarios import demo_snapshot
+from scenarios import demo_snapshot, generate_network
 
 log = logging.getLogger("bench.reservations")
 
@@ -198,17 +200,17 @@ def _phase(settings: StockSettings, phase: str, seconds: float) -> tuple[int, in
     return sum(r[0] for r in results), sum(r[1] for r in results), elapsed
 
 
-def _oversold(backend: StockBackend, rules: StockRules, hot: list[Row]) -> tuple[int, int]:
+def oversold(backend: StockBackend, rules: StockRules, hot: list[Row]) -> tuple[int, int]:
     """Units held beyond web ATP over the hot rows, and units held, read back from the store."""
     now = to_us(utc_now())
     web = rules.policies["web"]
     rows = backend.changes(-1, hot).rows
-    oversold = held = 0
+    beyond = held = 0
     for key in hot:
         tiers = rules.tiers(key, rows[key], now)
         held += tiers.held
-        oversold += max(0, tiers.held - rules.atp(web, tiers))
-    return oversold, held
+        beyond += max(0, tiers.held - rules.atp(web, tiers))
+    return beyond, held
 
 
 def _live_view(backend: StockBackend, snapshot: Snapshot, others: list[Row]) -> dict[str, float]:
@@ -258,7 +260,7 @@ def measure(settings: StockSettings, seconds: float) -> dict[str, Any]:
     backend = open_backend(settings)
     try:
         granted, refused, hold_s = _phase(settings, "holds", seconds)
-        oversold, held = _oversold(backend, rules, hot)
+        oversold_units, held = oversold(backend, rules, hot)
         applied, _, event_s = _phase(settings, "events", seconds)
         live = _live_view(backend, snapshot, others)
     finally:
@@ -270,7 +272,7 @@ def measure(settings: StockSettings, seconds: float) -> dict[str, Any]:
         "holds_granted": granted,
         "holds_refused": refused,
         "units_held": held,
-        "oversold": oversold,
+        "oversold": oversold_units,
         "events_per_s": round(applied / event_s, 1),
         "events_applied": applied,
         "live_view": live,
@@ -300,7 +302,62 @@ def _markdown(payload: dict[str, Any]) -> str:
             f"| {row['oversold']} | {row['events_per_s']} | {live['version_check_us']} "
             f"| {live['refresh_after_change_ms']} | {live['rebuild_ms']} |"
         )
+    http = payload.get("http")
+    if http:
+        lines += [
+            "",
+            "Over HTTP (a separate load process, keep-alive connections):",
+            "",
+            "| store | hosts | holds/s | granted/s | p50 ms | p99 ms | statuses | oversold |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for name, row in http.items():
+            if "error" in row:
+                lines.append(f"| {name} | {row['error']} |||||||")
+                continue
+            lines.append(
+                f"| {name} | {row['hosts']} | {row['holds_per_s']} | {row['granted_per_s']} "
+                f"| {row['latency']['p50_ms']} | {row['latency']['p99_ms']} "
+                f"| {row['statuses']} | {row['oversold']} |"
+            )
+    spread = payload.get("propagation")
+    if spread:
+        lines += [
+            "",
+            "Swap on host A until host B serves it (two hosts, PostgreSQL):",
+            "",
+            "| network | nodes | rows | swaps | p50 ms | p99 ms | max ms |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for name, row in spread.items():
+            lines.append(
+                f"| {name} | {row['nodes']} | {row['inventory_rows']} | {row['swaps']} "
+                f"| {row['p50_ms']} | {row['p99_ms']} | {row['max_ms']} |"
+            )
     return "\n".join(lines) + "\n"
+
+
+def _over_http(dsn: str, seconds: float, swaps: tuple[int, int]) -> dict[str, Any]:
+    """Holds over HTTP on both stores and swap propagation between two hosts."""
+    from bench.reservations_http import measure_http, propagation  # noqa: PLC0415
+    from tests.promise.promise_helpers import tiny_snapshot  # noqa: PLC0415
+
+    snapshot = demo_snapshot()
+    hot, _ = _rows(snapshot)
+    out: dict[str, Any] = {"http": {}, "propagation": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        log.info("HTTP, embedded ...")
+        out["http"]["embedded"] = measure_http(pathlib.Path(tmp), snapshot, hot, seconds, None)
+    with tempfile.TemporaryDirectory() as tmp, temporary_schema(dsn, prefix="bench") as schema:
+        log.info("HTTP, two hosts on PostgreSQL ...")
+        out["http"]["postgres"] = measure_http(pathlib.Path(tmp), snapshot, hot, seconds, schema)
+    tiny = (tiny_snapshot("tiny-v1"), tiny_snapshot("tiny-v2"))
+    other = generate_network(seed=8)
+    for name, pair, count in (("tiny", tiny, swaps[0]), ("demo", (snapshot, other), swaps[1])):
+        with tempfile.TemporaryDirectory() as tmp, temporary_schema(dsn, prefix="bench") as schema:
+            log.info("propagation, %s network ...", name)
+            out["propagation"][name] = propagation(pathlib.Path(tmp), schema, pair, count)
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -309,10 +366,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=pathlib.Path, required=True)
     parser.add_argument("--quick", action="store_true", help="2 s per phase instead of 5 s")
     parser.add_argument("--dsn", default=os.environ.get("PROMISE_TEST_DATABASE_URL", DEFAULT_DSN))
+    parser.add_argument("--no-http", action="store_true", help="the direct measurements only")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     seconds = 2.0 if args.quick else 5.0
-    payload: dict[str, Any] = {"machine": machine(), "method": "backend, not HTTP"}
+    payload: dict[str, Any] = {"machine": machine(), "method": "backend directly, then HTTP"}
     with tempfile.TemporaryDirectory() as tmp:
         log.info("embedded SQLite ...")
         payload["embedded"] = measure(StockSettings(data_dir=pathlib.Path(tmp)), seconds)
@@ -322,9 +380,13 @@ def main(argv: list[str] | None = None) -> int:
             payload["postgres"] = measure(StockSettings(database_url=dsn), seconds)
     except psycopg.OperationalError as exc:
         payload["postgres"] = {"error": f"PostgreSQL unreachable: {exc}"}
+    if not args.no_http and "error" not in payload["postgres"]:
+        payload.update(_over_http(args.dsn, seconds, (20, 5) if args.quick else (50, 20)))
     write_outputs(args.json, payload, _markdown(payload))
     log.info(_markdown(payload))
-    failed = any(payload[name].get("oversold", 0) for name in ("embedded", "postgres"))
+    rows = [payload[name] for name in ("embedded", "postgres")]
+    rows += list(payload.get("http", {}).values())
+    failed = any(row.get("oversold", 0) for row in rows)
     return 1 if failed or "error" in payload["postgres"] else 0
 
 

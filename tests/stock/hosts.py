@@ -20,11 +20,17 @@ import shutil
 import subprocess
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
-__all__ = ["Host", "TcpForwarder", "hosts", "netns_available"]
+import psycopg
+
+from promise.launcher import ServerProcess, free_port
+
+__all__ = ["Host", "TcpForwarder", "hosts", "netns_available", "servers_on_hosts"]
 
 # 10.<NET_BASE + pid % 50>.<host index>.0/30: distinct per test process.
 NET_BASE = 200
+PG_TARGET = ("127.0.0.1", 5432)
 CHUNK = 65536
 
 
@@ -138,3 +144,54 @@ class TcpForwarder:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
         self._loop.close()
+
+
+@contextlib.contextmanager
+def servers_on_hosts(
+    root: Path,
+    dsn: str,
+    snapshot_file: Path,
+    *,
+    count: int = 2,
+    workers: int = 2,
+    env: dict[str, str] | None = None,
+) -> Iterator[tuple[list[ServerProcess], bool]]:
+    """``count`` servers on hosts of their own sharing PostgreSQL ``dsn``; whether in namespaces.
+
+    Each has its own data directory under ``root``. Without namespaces they run as separate
+    processes on 127.0.0.1.
+    """
+    use_netns = netns_available()
+    target = psycopg.conninfo.conninfo_to_dict(dsn)
+    pg = (str(target.get("host") or PG_TARGET[0]), int(target.get("port") or PG_TARGET[1]))
+    with contextlib.ExitStack() as stack:
+        places: list[Host | None] = (
+            list(stack.enter_context(hosts(count))) if use_netns else [None] * count
+        )
+        forward_port = free_port()
+        if use_netns:
+            listen = [(place.gateway, forward_port) for place in places if place is not None]
+            stack.enter_context(TcpForwarder(listen, pg))
+        servers = []
+        for index, place in enumerate(places):
+            url = dsn
+            if place is not None:
+                url = psycopg.conninfo.make_conninfo(dsn, host=place.gateway, port=forward_port)
+            servers.append(
+                ServerProcess(
+                    data_dir=root / f"host-{index}",
+                    workers=workers,
+                    snapshot=snapshot_file,
+                    env={
+                        "PROMISE_DATABASE_URL": url,
+                        "PROMISE_LOG_LEVEL": "WARNING",
+                        **(env or {}),
+                    },
+                    host="127.0.0.1" if place is None else place.address,
+                    prefix=() if place is None else place.prefix,
+                )
+            )
+        for server in servers:
+            server.start()
+            stack.callback(server.stop)
+        yield servers, use_netns

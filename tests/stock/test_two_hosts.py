@@ -22,9 +22,9 @@ import psycopg
 import pytest
 
 from models import CatalogItem, Snapshot
-from promise.launcher import ServerProcess, free_port
+from promise.launcher import ServerProcess
 from tests.solver.network_cases import dc, snapshot, stock
-from tests.stock.hosts import Host, TcpForwarder, hosts, netns_available
+from tests.stock.hosts import servers_on_hosts
 from tests.stock.stock_cases import RawResponse, pg_schema, raw_request
 
 SWAPS = 50
@@ -34,7 +34,6 @@ HOLDS = 1000
 IN_FLIGHT = HOLDS  # all at once
 SWAP_AFTER = 300  # responses before the swap lands
 KILL_AFTER = 600  # responses before host A is killed
-PG_TARGET = ("127.0.0.1", 5432)
 
 
 def atp(second: bool, sku: str) -> int:
@@ -70,34 +69,8 @@ def two_hosts(tmp_path: Path, dsn: str) -> Iterator[list[ServerProcess]]:
     """Servers A and B (two workers each) on two hosts sharing the PostgreSQL schema ``dsn``."""
     first = tmp_path / "v1.json"
     first.write_text(network("v1-0", second=False).model_dump_json())
-    use_netns = netns_available()
-    with contextlib.ExitStack() as stack:
-        places: list[Host | None] = (
-            list(stack.enter_context(hosts(2))) if use_netns else [None, None]
-        )
-        servers = []
-        forward_port = free_port()
-        if use_netns:
-            listen = [(place.gateway, forward_port) for place in places if place is not None]
-            stack.enter_context(TcpForwarder(listen, PG_TARGET))
-        for name, place in zip("AB", places, strict=True):
-            url = dsn
-            if place is not None:
-                url = psycopg.conninfo.make_conninfo(dsn, host=place.gateway, port=forward_port)
-            servers.append(
-                ServerProcess(
-                    data_dir=tmp_path / f"host-{name}",
-                    workers=2,
-                    snapshot=first,
-                    env={"PROMISE_DATABASE_URL": url, "PROMISE_LOG_LEVEL": "WARNING"},
-                    host="127.0.0.1" if place is None else place.address,
-                    prefix=() if place is None else place.prefix,
-                )
-            )
-        for server in servers:
-            server.start()
-            stack.callback(server.stop)
-        print(f"hosts: {'network namespaces' if use_netns else 'processes on 127.0.0.1'}")
+    with servers_on_hosts(tmp_path, dsn, first) as (servers, in_namespaces):
+        print(f"hosts: {'network namespaces' if in_namespaces else 'processes on 127.0.0.1'}")
         yield servers
 
 
