@@ -21,14 +21,14 @@ import logging
 import os
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import psycopg
 import psycopg.errors
-from psycopg_pool import ConnectionPool, PoolTimeout
 
 from promise.stock.backend import Clock, Key, to_us
 from promise.stock.errors import StockUnavailableError
+from promise.stock.pg_pool import PgPool, PoolError
 from promise.stock.sql import SCHEMA, Cursor, SqlStockBackend, chunks, key_filter
 
 __all__ = ["PostgresStockBackend", "temporary_schema"]
@@ -54,17 +54,21 @@ class PostgresStockBackend(SqlStockBackend):
 
     for_update = " FOR UPDATE"
 
-    def __init__(self, dsn: str, *, pool_size: int = 4, timeout_s: float = 30.0) -> None:
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        pool_size: int = 4,
+        connect_timeout_s: int = 2,
+        acquire_timeout_s: float = 0.5,
+    ) -> None:
         """Connect to ``dsn`` and create the tables when they are missing."""
         self.dsn = dsn
-        self._pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
+        self._pool = PgPool(
             dsn,
-            min_size=1,
-            max_size=pool_size,
-            kwargs={"autocommit": True},
-            timeout=timeout_s,
-            open=True,
-            name="promise-stock",
+            size=pool_size,
+            connect_timeout_s=connect_timeout_s,
+            acquire_timeout_s=acquire_timeout_s,
         )
         try:
             self._create_schema()
@@ -92,7 +96,7 @@ class PostgresStockBackend(SqlStockBackend):
                 if attempt == ATTEMPTS:
                     raise
                 log.info("stock transaction retried", extra={"attempt": attempt})
-            except (psycopg.OperationalError, PoolTimeout) as exc:
+            except (psycopg.OperationalError, PoolError) as exc:
                 raise StockUnavailableError(
                     f"the stock database is unavailable: {exc}", RETRY_AFTER_S
                 ) from exc

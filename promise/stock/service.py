@@ -75,7 +75,12 @@ def open_backend(settings: StockSettings) -> StockBackend:
     if settings.database_url:
         from promise.stock.postgres import PostgresStockBackend  # noqa: PLC0415 - optional
 
-        return PostgresStockBackend(settings.database_url, pool_size=settings.pool_size)
+        return PostgresStockBackend(
+            settings.database_url,
+            pool_size=settings.pool_size,
+            connect_timeout_s=settings.database_connect_timeout_s,
+            acquire_timeout_s=settings.database_acquire_timeout_s,
+        )
     from promise.stock.sqlite import SqliteStockBackend  # noqa: PLC0415
 
     return SqliteStockBackend(
