@@ -169,6 +169,10 @@ class PostgresStockBackend(SqlStockBackend):
 
         self._attempts(run)
 
+    def ping(self) -> None:
+        """One round trip on the pool's probe connection; StockUnavailableError if it fails."""
+        self._attempts(self._pool.ping)
+
     def close(self) -> None:
         """Close the pool."""
         self._pool.close()

@@ -38,6 +38,7 @@ from promise.stock.errors import (
     InsufficientStockError,
     ReservationNotFoundError,
     StockRequestError,
+    StockUnavailableError,
     UnknownPromiseError,
 )
 from promise.stock.holds import RulesCache, StockRules, shortfalls
@@ -68,6 +69,10 @@ CONFLICT = 409
 RESERVATION_KEYS = "reservation:"
 PROMISE_KEYS = "promise:"
 MICROS = 1_000_000
+# A readiness probe answers within this even when the database stays silent (its own
+# connect timeout is at least 2 s); a refused or dropped connection fails sooner.
+PING_TIMEOUT_S = 1.0
+PING_RETRY_AFTER_S = 1
 
 
 def open_backend(settings: StockSettings) -> StockBackend:
@@ -175,6 +180,17 @@ class StockService:
     async def state_version(self) -> int:
         """The stock state version (grows with every change a promise could see)."""
         return await self._call(self.backend.state_version)
+
+    async def ping(self, timeout_s: float = PING_TIMEOUT_S) -> None:
+        """StockUnavailableError unless the stock store answers a trivial query in ``timeout_s``."""
+        # Not on the request limiter: readiness must answer even when every request thread
+        # is busy, and a ping stuck on a silent network is abandoned rather than awaited.
+        with anyio.move_on_after(timeout_s):
+            await anyio.to_thread.run_sync(self.backend.ping, abandon_on_cancel=True)
+            return
+        raise StockUnavailableError(
+            f"the stock database did not answer within {timeout_s} s", PING_RETRY_AFTER_S
+        )
 
     async def rules(self) -> StockRules:
         """The rules of the snapshot in force."""

@@ -15,8 +15,12 @@ import psycopg.errors
 import pytest
 
 from promise.settings import SettingsError
-from promise.stock import StockSettings
+from promise.stock import StockSettings, StockUnavailableError
 from promise.stock.pg_pool import PgPool, PoolTimeoutError
+from promise.stock.postgres import PostgresStockBackend
+from tests.stock.conftest import OpenStore
+from tests.stock.stock_cases import pg_schema
+from tests.stock.tcp_proxy import TcpProxy
 
 THREADS = 6
 ROUNDS = 20
@@ -124,6 +128,40 @@ def test_a_retried_deadlock_keeps_its_healthy_connection(pool: PgPool) -> None:
     with pytest.raises(psycopg.errors.DeadlockDetected), pool.connection():
         raise psycopg.errors.DeadlockDetected("the caller retries this")
     assert backend_pid(pool) == first
+
+
+def test_ping_and_queries_fail_at_once_when_cut_and_work_at_once_when_restored(
+    pg_dsn: str,
+) -> None:
+    """Through a proxy: cut → 503-class errors in well under a second; restore → no back-off."""
+    with pg_schema(pg_dsn) as schema_dsn, TcpProxy.to_server_of(schema_dsn) as proxy:
+        backend = PostgresStockBackend(proxy.dsn(schema_dsn), pool_size=2)
+        try:
+            backend.ping()
+            version = backend.state_version()
+            proxy.cut()
+            for call in (backend.ping, backend.state_version, backend.ping):
+                started = time.perf_counter()
+                with pytest.raises(StockUnavailableError) as raised:
+                    call()
+                assert time.perf_counter() - started < 0.5
+                assert raised.value.retry_after_s >= 1
+            proxy.restore()
+            started = time.perf_counter()
+            backend.ping()
+            assert backend.state_version() == version
+            assert time.perf_counter() - started < 0.5
+        finally:
+            backend.close()
+
+
+def test_ping_answers_while_open_and_fails_once_closed(open_store: OpenStore) -> None:
+    """Both backends: a ping succeeds on a working store and is a 503-class error once closed."""
+    backend = open_store()
+    backend.ping()
+    backend.close()
+    with pytest.raises(StockUnavailableError):
+        backend.ping()
 
 
 def test_connect_and_acquire_timeouts_are_settings() -> None:
