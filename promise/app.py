@@ -231,8 +231,8 @@ async def healthz() -> Health:
 
 @get("/readyz", summary="Readiness", tags=["operations"], responses=_problems(503))
 async def readyz(service: NamedDependency[PromiseService]) -> Readiness:
-    """Ready once the solver is warm and a snapshot is loaded."""
-    return service.readiness()
+    """Ready once the solver is warm, a snapshot is loaded and the stock store answers."""
+    return await service.readiness()
 
 
 @get(

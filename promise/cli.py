@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import shutil
 import sys
@@ -102,6 +103,11 @@ def _serve(args: argparse.Namespace) -> int:
     from promise.supervisor import Supervisor, supports_reuseport  # noqa: PLC0415
 
     configure_logging(settings.log_level)
+    unreachable = _stock_database_problem()
+    if unreachable is not None:
+        # Workers would only die on it one after another: say why once and stop.
+        logging.getLogger("promise.cli").error(unreachable)
+        return 1
     log_config = uvicorn_log_config(settings.log_level)
     if settings.workers > 1 and settings.port != 0 and supports_reuseport():
         supervisor = Supervisor(
@@ -122,6 +128,33 @@ def _serve(args: argparse.Namespace) -> int:
         timeout_graceful_shutdown=10,
     )
     return 0
+
+
+def _stock_database_problem() -> str | None:
+    """Why the configured PostgreSQL stock database cannot serve (None when it can, or is unset).
+
+    One connection with the configured connect timeout and one ``SELECT 1``: an unreachable
+    server, a wrong port, host, database name or credentials each fail here within seconds.
+    """
+    from promise.stock.config import StockSettings  # noqa: PLC0415 - light, but only for serve
+
+    stock = StockSettings.from_env()
+    if not stock.database_url:
+        return None
+    import psycopg  # noqa: PLC0415 - only a PostgreSQL deployment needs the driver loaded
+
+    from promise.stock.pg_pool import describe_target  # noqa: PLC0415
+
+    target = describe_target(stock.database_url)
+    try:
+        with psycopg.connect(
+            stock.database_url, connect_timeout=stock.database_connect_timeout_s
+        ) as conn:
+            conn.execute("SELECT 1")
+    except psycopg.Error as exc:
+        # libpq's messages span lines; the log line must stay one line.
+        return f"stock database unreachable at {target}: {' '.join(str(exc).split())}"
+    return None
 
 
 def _demo(args: argparse.Namespace) -> int:

@@ -41,7 +41,7 @@ from promise.errors import (
 from promise.metrics import Metrics
 from promise.schemas import PromiseAnswer, PromiseBody, Readiness, SnapshotInfo, ValidationAnswer
 from promise.settings import Settings
-from promise.stock import StockService
+from promise.stock import StockService, StockUnavailableError
 from promise.stock.snapshots import LiveSnapshot, SnapshotStore
 from solver.errors import PromiseError, UnknownChannelError, UnknownPostalCodeError
 
@@ -219,12 +219,18 @@ class PromiseService:
             self._heap_frozen = True
         gc.freeze()
 
-    def readiness(self) -> Readiness:
-        """Readiness of this worker, or NotReadyError."""
+    async def readiness(self) -> Readiness:
+        """Readiness of this worker, or NotReadyError (also while the stock store is down)."""
         live = self.store.live
         if not self._warmed or live is None:
             detail = self.startup_error or "the solver is warming up or the snapshot is loading"
             raise NotReadyError(detail, self._settings.retry_after_s)
+        if self.stock is not None:
+            try:
+                await self.stock.ping()
+            except StockUnavailableError as exc:
+                # Every stock or promise request would answer 503 now: take this worker out.
+                raise NotReadyError(exc.message, self._settings.retry_after_s) from exc
         return Readiness(
             pid=os.getpid(),
             snapshot_version=live.snapshot.version,

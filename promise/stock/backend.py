@@ -300,6 +300,10 @@ class StockBackend(Protocol):
         """A remembered promise's allocations, unless unknown or expired."""
         ...
 
+    def ping(self) -> None:
+        """Raise StockUnavailableError unless the store answers a trivial query now (cheap)."""
+        ...
+
     def close(self) -> None:
         """Release connections."""
         ...

@@ -39,7 +39,19 @@ class StockSettings(BaseModel):
     idempotency_ttl_s: Annotated[int, Field(ge=60, le=30 * 86400)] = 86400
     sweep_interval_s: Annotated[float, Field(gt=0, le=3600)] = 5.0
     max_event_batch: Annotated[int, Field(ge=1, le=5000)] = 1000
-    pool_size: Annotated[int, Field(ge=1, le=64)] = 4
+    pool_size: Annotated[int, Field(ge=1, le=64)] = Field(
+        default=4, description="PostgreSQL connections per worker process, at most."
+    )
+    # libpq counts whole seconds and treats anything below 2 as 2; a refused connection
+    # fails at once whatever this is, so it only bounds a server that does not answer.
+    database_connect_timeout_s: Annotated[int, Field(ge=2, le=60)] = Field(
+        default=2,
+        description="Give up connecting to PostgreSQL after this many seconds (503 meanwhile).",
+    )
+    database_acquire_timeout_s: Annotated[float, Field(gt=0, le=30)] = Field(
+        default=0.5,
+        description="Answer 503 when every PostgreSQL connection stayed busy this long.",
+    )
     live_max_staleness_ms: Annotated[int, Field(ge=0, le=60_000)] = Field(
         default=0,
         description="Serve a worker's live view this long without checking the version.",

@@ -25,10 +25,10 @@ from typing import Any, TypeVar
 
 import psycopg
 import psycopg.errors
-from psycopg_pool import ConnectionPool, PoolTimeout
 
 from promise.stock.backend import Clock, Key, Versions, to_us
 from promise.stock.errors import StockUnavailableError
+from promise.stock.pg_pool import PgPool, PoolError
 from promise.stock.sql import (
     MIGRATIONS,
     VERSIONS_SELECT,
@@ -88,17 +88,21 @@ class PostgresStockBackend(SqlStockBackend):
     for_update = " FOR UPDATE"
     for_share = " FOR SHARE"
 
-    def __init__(self, dsn: str, *, pool_size: int = 4, timeout_s: float = 30.0) -> None:
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        pool_size: int = 4,
+        connect_timeout_s: int = 2,
+        acquire_timeout_s: float = 0.5,
+    ) -> None:
         """Connect to ``dsn`` and create the tables when they are missing."""
         self.dsn = dsn
-        self._pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
+        self._pool = PgPool(
             dsn,
-            min_size=1,
-            max_size=pool_size,
-            kwargs={"autocommit": True},
-            timeout=timeout_s,
-            open=True,
-            name="promise-stock",
+            size=pool_size,
+            connect_timeout_s=connect_timeout_s,
+            acquire_timeout_s=acquire_timeout_s,
         )
         try:
             self._create_schema()
@@ -131,7 +135,7 @@ class PostgresStockBackend(SqlStockBackend):
                 if attempt == ATTEMPTS:
                     raise
                 log.info("stock transaction retried", extra={"attempt": attempt})
-            except (psycopg.OperationalError, PoolTimeout) as exc:
+            except (psycopg.OperationalError, PoolError) as exc:
                 raise StockUnavailableError(
                     f"the stock database is unavailable: {exc}", RETRY_AFTER_S
                 ) from exc
@@ -212,6 +216,10 @@ class PostgresStockBackend(SqlStockBackend):
                 work(cur)
 
         self._attempts(run)
+
+    def ping(self) -> None:
+        """One round trip on the pool's probe connection; StockUnavailableError if it fails."""
+        self._attempts(self._pool.ping)
 
     def close(self) -> None:
         """Close the pool."""

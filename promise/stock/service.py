@@ -41,6 +41,7 @@ from promise.stock.errors import (
     ReservationNotFoundError,
     SnapshotMovedError,
     StockRequestError,
+    StockUnavailableError,
     UnknownPromiseError,
 )
 from promise.stock.holds import RulesCache, StockRules, shortfalls
@@ -88,12 +89,23 @@ class SnapshotSource(Protocol):
         ...
 
 
+# A readiness probe answers within this even when the database stays silent (its own
+# connect timeout is at least 2 s); a refused or dropped connection fails sooner.
+PING_TIMEOUT_S = 1.0
+PING_RETRY_AFTER_S = 1
+
+
 def open_backend(settings: StockSettings) -> StockBackend:
     """The backend the settings select: PostgreSQL for a DSN, else the embedded SQLite file."""
     if settings.database_url:
         from promise.stock.postgres import PostgresStockBackend  # noqa: PLC0415 - optional
 
-        return PostgresStockBackend(settings.database_url, pool_size=settings.pool_size)
+        return PostgresStockBackend(
+            settings.database_url,
+            pool_size=settings.pool_size,
+            connect_timeout_s=settings.database_connect_timeout_s,
+            acquire_timeout_s=settings.database_acquire_timeout_s,
+        )
     from promise.stock.sqlite import SqliteStockBackend  # noqa: PLC0415
 
     return SqliteStockBackend(
@@ -177,6 +189,17 @@ class StockService:
     async def state_version(self) -> int:
         """The stock state version (grows with every change a promise could see)."""
         return await self._call(self.backend.state_version)
+
+    async def ping(self, timeout_s: float = PING_TIMEOUT_S) -> None:
+        """StockUnavailableError unless the stock store answers a trivial query in ``timeout_s``."""
+        # Not on the request limiter: readiness must answer even when every request thread
+        # is busy, and a ping stuck on a silent network is abandoned rather than awaited.
+        with anyio.move_on_after(timeout_s):
+            await anyio.to_thread.run_sync(self.backend.ping, abandon_on_cancel=True)
+            return
+        raise StockUnavailableError(
+            f"the stock database did not answer within {timeout_s} s", PING_RETRY_AFTER_S
+        )
 
     def rules(self, live: LiveSnapshot) -> StockRules:
         """The stock rules of a live snapshot."""

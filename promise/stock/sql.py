@@ -267,6 +267,10 @@ class SqlStockBackend(abc.ABC):
         """The statement in the driver's placeholder style."""
 
     @abc.abstractmethod
+    def ping(self) -> None:
+        """Raise StockUnavailableError unless the store answers a trivial query now (cheap)."""
+
+    @abc.abstractmethod
     def close(self) -> None:
         """Release connections."""
 

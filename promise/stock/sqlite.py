@@ -196,6 +196,15 @@ class SqliteStockBackend(SqlStockBackend):
             if self._synchronous != "NORMAL":
                 conn.execute(f"PRAGMA synchronous = {self._synchronous}")
 
+    def ping(self) -> None:
+        """Read the file's schema page: fails only when the file cannot be opened or read."""
+        try:
+            self._conn().execute("SELECT count(*) FROM sqlite_master").fetchone()
+        except sqlite3.Error as exc:
+            raise StockUnavailableError(
+                f"the stock database cannot be read: {exc}", RETRY_AFTER_S
+            ) from exc
+
     def close(self) -> None:
         """Close every connection this backend opened."""
         with self._lock:

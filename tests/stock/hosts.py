@@ -12,26 +12,21 @@ when it does not, saying so in their output.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import dataclasses
 import os
 import shutil
 import subprocess
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
-
 from promise.launcher import ServerProcess, free_port
+from tests.stock.tcp_proxy import TcpProxy
 
-__all__ = ["Host", "TcpForwarder", "hosts", "netns_available", "servers_on_hosts"]
+__all__ = ["Host", "hosts", "netns_available", "servers_on_hosts"]
 
 # 10.<NET_BASE + pid % 50>.<host index>.0/30: distinct per test process.
 NET_BASE = 200
-PG_TARGET = ("127.0.0.1", 5432)
-CHUNK = 65536
 
 
 def _ip(*args: str) -> None:
@@ -91,61 +86,6 @@ def hosts(count: int) -> Iterator[list[Host]]:
                 _ip("netns", "del", name)
 
 
-class TcpForwarder:
-    """Forwards connections from ``listen`` addresses to ``target``, in a thread of its own."""
-
-    def __init__(self, listen: list[tuple[str, int]], target: tuple[str, int]) -> None:
-        """Listen on every (host, port) of ``listen`` once started."""
-        self._listen = listen
-        self._target = target
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self._servers: list[asyncio.Server] = []
-
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        """Copy one direction until it closes."""
-        try:
-            while data := await reader.read(CHUNK):
-                writer.write(data)
-                await writer.drain()
-        except (ConnectionError, OSError):
-            pass
-        finally:
-            writer.close()
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        """Join one client connection to a new connection to the target."""
-        try:
-            target_reader, target_writer = await asyncio.open_connection(*self._target)
-        except OSError:
-            writer.close()
-            return
-        await asyncio.gather(self._pipe(reader, target_writer), self._pipe(target_reader, writer))
-
-    async def _start(self) -> None:
-        """Bind every listening address."""
-        for host, port in self._listen:
-            self._servers.append(await asyncio.start_server(self._handle, host, port))
-
-    def __enter__(self) -> TcpForwarder:
-        """Start forwarding."""
-        self._thread.start()
-        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(10)
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        """Stop listening and stop the thread."""
-
-        async def stop() -> None:
-            for server in self._servers:
-                server.close()
-
-        asyncio.run_coroutine_threadsafe(stop(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
-        self._loop.close()
-
-
 @contextlib.contextmanager
 def servers_on_hosts(
     root: Path,
@@ -162,21 +102,17 @@ def servers_on_hosts(
     processes on 127.0.0.1.
     """
     use_netns = netns_available()
-    target = psycopg.conninfo.conninfo_to_dict(dsn)
-    pg = (str(target.get("host") or PG_TARGET[0]), int(target.get("port") or PG_TARGET[1]))
     with contextlib.ExitStack() as stack:
         places: list[Host | None] = (
             list(stack.enter_context(hosts(count))) if use_netns else [None] * count
         )
-        forward_port = free_port()
-        if use_netns:
-            listen = [(place.gateway, forward_port) for place in places if place is not None]
-            stack.enter_context(TcpForwarder(listen, pg))
         servers = []
         for index, place in enumerate(places):
             url = dsn
             if place is not None:
-                url = psycopg.conninfo.make_conninfo(dsn, host=place.gateway, port=forward_port)
+                # The host reaches PostgreSQL over its link, through a forwarder on this side.
+                proxy = TcpProxy.to_server_of(dsn, listen_host=place.gateway, port=free_port())
+                url = stack.enter_context(proxy).dsn(dsn)
             servers.append(
                 ServerProcess(
                     data_dir=root / f"host-{index}",
