@@ -276,8 +276,13 @@ class PromiseService:
         request: PromiseRequest,
         live: LiveSnapshot,
         idempotency_key: str | None,
+        *,
+        check: bool,
     ) -> PromiseAnswer:
-        """Promise on the live network and live stock, holding the answer when asked to."""
+        """Promise on the live network and live stock, holding the answer when asked to.
+
+        ``check``: refuse (SnapshotMovedError) when ``live`` is no longer the authority's.
+        """
         snapshot = live.snapshot
         used: list[solver.Inventory] = []  # the live stock the solve read, for the capture
 
@@ -286,7 +291,7 @@ class PromiseService:
             used.append(inventory)
             return self._solve(request, snapshot, params=self._params, inventory=inventory)
 
-        result = await self._gate.run(self.stock.with_inventory(live, with_live))
+        result = await self._gate.run(self.stock.with_inventory(live, with_live, check=check))
         self._metrics.observe_solve(result)
         if self._capture is not None:
             # Off the request path: a bounded queue that never blocks and never raises.
@@ -323,7 +328,7 @@ class PromiseService:
         if not self._warmed:
             raise NotReadyError("the solver is warming up", self._settings.retry_after_s)
         return await self.stock.judged(
-            lambda live: self._solve_live(body, request, live, idempotency_key)
+            lambda live, first: self._solve_live(body, request, live, idempotency_key, check=first)
         )
 
     async def availability(
@@ -346,7 +351,7 @@ class PromiseService:
                     str(first["msg"]), ("postal_code",), kind="invalid-destination"
                 ) from exc
 
-        async def on(live: LiveSnapshot) -> AvailabilityReport:
+        async def on(live: LiveSnapshot, first: bool) -> AvailabilityReport:
             def report(inventory: solver.Inventory) -> AvailabilityReport:
                 return solver.availability(
                     live.snapshot,
@@ -357,7 +362,7 @@ class PromiseService:
                     inventory=inventory,
                 )
 
-            return await self._gate.run(self.stock.with_inventory(live, report))
+            return await self._gate.run(self.stock.with_inventory(live, report, check=first))
 
         try:
             return await self.stock.judged(on)

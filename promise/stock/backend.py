@@ -276,6 +276,10 @@ class StockBackend(Protocol):
         """Place a hold if ``check`` finds no shortfall, all lines or none; store the answer."""
         ...
 
+    def stored_answer(self, key: str, request_digest: str) -> StoredAnswer | None:
+        """The answer stored under an Idempotency-Key; a 422 error for another body."""
+        ...
+
     def confirm(self, hold_id: str, clock: Clock) -> HoldRecord | None:
         """Make a live soft hold firm (a firm one stays as it is); None when unknown."""
         ...

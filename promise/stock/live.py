@@ -71,11 +71,11 @@ class LiveInventory:
         self.rebuilds = 0  # full rebuilds (new snapshot objects)
         self.refreshes = 0  # incremental refreshes
 
-    def current(self, snapshot: Snapshot, generation: int) -> Inventory:
+    def current(self, snapshot: Snapshot, generation: int | None) -> Inventory:
         """The live inventory of ``snapshot``'s network (blocking: call it off the loop).
 
         ``generation`` is the snapshot's generation in the authority; when another one is live
-        this raises SnapshotMovedError (not checked within ``max_staleness_ms``).
+        this raises SnapshotMovedError (None, or within ``max_staleness_ms``: not checked).
         """
         view = self._view
         if (
@@ -86,7 +86,7 @@ class LiveInventory:
         ):
             return view.inventory
         versions = self._backend.versions()
-        if versions.snapshot != generation:
+        if generation is not None and versions.snapshot != generation:
             raise SnapshotMovedError(generation, versions.snapshot)
         version = versions.stock
         if self._fresh(view, snapshot, version):

@@ -73,6 +73,8 @@ CONFLICT = 409
 RESERVATION_KEYS = "reservation:"
 PROMISE_KEYS = "promise:"
 MICROS = 1_000_000
+# Backend calls in flight per worker on the embedded store.
+SQLITE_THREADS = 8
 # Judgements of one request: a swap landing between them means the snapshot keeps moving.
 JUDGE_ATTEMPTS = 3
 
@@ -165,7 +167,7 @@ class StockService:
         *,
         snapshots: SnapshotSource,
         clock: Clock = utc_now,
-        concurrency: int = 8,
+        concurrency: int | None = None,
     ) -> None:
         """Serve from ``backend``; ``snapshots`` gives the snapshot in force."""
         self.backend = backend
@@ -176,6 +178,11 @@ class StockService:
         self.live = LiveInventory(
             backend, self._rules, clock, max_staleness_ms=settings.live_max_staleness_ms
         )
+        # With PostgreSQL, no more threads than pooled connections: a request waiting on a hot
+        # row's lock holds its connection, and threads beyond the pool would time out on it
+        # (503) instead of queueing here. SQLite opens one connection per thread.
+        if concurrency is None:
+            concurrency = settings.pool_size if settings.database_url else SQLITE_THREADS
         self._concurrency = concurrency
         self._limiter: anyio.CapacityLimiter | None = None
 
@@ -205,24 +212,36 @@ class StockService:
         """The stock rules of a live snapshot."""
         return self._rules.of(live.snapshot)
 
-    async def judged(self, attempt: Callable[[LiveSnapshot], Awaitable[T]]) -> T:
-        """Run ``attempt`` on the live snapshot, judging again after the authority moved on."""
+    async def judged(self, attempt: Callable[[LiveSnapshot, bool], Awaitable[T]]) -> T:
+        """Run ``attempt(live, first)``, judging again after the authority moved on.
+
+        ``first`` is true on the first attempt only. A read (a promise, availability) should
+        check the generation then; on a later attempt the snapshot caught up to was live when
+        the request began, so a swap landing since need not be chased. Writes are checked by
+        the authority on every attempt.
+        """
         live = self.snapshots.current()
-        for _ in range(JUDGE_ATTEMPTS - 1):
+        for attempt_no in range(JUDGE_ATTEMPTS):
             try:
-                return await attempt(live)
+                return await attempt(live, attempt_no == 0)
             except SnapshotMovedError as moved:
+                if attempt_no == JUDGE_ATTEMPTS - 1:
+                    raise
                 live = await self.snapshots.sync(moved.live)
-        return await attempt(live)
+        raise AssertionError("unreachable")
 
     # --- live inventory for the solver ----------------------------------------------------
 
-    def with_inventory(self, live: LiveSnapshot, fn: Callable[[Inventory], T]) -> Callable[[], T]:
+    def with_inventory(
+        self, live: LiveSnapshot, fn: Callable[[Inventory], T], *, check: bool = True
+    ) -> Callable[[], T]:
         """A call that fetches the live inventory and passes it to ``fn``, in one thread hop.
 
-        It raises SnapshotMovedError when ``live`` is no longer the authority's live snapshot.
+        With ``check`` it raises SnapshotMovedError when ``live`` is no longer the authority's
+        live snapshot.
         """
-        return lambda: fn(self.live.current(live.snapshot, live.generation))
+        generation = live.generation if check else None
+        return lambda: fn(self.live.current(live.snapshot, generation))
 
     async def inventory(self) -> Inventory:
         """The live inventory of the snapshot in force."""
@@ -240,7 +259,7 @@ class StockService:
                 ("events",),
             )
 
-        async def attempt(live: LiveSnapshot) -> tuple[tuple[Any, ...], int]:
+        async def attempt(live: LiveSnapshot, _first: bool) -> tuple[tuple[Any, ...], int]:
             rules = self.rules(live)
             return await self._call(
                 self.backend.apply_events,
@@ -361,8 +380,17 @@ class StockService:
         listing the shortfalls. The same key with the same body answers the same every time;
         with another body it is a 422.
         """
+        # A retry is answered from the store before anything is judged again: the promise it
+        # names may have expired since, or another snapshot gone live.
+        stored = await self._call(
+            self.backend.stored_answer,
+            RESERVATION_KEYS + idempotency_key,
+            _digest(request.model_dump_json()),
+        )
+        if stored is not None:
+            return stored
 
-        async def attempt(live: LiveSnapshot) -> StoredAnswer:
+        async def attempt(live: LiveSnapshot, _first: bool) -> StoredAnswer:
             plan, policy = await self._plan(request, live, idempotency_key)
             return await self._hold(plan, policy, self.rules(live))
 

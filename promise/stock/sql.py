@@ -796,6 +796,21 @@ class SqlStockBackend(abc.ABC):
 
         return self._write(sorted(plan.keys), clock, work)
 
+    def stored_answer(self, key: str, request_digest: str) -> StoredAnswer | None:
+        """The answer already stored under an Idempotency-Key (None when there is none yet)."""
+
+        def work(cur: Cursor) -> StoredAnswer | None:
+            row = self._run(
+                cur, "SELECT digest, status_code, body FROM stock_idempotency WHERE key = ?", (key,)
+            ).fetchone()
+            if row is None or int(row[1]) == 0:
+                return None  # unknown, or claimed by a transaction still deciding
+            if row[0] != request_digest:
+                raise IdempotencyKeyReusedError(key)
+            return StoredAnswer(int(row[1]), str(row[2]), replayed=True)
+
+        return self._read(work)
+
     def _claim(self, cur: Cursor, key: str, request_digest: str, now: int) -> StoredAnswer | None:
         """Claim an Idempotency-Key, or the answer stored under it (same body only)."""
         # A concurrent claim of the same key waits here until the first one commits.

@@ -217,6 +217,9 @@ async def test_reserve_a_remembered_promise_by_id(
     clock.advance(store_settings.promise_ttl_s)
     with pytest.raises(UnknownPromiseError, match="promise again"):
         await service.reserve(ReservationRequest(promise_id=promise_id), "late")
+    # A retry under the first key still gets its stored answer after the memo expired.
+    retried = await service.reserve(body, "by-promise")
+    assert (retried.status_code, retried.body, retried.replayed) == (201, answer.body, True)
 
 
 async def test_promise_and_hold_retried_under_one_key_holds_once(

@@ -235,16 +235,27 @@ def test_holds_across_two_hosts_never_oversell_through_a_swap_and_a_crash(
                 found = client.get(f"/v1/reservations/{reservation_id}")
                 assert found.status_code == 200, found.text
                 assert found.json()["lines"][0]["sku"] == sku
-            after = client.post(
-                "/v1/reservations",
-                json={"lines": [{"node_id": "DC1", "sku": "H19", "quantity": 1}], "channel": "web"},
-                headers={"Idempotency-Key": "after-the-crash"},
-            )
-    assert after.status_code in (201, 409), after.text  # B carries on: answered, not failed
+            # B carries on: top every SKU up until B refuses, so each ends at its final limit.
+            topped = 0
+            for sku in HOLD_SKUS:
+                for n in range(2 * max(atp(True, s) for s in HOLD_SKUS)):
+                    after = client.post(
+                        "/v1/reservations",
+                        json={
+                            "lines": [{"node_id": "DC1", "sku": sku, "quantity": 1}],
+                            "channel": "web",
+                        },
+                        headers={"Idempotency-Key": f"top-up-{sku}-{n}"},
+                    )
+                    assert after.status_code in (201, 409), after.text
+                    if after.status_code == 409:
+                        break
+                    topped += 1
     assert set(statuses) <= {201, 409}, statuses
     print(
         f"holds: {len(acknowledged)} granted, {statuses.count(409)} refused, "
-        f"{lost} unanswered (A killed), generations v1={v1} v2={generations['v2']}"
+        f"{lost} unanswered (A killed), {topped} topped up on B after, "
+        f"generations v1={v1} v2={generations['v2']}"
     )
     with psycopg.connect(schema_dsn) as conn:
         rows = conn.execute(
@@ -265,5 +276,6 @@ def test_holds_across_two_hosts_never_oversell_through_a_swap_and_a_crash(
         assert held[sku] <= atp(by_generation[generation], sku), (sku, generation)
         if not by_generation[generation]:
             under_v1[sku] = under_v1.get(sku, 0) + quantity
-    # Demand outran every SKU, so each was held up to what its last version allowed.
+    # After the top-up every SKU is held exactly up to what the live version allows, or more
+    # only where v1 had granted more before the swap.
     assert held == {sku: max(under_v1.get(sku, 0), atp(True, sku)) for sku in HOLD_SKUS}
