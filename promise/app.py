@@ -14,6 +14,7 @@ import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from http import HTTPStatus
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import anyio
@@ -38,7 +39,8 @@ from promise.errors import (
     problem_kind,
     problem_response,
 )
-from promise.metrics import Metrics
+from promise.metrics import MULTIPROC_ENV, Metrics
+from promise.metrics_dir import hold as hold_metrics_dir
 from promise.observe import (
     SNAPSHOT_VERSION_KEY,
     SOLVE_STATUS_KEY,
@@ -515,4 +517,8 @@ def serve_app() -> Litestar:
 
     settings = Settings.from_env()
     configure_logging(settings.log_level)
+    multiproc_dir = os.environ.get(MULTIPROC_ENV)
+    if multiproc_dir:
+        # Keeps this server's metrics directory alive even if the parent dies before us.
+        hold_metrics_dir(Path(multiproc_dir))
     return create_app(settings)

@@ -7,13 +7,14 @@ process imports prometheus_client, so that the workers' metrics are summed.
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
-import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from promise import metrics_dir as metrics_dirs
 from promise.settings import Settings, SettingsError
 from scenarios.cli import register as register_scenario_commands
 
@@ -85,11 +86,12 @@ def _serve(args: argparse.Namespace) -> int:
         update={"snapshot_path": snapshot_path, "data_dir": data_dir, "capture_path": capture_path}
     )
     data_dir.mkdir(parents=True, exist_ok=True)
-    metrics_dir = data_dir / METRICS_SUBDIR
-    # Samples of an earlier run would be summed with this one's.
-    shutil.rmtree(metrics_dir, ignore_errors=True)
-    metrics_dir.mkdir()
-    os.environ[MULTIPROC_ENV] = str(metrics_dir)
+    # A directory of this run's own: other servers on the data dir keep theirs, and samples of
+    # an earlier run (removed here once its owner is gone) are not summed with this one's.
+    metrics = metrics_dirs.claim(data_dir / METRICS_SUBDIR)
+    # Removed at exit, once the workers have stopped; after a kill, by the next server's claim.
+    atexit.register(metrics.release)
+    os.environ[MULTIPROC_ENV] = str(metrics.path)
     os.environ.update(settings.to_env())
     # Solves run on a thread pool; glibc gives each new thread its own malloc arena, which
     # fragments and creeps upward under long load. Two arenas keep worker memory flat (read
