@@ -22,6 +22,8 @@ __all__ = ["build_parser", "main"]
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 METRICS_SUBDIR = "metrics"
+# A capture path with this suffix names one DuckDB file (see promise.capture.capture_file).
+CAPTURE_FILE_SUFFIX = ".duckdb"
 # The demo prints a cart with a few lines: one-line carts make a dull first impression.
 DEMO_MIN_LINES = 3
 
@@ -45,7 +47,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--capture",
         type=Path,
         metavar="PATH",
-        help="capture served promises as scenarios (a directory: one DuckDB file per worker)",
+        help=(
+            "capture served promises as scenarios (a directory: one DuckDB file per worker; "
+            "a .duckdb file takes --workers 1)"
+        ),
     )
     serve.add_argument(
         "--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="default INFO"
@@ -80,6 +85,18 @@ def _serve(args: argparse.Namespace) -> int:
     capture_path = settings.capture_path.resolve() if settings.capture_path else None
     if snapshot_path is not None and not snapshot_path.is_file():
         sys.stderr.write(f"promise serve: no snapshot file at {snapshot_path}\n")
+        return 2
+    if (
+        capture_path is not None
+        and capture_path.suffix == CAPTURE_FILE_SUFFIX
+        and settings.workers > 1
+    ):
+        # DuckDB lets one process write a file: every other worker would drop its captures.
+        sys.stderr.write(
+            f"promise serve: --capture {capture_path} is one file, which only one of "
+            f"{settings.workers} workers could write; give a directory instead "
+            f"(one file per worker), e.g. --capture {capture_path.with_suffix('')}\n"
+        )
         return 2
     data_dir = settings.data_dir.resolve()
     settings = settings.model_copy(
