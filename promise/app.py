@@ -14,6 +14,7 @@ import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from http import HTTPStatus
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import anyio
@@ -39,7 +40,8 @@ from promise.errors import (
     problem_kind,
     problem_response,
 )
-from promise.metrics import Metrics
+from promise.metrics import MULTIPROC_ENV, Metrics
+from promise.metrics_dir import hold as hold_metrics_dir
 from promise.observe import (
     SNAPSHOT_VERSION_KEY,
     SOLVE_STATUS_KEY,
@@ -225,13 +227,23 @@ async def put_snapshot(
 
 @get("/healthz", summary="Liveness", tags=["operations"])
 async def healthz() -> Health:
-    """The process serves HTTP."""
+    """Liveness: 200 with the worker's pid whenever the process answers HTTP at all.
+
+    A served worker listens only once its start-up (solver warm, snapshot loaded) completed,
+    so it answers nothing before; an in-process app that warms in the background answers here
+    during warm-up too. Restart a process that stops answering.
+    """
     return Health(pid=os.getpid())
 
 
 @get("/readyz", summary="Readiness", tags=["operations"], responses=_problems(503))
 async def readyz(service: NamedDependency[PromiseService]) -> Readiness:
-    """Ready once the solver is warm, a snapshot is loaded and the stock store answers."""
+    """Readiness: 200 once warm, loaded and the stock store answers, else 503 not-ready.
+
+    The 503 carries Retry-After and, after a failed start-up, its reason. A served worker
+    starts listening only once warm and loaded (and exits if start-up fails), so only
+    in-process apps built with ``warm_in_background`` answer the warming-up 503.
+    """
     return await service.readiness()
 
 
@@ -425,12 +437,15 @@ def create_app(
     solve: SolveFn | None = None,
     stock_settings: StockSettings | None = None,
     clock: Callable[[], dt.datetime] | None = None,
+    warm_in_background: bool = False,
 ) -> Litestar:
     """Build the app; the keyword arguments replace the defaults in tests.
 
     ``initial_snapshot`` loads the start-up network, ``solve`` stands in for the engine,
     ``stock_settings`` picks the stock store (default: from the environment) and ``clock``
-    is the reservations' clock.
+    is the reservations' clock. The lifespan's start-up warms the solver and loads the
+    snapshot before it completes (uvicorn listens only then), and fails if either fails;
+    ``warm_in_background`` completes it at once instead, answering 503 until warm.
     """
     metrics = Metrics()
     service_kwargs: dict[str, Any] = {} if solve is None else {"solve": solve}
@@ -452,13 +467,34 @@ def create_app(
     stock = StockService(backend, stock_settings, snapshots=store, **clock_kwargs)
     service = PromiseService(settings, metrics, store=store, stock=stock, **service_kwargs)
 
+    async def start_or_fail() -> None:
+        """Warm and load before the worker listens; a failure ends the worker."""
+        try:
+            await service.start()
+        except Exception as exc:
+            reason = f"{type(exc).__name__}: {exc}"
+            log.exception("start-up failed; the worker exits", extra={"reason": reason})
+            raise
+
+    async def start_in_background() -> None:
+        """Warm and load while the app answers; a failure leaves it up and unready."""
+        try:
+            await service.start()
+        except Exception as exc:
+            # /readyz tells the orchestrator (with the reason), the log tells the operator.
+            reason = f"{type(exc).__name__}: {exc}"
+            log.exception("start-up failed; the app stays unready", extra={"reason": reason})
+
     @asynccontextmanager
     async def lifespan(_app: Litestar) -> AsyncIterator[None]:
-        """Warm up and load in the background, so /healthz answers and /readyz says 503."""
+        """Start the stock store, then warm up and load (see ``warm_in_background``)."""
         async with stock.running(), anyio.create_task_group() as tasks:
-            tasks.start_soon(service.start)
             tasks.start_soon(store.follow)
             try:
+                if warm_in_background:
+                    tasks.start_soon(start_in_background)
+                else:
+                    await start_or_fail()
                 yield
             finally:
                 tasks.cancel_scope.cancel()
@@ -525,4 +561,8 @@ def serve_app() -> Litestar:
 
     settings = Settings.from_env()
     configure_logging(settings.log_level)
+    multiproc_dir = os.environ.get(MULTIPROC_ENV)
+    if multiproc_dir:
+        # Keeps this server's metrics directory alive even if the parent dies before us.
+        hold_metrics_dir(Path(multiproc_dir))
     return create_app(settings)

@@ -7,14 +7,15 @@ process imports prometheus_client, so that the workers' metrics are summed.
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import logging
 import os
-import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from promise import metrics_dir as metrics_dirs
 from promise.settings import Settings, SettingsError
 from scenarios.cli import register as register_scenario_commands
 
@@ -22,6 +23,8 @@ __all__ = ["build_parser", "main"]
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 METRICS_SUBDIR = "metrics"
+# A capture path with this suffix names one DuckDB file (see promise.capture.capture_file).
+CAPTURE_FILE_SUFFIX = ".duckdb"
 # The demo prints a cart with a few lines: one-line carts make a dull first impression.
 DEMO_MIN_LINES = 3
 
@@ -45,7 +48,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--capture",
         type=Path,
         metavar="PATH",
-        help="capture served promises as scenarios (a directory: one DuckDB file per worker)",
+        help=(
+            "capture served promises as scenarios (a directory: one DuckDB file per worker; "
+            "a .duckdb file takes --workers 1)"
+        ),
     )
     serve.add_argument(
         "--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="default INFO"
@@ -81,16 +87,29 @@ def _serve(args: argparse.Namespace) -> int:
     if snapshot_path is not None and not snapshot_path.is_file():
         sys.stderr.write(f"promise serve: no snapshot file at {snapshot_path}\n")
         return 2
+    if (
+        capture_path is not None
+        and capture_path.suffix == CAPTURE_FILE_SUFFIX
+        and settings.workers > 1
+    ):
+        # DuckDB lets one process write a file: every other worker would drop its captures.
+        sys.stderr.write(
+            f"promise serve: --capture {capture_path} is one file, which only one of "
+            f"{settings.workers} workers could write; give a directory instead "
+            f"(one file per worker), e.g. --capture {capture_path.with_suffix('')}\n"
+        )
+        return 2
     data_dir = settings.data_dir.resolve()
     settings = settings.model_copy(
         update={"snapshot_path": snapshot_path, "data_dir": data_dir, "capture_path": capture_path}
     )
     data_dir.mkdir(parents=True, exist_ok=True)
-    metrics_dir = data_dir / METRICS_SUBDIR
-    # Samples of an earlier run would be summed with this one's.
-    shutil.rmtree(metrics_dir, ignore_errors=True)
-    metrics_dir.mkdir()
-    os.environ[MULTIPROC_ENV] = str(metrics_dir)
+    # A directory of this run's own: other servers on the data dir keep theirs, and samples of
+    # an earlier run (removed here once its owner is gone) are not summed with this one's.
+    metrics = metrics_dirs.claim(data_dir / METRICS_SUBDIR)
+    # Removed at exit, once the workers have stopped; after a kill, by the next server's claim.
+    atexit.register(metrics.release)
+    os.environ[MULTIPROC_ENV] = str(metrics.path)
     os.environ.update(settings.to_env())
     # Solves run on a thread pool; glibc gives each new thread its own malloc arena, which
     # fragments and creeps upward under long load. Two arenas keep worker memory flat (read

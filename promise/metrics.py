@@ -1,8 +1,9 @@
 """Prometheus metrics of the service, aggregated across worker processes.
 
 With several workers each process writes its samples to memory-mapped files in
-``PROMETHEUS_MULTIPROC_DIR`` (the CLI sets it before any worker imports prometheus_client) and
-``/metrics`` sums them, so any worker answers for the whole server. Without that variable the
+``PROMETHEUS_MULTIPROC_DIR`` (the CLI sets it, to a directory of this server's own, before any
+worker imports prometheus_client; see :mod:`promise.metrics_dir`) and ``/metrics`` sums them, so
+any worker answers for the whole server. Without that variable the
 metrics live in this instance's own registry, which keeps apps created in tests independent.
 """
 

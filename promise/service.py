@@ -179,7 +179,7 @@ class PromiseService:
         return self._warmed and self.store.ready
 
     async def start(self) -> None:
-        """Warm the solver and load the start-up snapshot (run in the background at start)."""
+        """Warm the solver and load the start-up snapshot; on failure record why and raise."""
         if self._settings.capture_path is not None:
             self._capture = CaptureSink(self._settings.capture_path)
         try:
@@ -187,10 +187,9 @@ class PromiseService:
             self._warmed = True
             live = await self.store.start()
         except Exception as exc:
-            # Stay up and unready: /readyz tells the orchestrator, the log tells the operator.
+            # /readyz names the reason while an app that warms in the background stays up.
             self.startup_error = f"{type(exc).__name__}: {exc}"
-            log.exception("start-up failed; the worker stays unready")
-            return
+            raise
         self._metrics.snapshot_loads.labels("start").inc()
         log.info("worker ready", extra={"snapshot_version": live.snapshot.version})
 

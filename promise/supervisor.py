@@ -6,6 +6,11 @@ tier's connection pool) often all land on one worker while the others idle. With
 ``SO_REUSEPORT`` socket per worker the kernel spreads connections across the workers by hash,
 as nginx's ``reuseport`` does. Each worker is a plain ``uvicorn.Server``; this module only
 starts them, restarts one that dies, and stops them all on SIGINT or SIGTERM.
+
+A worker binds its socket at once but uvicorn calls ``listen()`` only after the app's start-up
+(solver warm, snapshot loaded), and the kernel hands connections to listening sockets only: a
+restarted worker takes no traffic until it is warm. A worker whose start-up fails exits with
+uvicorn's start-up failure status; after a few of those in a row the supervisor gives up.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from types import FrameType
 from typing import Any
 
 import uvicorn
+from uvicorn.config import STARTUP_FAILURE
 
 __all__ = ["Supervisor", "reuseport_socket", "supports_reuseport"]
 
@@ -113,9 +119,15 @@ class Supervisor:
                 if process.is_alive():
                     continue
                 lived = time.monotonic() - started
-                quick_crashes = quick_crashes + 1 if lived < CRASH_WINDOW_S else 0
+                # uvicorn's status when the app's start-up (warm-up, snapshot load) failed: the
+                # worker never served, so it counts as quick however long its start-up took.
+                failed_start = process.exitcode == STARTUP_FAILURE
+                quick = lived < CRASH_WINDOW_S or failed_start
+                quick_crashes = quick_crashes + 1 if quick else 0
                 log.error(
-                    "worker died; restarting",
+                    "worker failed to start; restarting"
+                    if failed_start
+                    else "worker died; restarting",
                     extra={"worker_pid": process.pid, "exitcode": process.exitcode},
                 )
                 if quick_crashes >= MAX_QUICK_CRASHES:

@@ -55,14 +55,18 @@ def _poll_ready(client: TestClient[Litestar]) -> httpx.Response:
 
 
 def test_not_ready_until_the_snapshot_is_loaded_and_warm(data_dir: Path) -> None:
-    """/readyz and /v1/promise answer 503 + Retry-After while loading; 200 once warm."""
+    """Warming in the background: /readyz and /v1/promise answer 503 + Retry-After; 200 once warm.
+
+    Served workers warm before they listen (tests/promise/test_startup.py); an in-process app
+    may still warm in the background, and must then refuse until it is ready.
+    """
     release = threading.Event()
 
     def slow_snapshot() -> Snapshot:
         release.wait(DEADLINE_S)
         return tiny_snapshot("tiny-v1")
 
-    app = create_app(_settings(data_dir), initial_snapshot=slow_snapshot)
+    app = create_app(_settings(data_dir), initial_snapshot=slow_snapshot, warm_in_background=True)
     with TestClient(app) as client:
         before = client.get("/readyz")
         assert before.status_code == 503
