@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import itertools
 import os
 import shutil
 import subprocess
@@ -27,11 +28,14 @@ __all__ = ["Host", "hosts", "netns_available", "servers_on_hosts"]
 
 # 10.<NET_BASE + pid % 50>.<host index>.0/30: distinct per test process.
 NET_BASE = 200
+_CALLS = itertools.count()
 
 
 def _ip(*args: str) -> None:
-    """Run one ``ip`` command, failing loudly."""
-    subprocess.run(["ip", *args], check=True, capture_output=True)
+    """Run one ``ip`` command, failing loudly with what it said."""
+    done = subprocess.run(["ip", *args], check=False, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise subprocess.CalledProcessError(done.returncode, ["ip", *args], stderr=done.stderr)
 
 
 def netns_available() -> bool:
@@ -62,12 +66,17 @@ def hosts(count: int) -> Iterator[list[Host]]:
     """``count`` network namespaces, each linked to this one; removed afterwards."""
     made: list[str] = []
     net = NET_BASE + os.getpid() % 50
+    # Names and subnets differ per call too: a deleted namespace's veth pair may still be
+    # going away while the next test makes its own.
+    call = next(_CALLS)
     try:
         out: list[Host] = []
         for index in range(1, count + 1):
-            name = f"pe-{os.getpid()}-{index}"
-            outer, inner = f"pe{os.getpid() % 100000}o{index}", f"pe{os.getpid() % 100000}i{index}"
-            gateway, address = f"10.{net}.{index}.1", f"10.{net}.{index}.2"
+            tag = f"{os.getpid() % 10000}x{call % 100}"
+            name = f"pe-{tag}-{index}"
+            outer, inner = f"pe{tag}o{index}", f"pe{tag}i{index}"
+            third = (call % 60) * 4 + index
+            gateway, address = f"10.{net}.{third}.1", f"10.{net}.{third}.2"
             _ip("netns", "add", name)
             made.append(name)
             _ip("link", "add", outer, "type", "veth", "peer", "name", inner)
