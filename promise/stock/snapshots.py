@@ -145,6 +145,12 @@ class SnapshotStore:
         """The live snapshot, seeding the authority with the start-up one if it has none."""
         live = self._load()
         if live is not None:
+            # The start-up snapshot only seeds an empty authority: a restart must not revert a
+            # swap. PUT /v1/snapshot makes another network live.
+            log.info(
+                "serving the authority's live snapshot; the start-up snapshot is not used",
+                extra={"generation": live.generation, "snapshot_version": live.snapshot.version},
+            )
             return live
         snapshot = self._initial()
         self._warm(snapshot)

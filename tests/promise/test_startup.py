@@ -103,7 +103,7 @@ def test_two_servers_started_at_once_on_one_data_dir_both_get_ready(
 def test_a_third_server_leaves_the_metrics_of_running_servers_alone(
     tmp_path: Path, small_snapshot: Path
 ) -> None:
-    """Starting a server beside two running ones keeps their metrics files and counts."""
+    """Starting a server beside two running ones reverts nothing: metrics files, counts, swap."""
     data_dir = tmp_path / "data"
     pair = [server(data_dir, small_snapshot, f"server-{i}") for i in range(2)]
     third = server(data_dir, small_snapshot, "third", workers=1)
@@ -113,11 +113,22 @@ def test_a_third_server_leaves_the_metrics_of_running_servers_alone(
             with httpx.Client(base_url=running.base_url, timeout=30) as client:
                 for j in range(3 + i):
                     assert client.post("/v1/promise", json=cart(j)).status_code == 200
+        swapped = network(dc_a=7).model_copy(update={"version": "swapped"})
+        with httpx.Client(base_url=pair[0].base_url, timeout=30) as client:
+            put = client.put(
+                "/v1/snapshot",
+                content=swapped.model_dump_json(),
+                headers={"content-type": "application/json"},
+            )
+            assert put.status_code == 200, put.text
         dirs = instance_dirs(data_dir)
         files = {d: {f.name for f in d.glob("*.db")} for d in dirs}
         assert len(dirs) == 2
         assert all(files.values())
-        third.start()
+        third.start()  # with the start-up --snapshot the pair began with
+        for running in (*pair, third):
+            with httpx.Client(base_url=running.base_url, timeout=30) as client:
+                assert client.get("/v1/snapshot").json()["version"] == "swapped"
         assert dirs < instance_dirs(data_dir)
         assert {d: {f.name for f in d.glob("*.db")} for d in dirs} == files
         for i, running in enumerate(pair):
