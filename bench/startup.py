@@ -294,7 +294,8 @@ def _spread(samples: list[float]) -> dict[str, float]:
     """Median, p99, mean and max of the samples."""
     from bench._common import percentiles  # noqa: PLC0415 - numpy, parent only
 
-    out = percentiles(samples)
+    # The unit is in the caller's key (ready_s, open_and_write_ms).
+    out = {key.removesuffix("_ms"): value for key, value in percentiles(samples).items()}
     out["max"] = round(max(samples), 3) if samples else float("nan")
     return out
 
@@ -310,11 +311,11 @@ def _markdown(payload: dict[str, Any]) -> str:
         "| race | trials | succeeded | time p50 | time p99 | time max |",
         "|---|---|---|---|---|---|",
         f"| two servers (2 workers each), one data dir, started at once | {servers['trials']} "
-        f"| {servers['succeeded']} | {ready['p50_ms']:.2f} s | {ready['p99_ms']:.2f} s "
+        f"| {servers['succeeded']} | {ready['p50']:.2f} s | {ready['p99']:.2f} s "
         f"| {ready['max']:.2f} s |",
         f"| {store['processes']} processes open one fresh SQLite store and write "
-        f"| {store['trials']} | {store['succeeded']} | {opened['p50_ms']:.1f} ms "
-        f"| {opened['p99_ms']:.1f} ms | {opened['max']:.1f} ms |",
+        f"| {store['trials']} | {store['succeeded']} | {opened['p50']:.1f} ms "
+        f"| {opened['p99']:.1f} ms | {opened['max']:.1f} ms |",
         "",
         "Server time: from the release until every worker of that server was ready. Store time: "
         "one process's open (WAL switch and schema under the writer lock) and one write.",
