@@ -8,6 +8,7 @@ document through the one ``exception_handlers`` table built in :func:`create_app
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import os
 import re
@@ -467,23 +468,21 @@ def create_app(
     stock = StockService(backend, stock_settings, snapshots=store, **clock_kwargs)
     service = PromiseService(settings, metrics, store=store, stock=stock, **service_kwargs)
 
-    async def start_or_fail() -> None:
-        """Warm and load before the worker listens; a failure ends the worker."""
+    async def start(*, fatal: bool) -> None:
+        """Warm and load; a failure ends the worker (``fatal``) or leaves the app unready."""
         try:
             await service.start()
         except Exception as exc:
+            # Either way the log tells the operator; unready, /readyz also gives the reason.
             reason = f"{type(exc).__name__}: {exc}"
-            log.exception("start-up failed; the worker exits", extra={"reason": reason})
-            raise
-
-    async def start_in_background() -> None:
-        """Warm and load while the app answers; a failure leaves it up and unready."""
-        try:
-            await service.start()
-        except Exception as exc:
-            # /readyz tells the orchestrator (with the reason), the log tells the operator.
-            reason = f"{type(exc).__name__}: {exc}"
-            log.exception("start-up failed; the app stays unready", extra={"reason": reason})
+            message = (
+                "start-up failed; the worker exits"
+                if fatal
+                else "start-up failed; the app stays unready"
+            )
+            log.exception(message, extra={"reason": reason})
+            if fatal:
+                raise
 
     @asynccontextmanager
     async def lifespan(_app: Litestar) -> AsyncIterator[None]:
@@ -492,9 +491,9 @@ def create_app(
             tasks.start_soon(store.follow)
             try:
                 if warm_in_background:
-                    tasks.start_soon(start_in_background)
+                    tasks.start_soon(functools.partial(start, fatal=False))
                 else:
-                    await start_or_fail()
+                    await start(fatal=True)
                 yield
             finally:
                 tasks.cancel_scope.cancel()

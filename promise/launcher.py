@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
-__all__ = ["ServerProcess", "free_port", "rss_kib"]
+__all__ = ["ServerProcess", "free_port", "rss_kib", "serve_command"]
 
 # How often readiness is polled while a server starts.
 POLL_INTERVAL_S = 0.05
@@ -32,6 +32,21 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def serve_command(data_dir: Path, *options: str, workers: int = 2) -> list[str]:
+    """The ``promise serve`` command line of this interpreter, with more ``options`` after."""
+    return [
+        sys.executable,
+        "-m",
+        "promise.cli",
+        "serve",
+        "--workers",
+        str(workers),
+        "--data-dir",
+        str(data_dir),
+        *options,
+    ]
 
 
 def rss_kib(pid: int) -> dict[str, int]:
@@ -80,18 +95,9 @@ class ServerProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         command = [
             *self.prefix,
-            sys.executable,
-            "-m",
-            "promise.cli",
-            "serve",
-            "--host",
-            self.host,
-            "--port",
-            str(self.port),
-            "--workers",
-            str(self.workers),
-            "--data-dir",
-            str(self.data_dir),
+            *serve_command(
+                self.data_dir, "--host", self.host, "--port", str(self.port), workers=self.workers
+            ),
         ]
         if self.snapshot is not None:
             command += ["--snapshot", str(self.snapshot)]

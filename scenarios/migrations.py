@@ -14,13 +14,21 @@ store created before the runner existed (``CREATE ... IF NOT EXISTS``).
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import datetime as dt
 import logging
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-__all__ = ["Migration", "MigrationError", "MigrationSession", "migrate", "schema_version"]
+__all__ = [
+    "Migration",
+    "MigrationError",
+    "MigrationSession",
+    "StatementSession",
+    "migrate",
+    "schema_version",
+]
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +69,28 @@ class MigrationSession(Protocol):
     def rollback(self) -> None:
         """Roll back the open transaction."""
         ...
+
+
+class StatementSession(abc.ABC):
+    """A session whose transactions are plain SQL statements; a driver adapter runs them."""
+
+    begin_statement = "BEGIN"
+
+    @abc.abstractmethod
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Run one statement; its rows (empty for statements without rows)."""
+
+    def begin(self) -> None:
+        """Start a transaction."""
+        self.execute(self.begin_statement)
+
+    def commit(self) -> None:
+        """Commit the open transaction."""
+        self.execute("COMMIT")
+
+    def rollback(self) -> None:
+        """Roll back the open transaction."""
+        self.execute("ROLLBACK")
 
 
 def _check_numbers(migrations: Sequence[Migration]) -> None:

@@ -58,7 +58,7 @@ from models import (
     PromiseResult,
     Snapshot,
 )
-from scenarios.migrations import Migration, MigrationError
+from scenarios.migrations import Migration, MigrationError, StatementSession
 from scenarios.migrations import migrate as run_migrations
 from solver import Inventory
 
@@ -819,8 +819,10 @@ class RunInfo:
 # The store.
 
 
-class _DuckSession:
+class _DuckSession(StatementSession):
     """A DuckDB connection as the migration runner drives it."""
+
+    begin_statement = "BEGIN TRANSACTION"
 
     def __init__(self, connection: duckdb.DuckDBPyConnection) -> None:
         """Wrap ``connection``."""
@@ -833,18 +835,6 @@ class _DuckSession:
             return cursor.fetchall()
         except duckdb.InvalidInputException:
             return []  # DDL has no result set
-
-    def begin(self) -> None:
-        """Start a transaction."""
-        self._con.execute("BEGIN TRANSACTION")
-
-    def commit(self) -> None:
-        """Commit."""
-        self._con.execute("COMMIT")
-
-    def rollback(self) -> None:
-        """Roll back."""
-        self._con.execute("ROLLBACK")
 
 
 def migrate(connection: duckdb.DuckDBPyConnection, *, upto: int | None = None) -> int:

@@ -37,7 +37,7 @@ from promise.stock.sql import (
     chunks,
     key_filter,
 )
-from scenarios.migrations import migrate
+from scenarios.migrations import StatementSession, migrate
 
 __all__ = ["PostgresStockBackend", "temporary_schema"]
 
@@ -57,7 +57,7 @@ def _to_pyformat(text: str) -> str:
     return text.replace("?", "%s")
 
 
-class _PgSession:
+class _PgSession(StatementSession):
     """A PostgreSQL connection (autocommit) as the migration runner drives it."""
 
     def __init__(self, conn: psycopg.Connection[Any]) -> None:
@@ -68,18 +68,6 @@ class _PgSession:
         """Run one statement; its rows."""
         cur = self._conn.execute(_to_pyformat(sql), tuple(params))
         return list(cur.fetchall()) if cur.description is not None else []
-
-    def begin(self) -> None:
-        """Start a transaction."""
-        self._conn.execute("BEGIN")
-
-    def commit(self) -> None:
-        """Commit."""
-        self._conn.execute("COMMIT")
-
-    def rollback(self) -> None:
-        """Roll back."""
-        self._conn.execute("ROLLBACK")
 
 
 class PostgresStockBackend(SqlStockBackend):

@@ -30,7 +30,7 @@ from typing import Any, TypeVar
 from promise.stock.backend import Clock, Key, to_us
 from promise.stock.errors import StockUnavailableError
 from promise.stock.sql import MIGRATIONS, Cursor, SqlStockBackend
-from scenarios.migrations import migrate
+from scenarios.migrations import StatementSession, migrate
 
 __all__ = ["SqliteStockBackend"]
 
@@ -40,8 +40,11 @@ T = TypeVar("T")
 RETRY_AFTER_S = 1
 
 
-class _SqliteSession:
+class _SqliteSession(StatementSession):
     """A SQLite connection as the migration runner drives it (writer lock held)."""
+
+    # Take the write lock at once.
+    begin_statement = "BEGIN IMMEDIATE"
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         """Wrap ``conn`` (autocommit mode: transactions are explicit)."""
@@ -51,18 +54,10 @@ class _SqliteSession:
         """Run one statement; its rows."""
         return self._conn.execute(sql, tuple(params)).fetchall()
 
-    def begin(self) -> None:
-        """Take the write lock at once."""
-        self._conn.execute("BEGIN IMMEDIATE")
-
-    def commit(self) -> None:
-        """Commit."""
-        self._conn.execute("COMMIT")
-
     def rollback(self) -> None:
         """Roll back (nothing to do when the failure ended the transaction already)."""
         if self._conn.in_transaction:
-            self._conn.execute("ROLLBACK")
+            super().rollback()
 
 
 class SqliteStockBackend(SqlStockBackend):

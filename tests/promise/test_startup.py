@@ -25,7 +25,7 @@ from bench.startup import StoreOpeners, metrics_status, start_together
 from models import Snapshot
 from promise import metrics_dir
 from promise.app import create_app
-from promise.launcher import ServerProcess, free_port
+from promise.launcher import ServerProcess, free_port, serve_command
 from promise.settings import Settings
 from tests.promise.promise_helpers import metric_value, tiny_snapshot
 from tests.stock.stock_cases import network
@@ -311,20 +311,9 @@ def test_a_worker_that_cannot_start_ends_the_server_with_an_error(tmp_path: Path
     """A snapshot every worker fails to load: workers log why and exit, the server exits 1."""
     broken = tmp_path / "broken.json"
     broken.write_text('{"version": "broken"}')
-    command = [
-        sys.executable,
-        "-m",
-        "promise.cli",
-        "serve",
-        "--port",
-        str(free_port()),
-        "--workers",
-        "2",
-        "--snapshot",
-        str(broken),
-        "--data-dir",
-        str(tmp_path / "data"),
-    ]
+    command = serve_command(
+        tmp_path / "data", "--port", str(free_port()), "--snapshot", str(broken)
+    )
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PROMISE_LOG_LEVEL": "WARNING"}
     done = subprocess.run(
         command, capture_output=True, text=True, env=env, timeout=300, check=False
@@ -339,18 +328,7 @@ def test_a_worker_that_cannot_start_ends_the_server_with_an_error(tmp_path: Path
 
 def test_capture_into_one_file_with_several_workers_is_refused(tmp_path: Path) -> None:
     """--capture FILE.duckdb --workers 2 exits 2 and suggests a directory."""
-    command = [
-        sys.executable,
-        "-m",
-        "promise.cli",
-        "serve",
-        "--workers",
-        "2",
-        "--capture",
-        str(tmp_path / "x.duckdb"),
-        "--data-dir",
-        str(tmp_path / "data"),
-    ]
+    command = serve_command(tmp_path / "data", "--capture", str(tmp_path / "x.duckdb"))
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=60, check=False)
     assert done.returncode == 2

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import anyio
 import psycopg
@@ -29,7 +30,7 @@ from promise.stock.errors import SnapshotMovedError
 from promise.stock.holds import StockRules, shortfalls
 from promise.stock.snapshots import SnapshotStore
 from promise.stock.sql import MIGRATIONS, SqlStockBackend
-from scenarios.migrations import Migration, MigrationError, migrate
+from scenarios.migrations import Migration, MigrationError, StatementSession, migrate
 from tests.stock.conftest import OpenStore
 from tests.stock.stock_cases import FakeClock, event, network, pg_schema
 
@@ -201,30 +202,16 @@ def test_a_store_of_the_shipped_schema_is_upgraded_in_place(
         backend.close()
 
 
-class _ListSession:
-    """An in-memory SQLite connection as a migration session, recording what ran."""
+class _ListSession(StatementSession):
+    """An in-memory SQLite connection as a migration session."""
 
     def __init__(self) -> None:
-        """Open the connection."""
+        """Open the connection (autocommit: the runner's statements make the transactions)."""
         self.conn = sqlite3.connect(":memory:", isolation_level=None)
-        self.ran: list[str] = []
 
-    def execute(self, sql: str, params: object = ()) -> list[tuple[object, ...]]:
-        """Run and record one statement."""
-        self.ran.append(sql)
-        return self.conn.execute(sql, params).fetchall()  # type: ignore[arg-type]
-
-    def begin(self) -> None:
-        """Start a transaction."""
-        self.conn.execute("BEGIN")
-
-    def commit(self) -> None:
-        """Commit."""
-        self.conn.execute("COMMIT")
-
-    def rollback(self) -> None:
-        """Roll back."""
-        self.conn.execute("ROLLBACK")
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Run one statement."""
+        return self.conn.execute(sql, tuple(params)).fetchall()
 
 
 def test_a_failing_migration_leaves_the_earlier_ones_and_nothing_of_itself() -> None:

@@ -14,7 +14,6 @@ import os
 import signal
 import statistics
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -24,7 +23,7 @@ from typing import Any
 import psycopg.conninfo
 import pytest
 
-from promise.launcher import ServerProcess, free_port
+from promise.launcher import ServerProcess, free_port, serve_command
 from tests.stock.stock_cases import ROOT, RawResponse, network, pg_schema, raw_request, stock_server
 from tests.stock.tcp_proxy import TcpProxy
 
@@ -170,18 +169,7 @@ def test_serve_with_a_wrong_database_url_exits_quickly_naming_the_reason(
         name = f"no_such_db_{uuid.uuid4().hex[:8]}"
         dsn = psycopg.conninfo.make_conninfo(pg_dsn, dbname=name)
         reason = f'database "{name}" does not exist'
-    command = [
-        sys.executable,
-        "-m",
-        "promise.cli",
-        "serve",
-        "--port",
-        str(free_port()),
-        "--workers",
-        "2",
-        "--data-dir",
-        str(tmp_path / "data"),
-    ]
+    command = serve_command(tmp_path / "data", "--port", str(free_port()))
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PROMISE_DATABASE_URL": dsn}
     started = time.perf_counter()
     # A session of its own, so that a server that did start its workers can be killed whole.
