@@ -209,7 +209,20 @@ class SnapshotStore:
             # Another request of this worker may have caught up while this one waited.
             live = self.current()
             if at_least > live.generation:
-                loaded = await anyio.to_thread.run_sync(self._load)
+                try:
+                    loaded = await anyio.to_thread.run_sync(self._load)
+                except Exception as exc:
+                    # The writer validated and warmed it, so this worker cannot read what
+                    # another wrote (an older build, a broken store): say so loudly and
+                    # answer 503 rather than serve a network the authority no longer backs.
+                    log.exception(
+                        "could not load the live snapshot", extra={"generation": at_least}
+                    )
+                    raise NotReadyError(
+                        f"this worker cannot load snapshot generation {at_least} "
+                        f"({type(exc).__name__})",
+                        self._retry_after_s,
+                    ) from exc
                 if loaded is not None and self._install(loaded):
                     log.info(
                         "snapshot reloaded after a swap",

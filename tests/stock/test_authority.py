@@ -16,6 +16,7 @@ import psycopg
 import pytest
 
 from models import Snapshot
+from promise.errors import NotReadyError
 from promise.stock import (
     EventBatch,
     EventOutcome,
@@ -237,3 +238,19 @@ def test_snapshot_json_round_trips_through_the_authority(backend: SqlStockBacken
     pointer = backend.publish_snapshot(body, "big", "t", utc_now)
     loaded = backend.load_live_snapshot()
     assert loaded == (pointer, body)
+
+
+def test_a_generation_a_worker_cannot_load_is_a_503_not_a_crash(open_store: OpenStore) -> None:
+    """A body this build cannot read (say, from a newer build) answers 503 and logs; no 500."""
+
+    async def scenario() -> tuple[str, int]:
+        store = SnapshotStore(open_store(), initial=network, warm=lambda _s: None)
+        await store.start()
+        open_store().publish_snapshot(b'{"not": "a snapshot"}', "future", "other", utc_now)
+        with pytest.raises(NotReadyError, match="cannot load snapshot generation 2"):
+            await store.sync()
+        live = store.current()
+        return live.snapshot.version, live.generation
+
+    # The worker still holds what it had; holds judged under it are refused by the authority.
+    assert anyio.run(scenario) == (network().version, 1)
