@@ -557,6 +557,7 @@ def create_app(
 def serve_app() -> Litestar:
     """The app of one uvicorn worker, configured from ``PROMISE_*`` environment variables."""
     from promise.logs import configure_logging  # noqa: PLC0415
+    from promise.stock.pg_pool import wait_for_database  # noqa: PLC0415
 
     settings = Settings.from_env()
     configure_logging(settings.log_level)
@@ -564,4 +565,8 @@ def serve_app() -> Litestar:
     if multiproc_dir:
         # Keeps this server's metrics directory alive even if the parent dies before us.
         hold_metrics_dir(Path(multiproc_dir))
-    return create_app(settings)
+    stock_settings = StockSettings.from_env(data_dir=settings.data_dir)
+    problem = wait_for_database(stock_settings)
+    if problem is not None:
+        raise SystemExit(f"worker exits: {problem}")
+    return create_app(settings, stock_settings=stock_settings)

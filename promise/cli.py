@@ -150,30 +150,11 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _stock_database_problem() -> str | None:
-    """Why the configured PostgreSQL stock database cannot serve (None when it can, or is unset).
-
-    One connection with the configured connect timeout and one ``SELECT 1``: an unreachable
-    server, a wrong port, host, database name or credentials each fail here within seconds.
-    """
+    """Why the configured stock database cannot serve (None when it can, or is unset)."""
     from promise.stock.config import StockSettings  # noqa: PLC0415 - light, but only for serve
+    from promise.stock.pg_pool import database_problem  # noqa: PLC0415
 
-    stock = StockSettings.from_env()
-    if not stock.database_url:
-        return None
-    import psycopg  # noqa: PLC0415 - only a PostgreSQL deployment needs the driver loaded
-
-    from promise.stock.pg_pool import describe_target  # noqa: PLC0415
-
-    target = describe_target(stock.database_url)
-    try:
-        with psycopg.connect(
-            stock.database_url, connect_timeout=stock.database_connect_timeout_s
-        ) as conn:
-            conn.execute("SELECT 1")
-    except psycopg.Error as exc:
-        # libpq's messages span lines; the log line must stay one line.
-        return f"stock database unreachable at {target}: {' '.join(str(exc).split())}"
-    return None
+    return database_problem(StockSettings.from_env())
 
 
 def _demo(args: argparse.Namespace) -> int:

@@ -48,6 +48,13 @@ class StockSettings(BaseModel):
         default=2,
         description="Give up connecting to PostgreSQL after this many seconds (503 meanwhile).",
     )
+    database_start_wait_s: Annotated[float, Field(ge=0, le=3600)] = Field(
+        default=30.0,
+        description=(
+            "How long a starting worker waits for an unreachable PostgreSQL database, "
+            "retrying, before it exits (promise serve itself checks once and exits at once)."
+        ),
+    )
     database_acquire_timeout_s: Annotated[float, Field(gt=0, le=30)] = Field(
         default=0.5,
         description="Answer 503 when every PostgreSQL connection stayed busy this long.",

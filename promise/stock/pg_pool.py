@@ -26,16 +26,31 @@ import contextlib
 import logging
 import select
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import psycopg
 import psycopg.conninfo
 from psycopg.pq import TransactionStatus
 
-__all__ = ["PgPool", "PoolClosedError", "PoolError", "PoolTimeoutError", "describe_target"]
+from promise.stock.config import StockSettings
+
+__all__ = [
+    "PgPool",
+    "PoolClosedError",
+    "PoolError",
+    "PoolTimeoutError",
+    "database_problem",
+    "describe_target",
+    "wait_for_database",
+]
 
 log = logging.getLogger(__name__)
+
+# A worker waiting for the database at start retries after 0.25 s, doubling up to 2 s.
+START_RETRY_FIRST_S = 0.25
+START_RETRY_MAX_S = 2.0
 
 Connection = psycopg.Connection[Any]
 
@@ -253,3 +268,46 @@ class PgPool:
                     self._probe = None
             finally:
                 self._probe_lock.release()
+
+
+def database_problem(settings: StockSettings) -> str | None:
+    """Why the settings' PostgreSQL stock database cannot serve (None when it can, or is unset).
+
+    One connection with the configured connect timeout and one ``SELECT 1``: an unreachable
+    server, a wrong port, host, database name or credentials each fail here within seconds.
+    """
+    if not settings.database_url:
+        return None
+    target = describe_target(settings.database_url)
+    try:
+        with psycopg.connect(
+            settings.database_url, connect_timeout=settings.database_connect_timeout_s
+        ) as conn:
+            conn.execute("SELECT 1")
+    except psycopg.Error as exc:
+        # libpq's messages span lines; the log line must stay one line.
+        return f"stock database unreachable at {target}: {' '.join(str(exc).split())}"
+    return None
+
+
+def wait_for_database(
+    settings: StockSettings, *, sleep: Callable[[float], None] = time.sleep
+) -> str | None:
+    """Wait up to ``database_start_wait_s`` for the database; the last problem, or None.
+
+    A worker (re)started while the database is briefly away waits for it, saying why at ERROR
+    each attempt, instead of dying at once and taking the server down with quick crashes.
+    """
+    deadline = time.monotonic() + settings.database_start_wait_s
+    delay = START_RETRY_FIRST_S
+    while True:
+        problem = database_problem(settings)
+        remaining = deadline - time.monotonic()
+        if problem is None or remaining <= 0:
+            return problem
+        log.error(
+            "stock database unreachable at start; retrying",
+            extra={"problem": problem, "retry_for_s": round(remaining, 1)},
+        )
+        sleep(min(delay, remaining))
+        delay = min(delay * 2, START_RETRY_MAX_S)

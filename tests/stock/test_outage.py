@@ -24,6 +24,8 @@ import psycopg.conninfo
 import pytest
 
 from promise.launcher import ServerProcess, free_port, serve_command
+from promise.stock import StockSettings
+from promise.stock.pg_pool import wait_for_database
 from tests.stock.stock_cases import ROOT, RawResponse, network, pg_schema, raw_request, stock_server
 from tests.stock.tcp_proxy import TcpProxy
 
@@ -192,3 +194,32 @@ def test_serve_with_a_wrong_database_url_exits_quickly_naming_the_reason(
     assert errors[0].startswith("stock database unreachable")
     assert reason in errors[0]
     assert not any(line.get("msg") == "serving" for line in lines)
+
+
+def test_a_starting_worker_waits_for_a_database_that_comes_back(pg_dsn: str) -> None:
+    """Away at a worker's start and back within the wait: the worker goes on; else it gives up."""
+    waits: list[float] = []
+    with TcpProxy.to_server_of(pg_dsn) as proxy:
+        settings = StockSettings(database_url=proxy.dsn(pg_dsn), database_start_wait_s=20)
+        proxy.cut()
+
+        def sleep_then_restore(seconds: float) -> None:
+            waits.append(seconds)
+            time.sleep(seconds)
+            if sum(waits) >= 1.0:
+                proxy.restore()
+
+        assert wait_for_database(settings, sleep=sleep_then_restore) is None
+        # Retries back off from 0.25 s, never past 2 s.
+        assert waits[:3] == [0.25, 0.5, 1.0]
+        assert max(waits) <= 2.0
+        gone = StockSettings(
+            database_url=psycopg.conninfo.make_conninfo(pg_dsn, host="127.0.0.1", port=free_port()),
+            database_start_wait_s=1.0,
+        )
+        started = time.perf_counter()
+        problem = wait_for_database(gone)
+        elapsed = time.perf_counter() - started
+    assert problem is not None
+    assert "Connection refused" in problem
+    assert 1.0 <= elapsed < 1.0 + EXIT_LIMIT_S
