@@ -170,6 +170,10 @@ class RecordedEvent(Frozen):
     outcome: EventOutcome
     reason: str | None = None
     recorded_at: AwareDatetime
+    snapshot_generation: int | None = Field(
+        default=None,
+        description="Generation of the live snapshot the event was judged under.",
+    )
 
 
 class ReservationStatus(enum.StrEnum):

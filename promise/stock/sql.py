@@ -454,7 +454,7 @@ class SqlStockBackend(abc.ABC):
             row = self._run(
                 cur,
                 "SELECT event_id, node_id, sku, type, quantity, seq, outcome, reason, "
-                "recorded_at FROM stock_events WHERE event_id = ?",
+                "recorded_at, snapshot_generation FROM stock_events WHERE event_id = ?",
                 (event_id,),
             ).fetchone()
             if row is None:
@@ -469,6 +469,7 @@ class SqlStockBackend(abc.ABC):
                 outcome=EventOutcome(row[6]),
                 reason=row[7],
                 recorded_at=from_us(int(row[8])),
+                snapshot_generation=None if row[9] is None else int(row[9]),
             )
 
         return self._read(work)

@@ -95,6 +95,9 @@ def test_events_judged_under_an_older_generation_are_refused(
     assert backend.recorded_event("e1") is None
     results, _ = backend.apply_events([count], rules.unknown, utc_now, live.generation)
     assert results[0].outcome is EventOutcome.APPLIED
+    recorded = backend.recorded_event("e1")
+    assert recorded is not None
+    assert recorded.snapshot_generation == live.generation
 
 
 def test_seeding_happens_once_and_a_swap_is_never_reverted(
