@@ -4,7 +4,7 @@ Money is integer cents, weights are grams, dates are calendar dates in the node'
 """
 
 from models._availability import AvailabilityReport, NodeAvailability, SkuAvailability, Tiers
-from models._base import Frozen
+from models._base import BooleanOnly, Day, Frozen, Instant, IntegerOnly, at_most
 from models._cache import PerSnapshot
 from models._enums import Engine, NodeKind, ServiceLevel, Status, UnfulfilledReason
 from models._exact import (
@@ -45,6 +45,7 @@ __all__ = [
     "MAX_LINE_QUANTITY",
     "ZONE_COUNT",
     "AvailabilityReport",
+    "BooleanOnly",
     "Buffer",
     "CarrierService",
     "Cart",
@@ -52,10 +53,13 @@ __all__ = [
     "CatalogItem",
     "ChannelPolicy",
     "CostBreakdown",
+    "Day",
     "Destination",
     "Engine",
     "Frozen",
     "InTransitLot",
+    "Instant",
+    "IntegerOnly",
     "InventoryPosition",
     "InventoryTable",
     "Location",
@@ -81,6 +85,7 @@ __all__ = [
     "UnfulfilledReason",
     "WeightOverrides",
     "ZoneRate",
+    "at_most",
     "ceil_percent",
     "ceil_percent_array",
     "floor_share",

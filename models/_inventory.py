@@ -7,7 +7,7 @@ from typing import Annotated
 
 from pydantic import Field, model_validator
 
-from models._base import Cents, Frozen, Identifier, NonNegInt, PosInt
+from models._base import Cents, Day, Frozen, Identifier, NonNegInt, PosInt
 from models._enums import NodeKind
 from models._exact import DecimalPlaces, ceil_percent, floor_share
 
@@ -26,7 +26,7 @@ class InTransitLot(Frozen):
     """Units on their way to a node, available from ``eta`` (node local date)."""
 
     quantity: PosInt
-    eta: dt.date
+    eta: Day
 
 
 class InventoryPosition(Frozen):

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections import Counter
 from typing import Annotated
 
-from pydantic import AwareDatetime, Field, model_validator
+from pydantic import BeforeValidator, Field, model_validator
 
-from models._base import Cents, Frozen, Identifier
+from models._base import BooleanOnly, Cents, Frozen, Identifier, Instant, IntegerOnly, at_most
 from models._enums import ServiceLevel
 from models._inventory import Percent, WeightOverrides
 
@@ -15,6 +15,9 @@ __all__ = ["MAX_LINE_QUANTITY", "Cart", "CartLine", "Destination", "PromiseReque
 
 # A checkout line above this is a wholesale order, not a cart; it would only inflate models.
 MAX_LINE_QUANTITY = 10_000
+MAX_CART_LINES = 500
+# Counts and flags are strict: JSON true is not the quantity 1, nor 0 or "true" a boolean.
+StrictBool = Annotated[bool, BooleanOnly]
 
 
 class CartLine(Frozen):
@@ -22,8 +25,8 @@ class CartLine(Frozen):
 
     line_id: Identifier
     sku: Identifier
-    quantity: Annotated[int, Field(gt=0, le=MAX_LINE_QUANTITY)]
-    unit_price: Cents = 0
+    quantity: Annotated[int, Field(gt=0, le=MAX_LINE_QUANTITY), IntegerOnly]
+    unit_price: Annotated[Cents, IntegerOnly] = 0
 
 
 class Cart(Frozen):
@@ -31,7 +34,9 @@ class Cart(Frozen):
 
     cart_id: Identifier
     channel: Identifier = "web"
-    lines: tuple[CartLine, ...] = Field(min_length=1, max_length=500)
+    lines: Annotated[tuple[CartLine, ...], BeforeValidator(at_most(MAX_CART_LINES))] = Field(
+        min_length=1, max_length=MAX_CART_LINES
+    )
 
     @model_validator(mode="after")
     def _unique_line_ids(self) -> Cart:
@@ -67,13 +72,13 @@ class PromiseRequest(Frozen):
 
     cart: Cart
     destination: Destination
-    service_levels: tuple[ServiceLevel, ...] | None = Field(
-        default=None, description="Levels to quote; default every level the network offers."
-    )
-    max_shipments: Annotated[int, Field(ge=1, le=20)] | None = None
-    allow_partial: bool = False
-    requested_at: AwareDatetime | None = None
-    time_budget_ms: Annotated[int, Field(ge=1, le=60_000)] | None = None
+    service_levels: (
+        Annotated[tuple[ServiceLevel, ...], BeforeValidator(at_most(len(ServiceLevel)))] | None
+    ) = Field(default=None, description="Levels to quote; default every level the network offers.")
+    max_shipments: Annotated[int, Field(ge=1, le=20), IntegerOnly] | None = None
+    allow_partial: StrictBool = False
+    requested_at: Instant | None = None
+    time_budget_ms: Annotated[int, Field(ge=1, le=60_000), IntegerOnly] | None = None
     weights: WeightOverrides | None = None
     min_margin_pct: Percent | None = None
 

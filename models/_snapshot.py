@@ -6,9 +6,9 @@ import datetime as dt
 from collections import Counter
 from collections.abc import Iterator
 
-from pydantic import AwareDatetime, Field, model_validator
+from pydantic import Field, model_validator
 
-from models._base import Frozen
+from models._base import Frozen, Instant
 from models._cache import PerSnapshot
 from models._inventory import ChannelPolicy, InventoryPosition, InventoryTable
 from models._network import CarrierService, CatalogItem, Node
@@ -25,7 +25,7 @@ class Snapshot(Frozen):
     """Network, services, catalog, inventory tiers and channel policies, versioned."""
 
     version: str = Field(min_length=1, max_length=64)
-    as_of: AwareDatetime
+    as_of: Instant
     nodes: tuple[Node, ...] = Field(min_length=1)
     services: tuple[CarrierService, ...] = Field(min_length=1)
     items: tuple[CatalogItem, ...] = ()

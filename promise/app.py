@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import itertools
 import logging
 import os
 import re
@@ -21,6 +22,7 @@ from typing import Annotated, Any, Literal
 import anyio
 import pydantic
 from litestar import Litestar, MediaType, Request, Response, Router, get, post, put
+from litestar.config.cors import CORSConfig
 from litestar.di import NamedDependency, Provide
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi import OpenAPIConfig
@@ -41,6 +43,7 @@ from promise.errors import (
     problem_kind,
     problem_response,
 )
+from promise.http_rules import JsonRequest, json_bodies_only
 from promise.metrics import MULTIPROC_ENV, Metrics
 from promise.metrics_dir import hold as hold_metrics_dir
 from promise.observe import (
@@ -77,6 +80,8 @@ API_VERSION = "1.0.0"
 # Listing pages ask for a page of SKUs at a time; more is a crawl, not a listing.
 MAX_AVAILABILITY_SKUS = 200
 AnyRequest = Request[Any, Any, Any]
+# A 422 lists this many field errors at most (and counts them all in errors_total).
+MAX_LISTED_ERRORS = 50
 
 
 def _problems(*statuses: int) -> dict[int, ResponseSpec]:
@@ -343,16 +348,26 @@ def _litestar_errors(exc: ValidationException) -> list[FieldError]:
 
 
 def _validation_problem(request: AnyRequest, exc: ValidationException) -> Response[bytes]:
-    """Invalid fields: 422 with every offending field path."""
+    """Invalid fields: 422 with the first ``MAX_LISTED_ERRORS`` field paths and their count."""
     cause = _pydantic_cause(exc)
-    errors = list(field_errors_from_pydantic(cause.errors())) if cause else _litestar_errors(exc)
+    if cause is not None:
+        total = cause.error_count()
+        # Only the listed errors are rendered: a body of many bad items must answer small.
+        listed = itertools.islice(cause.errors(include_input=False), MAX_LISTED_ERRORS)
+        errors = list(field_errors_from_pydantic(listed))
+    else:
+        errors = _litestar_errors(exc)
+        total = len(errors)
+        errors = errors[:MAX_LISTED_ERRORS]
     first = f": {errors[0].field or 'body'}: {errors[0].message}" if errors else ""
+    shown = f" (the first {len(errors)} listed)" if total > len(errors) else ""
     return problem_response(
         status=422,
         title="Request validation failed",
-        detail=f"{len(errors)} invalid field(s){first}",
+        detail=f"{total} invalid field(s){shown}{first}",
         kind="validation-failed",
         errors=errors,
+        errors_total=total,
         request_id=request_id_of(request.scope),
     )
 
@@ -516,6 +531,7 @@ def create_app(
         route_handlers=[get_snapshot, put_snapshot],
         request_max_body_size=settings.max_snapshot_bytes,
     )
+    origins = settings.cors_allow_list()
     app = ObservedLitestar(
         route_handlers=[
             small_bodies,
@@ -535,6 +551,10 @@ def create_app(
             Exception: _internal_problem,
         },
         lifespan=[lifespan],
+        guards=[json_bodies_only],
+        request_class=JsonRequest,
+        # Off unless origins are listed: browsers of other sites get no CORS grant by default.
+        cors_config=CORSConfig(allow_origins=list(origins)) if origins else None,
         openapi_config=OpenAPIConfig(
             title="Promise engine",
             version=API_VERSION,

@@ -112,6 +112,10 @@ class Problem(Frozen):
     status: int = Field(ge=400, le=599)
     detail: str = ""
     errors: tuple[FieldError, ...] = ()
+    errors_total: int | None = Field(
+        default=None,
+        description="How many field errors there were in all; errors lists the first 50.",
+    )
     request_id: str | None = None
 
 
@@ -146,6 +150,7 @@ def problem_response(
     detail: str = "",
     kind: str | None = None,
     errors: Sequence[FieldError] = (),
+    errors_total: int | None = None,
     request_id: str | None = None,
     headers: Mapping[str, str] | None = None,
 ) -> Response[bytes]:
@@ -156,6 +161,7 @@ def problem_response(
         status=status,
         detail=detail,
         errors=tuple(errors),
+        errors_total=errors_total,
         request_id=request_id,
     )
     return Response(

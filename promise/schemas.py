@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, Field
 
-from models import Frozen, PromiseRequest, PromiseResult, ServiceLevel, Snapshot
+from models import BooleanOnly, Frozen, PromiseRequest, PromiseResult, ServiceLevel, Snapshot
 from promise.stock.schemas import PromiseHold
 
 __all__ = [
@@ -28,8 +28,9 @@ class PromiseBody(PromiseRequest):
         default=None,
         description="Solve against this snapshot instead of the live one (what-if calls).",
     )
-    reserve: bool = Field(
-        default=False, description="Also hold the chosen option's allocation (live stock only)."
+    reserve: Annotated[bool, BooleanOnly] = Field(
+        default=False,
+        description="Also hold the chosen option's allocation (live stock only).",
     )
     reserve_service_level: ServiceLevel | None = Field(
         default=None, description="Option to hold with reserve; default the recommended one."

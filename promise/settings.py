@@ -63,6 +63,11 @@ class Settings(BaseModel):
         description="How often each worker polls the authority for a swapped snapshot.",
     )
     log_level: LogLevel = "INFO"
+    cors_origins: str = Field(
+        default="",
+        description="Comma-separated origins granted CORS (e.g. https://shop.example); "
+        "empty turns CORS off.",
+    )
 
     @model_validator(mode="after")
     def _default_within_max(self) -> Settings:
@@ -73,6 +78,10 @@ class Settings(BaseModel):
                 f"max_time_budget_ms ({self.max_time_budget_ms})"
             )
         return self
+
+    def cors_allow_list(self) -> tuple[str, ...]:
+        """The origins of ``cors_origins``, without blanks."""
+        return tuple(origin.strip() for origin in self.cors_origins.split(",") if origin.strip())
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:

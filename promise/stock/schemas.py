@@ -7,9 +7,9 @@ import enum
 import uuid
 from typing import Annotated
 
-from pydantic import AwareDatetime, Field, StringConstraints, model_validator
+from pydantic import AwareDatetime, BeforeValidator, Field, StringConstraints, model_validator
 
-from models import Frozen, ServiceLevel
+from models import Day, Frozen, Instant, IntegerOnly, ServiceLevel, at_most
 from promise.errors import Problem
 
 __all__ = [
@@ -42,8 +42,11 @@ PosInt = Annotated[int, Field(gt=0, le=10**9)]
 # One hold line above this is a wholesale allocation, not a checkout hold.
 MAX_HOLD_QUANTITY = 1_000_000
 # Sequence numbers come from the producer (a WMS or POS counter per node and SKU).
-Seq = Annotated[int, Field(ge=0, le=2**62)]
-SignedQuantity = Annotated[int, Field(ge=-(10**9), le=10**9)]
+# Integers of requests are strict: JSON true is not the quantity 1.
+Seq = Annotated[int, Field(ge=0, le=2**62), IntegerOnly]
+SignedQuantity = Annotated[int, Field(ge=-(10**9), le=10**9), IntegerOnly]
+MAX_EVENT_BATCH = 5000
+MAX_HOLD_LINES = 500
 
 
 class EventType(enum.StrEnum):
@@ -85,9 +88,9 @@ class InventoryEvent(Frozen):
             "adjustment (non-zero); the absolute on-hand quantity (>= 0) for count."
         )
     )
-    occurred_at: AwareDatetime
+    occurred_at: Instant
     seq: Seq = Field(description="Per (node, sku) sequence number from the producer.")
-    eta: dt.date | None = Field(default=None, description="Arrival date (in_transit only).")
+    eta: Day | None = Field(default=None, description="Arrival date (in_transit only).")
     reservation_id: Identifier | None = Field(
         default=None, description="Reservation this sale or shipment consumes."
     )
@@ -127,7 +130,9 @@ class InventoryEvent(Frozen):
 class EventBatch(Frozen):
     """Body of ``POST /v1/inventory/events``."""
 
-    events: tuple[InventoryEvent, ...] = Field(min_length=1, max_length=5000)
+    events: Annotated[tuple[InventoryEvent, ...], BeforeValidator(at_most(MAX_EVENT_BATCH))] = (
+        Field(min_length=1, max_length=MAX_EVENT_BATCH)
+    )
 
 
 class EventOutcome(enum.StrEnum):
@@ -191,7 +196,7 @@ class ReservationLine(Frozen):
 
     node_id: Identifier
     sku: Identifier
-    quantity: Annotated[int, Field(gt=0, le=MAX_HOLD_QUANTITY)]
+    quantity: Annotated[int, Field(gt=0, le=MAX_HOLD_QUANTITY), IntegerOnly]
 
 
 class ReservationRequest(Frozen):
@@ -204,13 +209,18 @@ class ReservationRequest(Frozen):
         default=None,
         description="Option of the promise to hold; default its recommended level.",
     )
-    lines: tuple[ReservationLine, ...] | None = Field(
-        default=None, min_length=1, max_length=500, description="Explicit lines to hold."
+    lines: (
+        Annotated[tuple[ReservationLine, ...], BeforeValidator(at_most(MAX_HOLD_LINES))] | None
+    ) = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_HOLD_LINES,
+        description="Explicit lines to hold.",
     )
     channel: Identifier | None = Field(
         default=None, description="Channel whose buffers apply (explicit lines only)."
     )
-    ttl_s: Annotated[int, Field(ge=1, le=7 * 86400)] | None = Field(
+    ttl_s: Annotated[int, Field(ge=1, le=7 * 86400), IntegerOnly] | None = Field(
         default=None, description="Seconds the soft hold lasts; default the service's."
     )
 

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+from litestar import Litestar
+from litestar.testing import TestClient
 
 import scenarios
 from models import Snapshot
@@ -15,6 +17,7 @@ from tests.promise.promise_helpers import (
     E2E_MAX_BODY_BYTES,
     E2E_MAX_CART_LINES,
     E2E_MAX_TIME_BUDGET_MS,
+    tiny_app_client,
     tiny_snapshot,
 )
 
@@ -67,3 +70,10 @@ def tiny_client(tiny_server: ServerProcess) -> Iterator[httpx.Client]:
 def data_dir(tmp_path: Path) -> Path:
     """A fresh data dir for an in-process app."""
     return tmp_path / "data"
+
+
+@pytest.fixture
+def app_client(data_dir: Path) -> Iterator[TestClient[Litestar]]:
+    """A started in-process client of an app on the tiny-v1 network, default settings."""
+    with tiny_app_client(data_dir) as client:
+        yield client

@@ -8,7 +8,12 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from pathlib import Path
 from typing import Any
+
+import httpx
+from litestar import Litestar
+from litestar.testing import TestClient
 
 from models import (
     CarrierService,
@@ -112,3 +117,44 @@ def metric_value(text: str, name: str, **labels: str) -> float:
         if all(part in (match["labels"] or "") for part in wanted):
             total += float(match["value"])
     return total
+
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+
+
+def problem_of(response: httpx.Response, status: int | tuple[int, ...]) -> dict[str, Any]:
+    """The problem document of ``response``, checking its status and media type."""
+    statuses = (status,) if isinstance(status, int) else status
+    assert response.status_code in statuses, response.text[:500]
+    assert response.headers["content-type"].startswith(PROBLEM_MEDIA_TYPE)
+    problem: dict[str, Any] = response.json()
+    return problem
+
+
+def problem_fields(problem: dict[str, Any]) -> set[str]:
+    """The dotted field paths a problem document names."""
+    return {error["field"] for error in problem["errors"]}
+
+
+def tiny_event(**fields: object) -> dict[str, Any]:
+    """A valid receipt event body for TINY_SKU at CHI, with ``fields`` replaced."""
+    event: dict[str, Any] = {
+        "event_id": "e1",
+        "node_id": "CHI",
+        "sku": TINY_SKU,
+        "type": "receipt",
+        "quantity": 3,
+        "seq": 1,
+        "occurred_at": "2026-12-01T10:00:00Z",
+    }
+    event.update(fields)
+    return event
+
+
+def tiny_app_client(data_dir: Path, **overrides: object) -> TestClient[Litestar]:
+    """An in-process client (not yet started) of an app on the tiny-v1 network."""
+    from promise.app import create_app  # noqa: PLC0415 - keeps the helpers import-light
+    from promise.settings import Settings  # noqa: PLC0415
+
+    settings = Settings.from_env({}, data_dir=data_dir, **overrides)
+    return TestClient(create_app(settings, initial_snapshot=lambda: tiny_snapshot("tiny-v1")))

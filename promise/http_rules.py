@@ -1,0 +1,65 @@
+"""Rules every route shares: JSON-only bodies and a JSON decoder that refuses deep nesting.
+
+They apply app-wide (a guard and the request class of :func:`promise.app.create_app`), so a
+new route, including those of the stock router, cannot forget them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request
+from litestar.connection import ASGIConnection
+from litestar.exceptions import ClientException, HTTPException
+from litestar.handlers.base import BaseRouteHandler
+
+__all__ = ["ACCEPTED_MEDIA_TYPE", "JsonRequest", "json_bodies_only"]
+
+ACCEPTED_MEDIA_TYPE = "application/json"
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def _is_json(content_type: str) -> bool:
+    """Whether a Content-Type names JSON: application/json or application/*+json, any params."""
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    if media_type == ACCEPTED_MEDIA_TYPE:
+        return True
+    kind, _, subtype = media_type.partition("/")
+    return kind == "application" and subtype.endswith("+json")
+
+
+def _has_body(headers: Any) -> bool:
+    """Whether the request announces a body (a non-zero length or a chunked transfer)."""
+    length = headers.get("content-length")
+    if length is not None:
+        return length.strip() not in ("", "0")
+    return "chunked" in headers.get("transfer-encoding", "").lower()
+
+
+def json_bodies_only(
+    connection: ASGIConnection[Any, Any, Any, Any], _handler: BaseRouteHandler
+) -> None:
+    """Guard: a state-changing request with a body must send it as JSON, else 415."""
+    headers = connection.headers
+    # Bodiless POSTs (confirm, release) carry nothing to parse, whatever they declare.
+    if connection.scope.get("method") not in _BODY_METHODS or not _has_body(headers):
+        return
+    content_type = headers.get("content-type")
+    if content_type is None or not _is_json(content_type):
+        given = content_type or "no Content-Type"
+        raise HTTPException(
+            status_code=415,
+            detail=f"the body must be {ACCEPTED_MEDIA_TYPE}, not {given}",
+            headers={"Accept": ACCEPTED_MEDIA_TYPE},
+        )
+
+
+class JsonRequest(Request[Any, Any, Any]):
+    """A request whose JSON decoding answers 400, not 500, for a body nested too deeply."""
+
+    async def json(self) -> Any:
+        """The decoded body; msgspec's RecursionError on deep nesting becomes a 400."""
+        try:
+            return await super().json()
+        except RecursionError as exc:
+            raise ClientException("the JSON body is nested too deeply") from exc
