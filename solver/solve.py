@@ -22,6 +22,7 @@ from models import (
 from solver.answer import build_option
 from solver.bounds import complete_bound, incomplete_bound, node_bounds
 from solver.costs import Coefficients, coefficients, evaluate, meets_floor
+from solver.errors import InvalidRequestError
 from solver.greedy import BASELINES, allocation, greedy_picks
 from solver.index import index_of
 from solver.inventory import Inventory
@@ -37,6 +38,10 @@ EXTRACT_RESERVE_S = 0.0005
 # A larger model for the optimality proof needs at least this much of the level's time left;
 # starting it later would only overrun the budget and leave the answer unproven anyway.
 MIN_PROOF_S = 0.005
+# Calendar arithmetic (local dates, dispatch days, horizons) must stay inside datetime's years;
+# an order instant outside these is no checkout and once ended in an OverflowError (a 500).
+EARLIEST_REQUEST = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+LATEST_REQUEST = dt.datetime(2200, 1, 1, tzinfo=dt.UTC)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -330,6 +335,12 @@ def solve(
     started = time.perf_counter()
     budget_s = (request.time_budget_ms or params.time_budget_ms) / 1000.0
     requested_at = request.requested_at or params.now or dt.datetime.now(dt.UTC)
+    if not EARLIEST_REQUEST <= requested_at < LATEST_REQUEST:
+        raise InvalidRequestError(
+            f"requested_at must be from {EARLIEST_REQUEST.date()} and before "
+            f"{LATEST_REQUEST.date()}",
+            ("requested_at",),
+        )
     index = index_of(snapshot, inventory, cache=params.cache)
     ctx = build_context(request, index, requested_at, exact=params.exact)
     levels = _levels(request, snapshot)
