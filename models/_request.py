@@ -68,7 +68,10 @@ class PromiseRequest(Frozen):
     cart: Cart
     destination: Destination
     service_levels: tuple[ServiceLevel, ...] | None = Field(
-        default=None, description="Levels to quote; default every level the network offers."
+        default=None,
+        description="Levels to quote; default every level the network offers.",
+        # What _unique_levels enforces, said in the published schema too.
+        json_schema_extra={"minItems": 1, "uniqueItems": True},
     )
     max_shipments: Annotated[int, Field(ge=1, le=20)] | None = None
     allow_partial: bool = False
