@@ -8,11 +8,16 @@ Each node ships one package, from its slot that covers most units (then earliest
 cheapest). The baselines see every node that stocks the cart, but build a node's slots only when
 they visit it. They respect every constraint family, so their answers are feasible; they are the
 comparison baselines, the MIP's hint and its fallback when the time budget ends first.
+
+Given a ``deadline`` (``time.perf_counter()`` seconds) a pass stops visiting nodes once it has
+passed and returns the packages chosen so far: on a network of tens of thousands of stocking
+nodes a full pass takes seconds, far beyond any checkout budget.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import time
 
 import numpy as np
 import numpy.typing as npt
@@ -118,11 +123,18 @@ def _node_order(ctx: CartContext, level: ServiceLevel, engine: Engine) -> list[i
     return sorted(nodes, key=lambda n: (float(distance[n]), n))
 
 
-def _fewest_splits(fill: _Fill, order: list[int], limit: int) -> None:
+def _out_of_time(deadline: float | None) -> bool:
+    """Whether ``deadline`` (perf_counter seconds) has passed."""
+    return deadline is not None and time.perf_counter() >= deadline
+
+
+def _fewest_splits(fill: _Fill, order: list[int], limit: int, deadline: float | None) -> None:
     """Repeatedly ship from the node covering most remaining units (ties: nearest)."""
     rank = {node: k for k, node in enumerate(order)}
     pool = set(order)
     while pool and len(fill.picks) < limit and fill.remaining.sum() > 0:
+        if _out_of_time(deadline):
+            return
         # Visit nodes by their ATP bound; stop once no unvisited node can beat the best.
         members = np.array(sorted(pool, key=rank.__getitem__), dtype=np.int64)
         upper = fill.bounds(members)
@@ -132,6 +144,9 @@ def _fewest_splits(fill: _Fill, order: list[int], limit: int) -> None:
         for bound, node in bounds:
             # Ties go to the nearer node, which was visited first, so an equal bound cannot win.
             if bound == 0 or (best is not None and bound <= best[0]):
+                break
+            if _out_of_time(deadline):
+                # The best node seen so far still ships: a partial pass beats none.
                 break
             found = fill.best_slot(node)
             if found is None:
@@ -145,16 +160,23 @@ def _fewest_splits(fill: _Fill, order: list[int], limit: int) -> None:
         pool.discard(best[1])
 
 
-def greedy_picks(ctx: CartContext, level: ServiceLevel, engine: Engine) -> list[Pick]:
-    """The packages one greedy baseline ships, over every node that stocks the cart."""
+def greedy_picks(
+    ctx: CartContext, level: ServiceLevel, engine: Engine, *, deadline: float | None = None
+) -> list[Pick]:
+    """The packages one greedy baseline ships, over every node that stocks the cart.
+
+    Past ``deadline`` the pass stops and returns the packages chosen so far.
+    """
     fill = _Fill(ctx, level)
     limit = ctx.max_shipments
+    if _out_of_time(deadline):
+        return fill.picks
     order = _node_order(ctx, level, engine)
     if engine is Engine.FEWEST_SPLITS:
-        _fewest_splits(fill, order, limit)
+        _fewest_splits(fill, order, limit, deadline)
         return fill.picks
     for node in order:
-        if len(fill.picks) >= limit or fill.remaining.sum() <= 0:
+        if len(fill.picks) >= limit or fill.remaining.sum() <= 0 or _out_of_time(deadline):
             break
         chosen = fill.best_slot(node)
         if chosen is not None:

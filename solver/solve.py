@@ -23,7 +23,7 @@ from solver.answer import build_option
 from solver.bounds import complete_bound, incomplete_bound, node_bounds
 from solver.costs import Coefficients, coefficients, evaluate, meets_floor
 from solver.errors import InvalidRequestError
-from solver.greedy import BASELINES, allocation, greedy_picks
+from solver.greedy import BASELINES, Pick, allocation, greedy_picks
 from solver.index import index_of
 from solver.inventory import Inventory
 from solver.mip import MIN_SEARCH_S, solve_mip
@@ -134,14 +134,26 @@ def _proven(
     return bound is None or best <= bound
 
 
-def _baseline(ctx: CartContext, level: ServiceLevel, engine: Engine) -> _LevelOutcome:
-    """Answer one level with a greedy baseline over every stocking node."""
-    picks = greedy_picks(ctx, level, engine)
-    problem = build_problem(ctx, level, {pick.node for pick in picks})
+def _baseline(
+    ctx: CartContext, level: ServiceLevel, engine: Engine, deadline: float
+) -> _LevelOutcome:
+    """Answer one level with a greedy baseline over every stocking node (until ``deadline``)."""
+    picks = greedy_picks(ctx, level, engine, deadline=deadline)
+    # A pass cut short by the deadline is flagged like any answer the time budget ended.
+    status = Status.FALLBACK if time.perf_counter() >= deadline else Status.FEASIBLE
+    return _picked(ctx, level, [picks], status)
+
+
+def _picked(
+    ctx: CartContext, level: ServiceLevel, runs: list[list[Pick]], status: Status
+) -> _LevelOutcome:
+    """The cheapest of greedy ``runs`` as the option of ``level``, answered as ``status``."""
+    problem = build_problem(ctx, level, {pick.node for run in runs for pick in run})
     coef = coefficients(problem)
-    x = allocation(problem, picks, coef)
-    option = build_option(problem, x, coef, Status.FEASIBLE)
-    return _LevelOutcome(option, Status.FEASIBLE, len(ctx.stocking_nodes(level)), 0)
+    starts = [allocation(problem, run, coef) for run in runs]
+    x = min(starts, key=lambda start: evaluate(problem, start, coef).objective)
+    option = build_option(problem, x, coef, status)
+    return _LevelOutcome(option, status, len(ctx.stocking_nodes(level)), 0)
 
 
 def _remap(old: Problem, new: Problem, x: IntArray) -> IntArray:
@@ -241,8 +253,12 @@ def _solve_level(
     the search runs again, until no node outside can win or the time is up (then unproven).
     """
     if params.engine is not Engine.MIP:
-        return _baseline(ctx, level, params.engine)
-    picks = [greedy_picks(ctx, level, engine) for engine in BASELINES]
+        return _baseline(ctx, level, params.engine, deadline)
+    picks = [greedy_picks(ctx, level, engine, deadline=deadline) for engine in BASELINES]
+    if time.perf_counter() >= deadline:
+        # The baselines used the level's whole share (tens of thousands of stocking nodes):
+        # the pre-filter, the search and the proof would each take longer still.
+        return _picked(ctx, level, picks, Status.FALLBACK)
     if params.exact:
         candidates = set(ctx.stocking_nodes(level).tolist())
     else:
