@@ -23,7 +23,7 @@ from solver.answer import build_option
 from solver.bounds import complete_bound, incomplete_bound, node_bounds
 from solver.costs import Coefficients, coefficients, evaluate, meets_floor
 from solver.errors import InvalidRequestError
-from solver.greedy import BASELINES, Pick, allocation, greedy_picks
+from solver.greedy import BASELINES, Pick, allocation, greedy_run
 from solver.index import index_of
 from solver.inventory import Inventory
 from solver.mip import MIN_SEARCH_S, solve_mip
@@ -138,10 +138,9 @@ def _baseline(
     ctx: CartContext, level: ServiceLevel, engine: Engine, deadline: float
 ) -> _LevelOutcome:
     """Answer one level with a greedy baseline over every stocking node (until ``deadline``)."""
-    picks = greedy_picks(ctx, level, engine, deadline=deadline)
+    picks, cut = greedy_run(ctx, level, engine, deadline=deadline)
     # A pass cut short by the deadline is flagged like any answer the time budget ended.
-    status = Status.FALLBACK if time.perf_counter() >= deadline else Status.FEASIBLE
-    return _picked(ctx, level, [picks], status)
+    return _picked(ctx, level, [picks], Status.FALLBACK if cut else Status.FEASIBLE)
 
 
 def _picked(
@@ -254,8 +253,9 @@ def _solve_level(
     """
     if params.engine is not Engine.MIP:
         return _baseline(ctx, level, params.engine, deadline)
-    picks = [greedy_picks(ctx, level, engine, deadline=deadline) for engine in BASELINES]
-    if time.perf_counter() >= deadline:
+    runs = [greedy_run(ctx, level, engine, deadline=deadline) for engine in BASELINES]
+    picks = [run for run, _ in runs]
+    if any(cut for _, cut in runs):
         # The baselines used the level's whole share (tens of thousands of stocking nodes):
         # the pre-filter, the search and the proof would each take longer still.
         return _picked(ctx, level, picks, Status.FALLBACK)
