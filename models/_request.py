@@ -74,7 +74,12 @@ class PromiseRequest(Frozen):
     destination: Destination
     service_levels: (
         Annotated[tuple[ServiceLevel, ...], BeforeValidator(at_most(len(ServiceLevel)))] | None
-    ) = Field(default=None, description="Levels to quote; default every level the network offers.")
+    ) = Field(
+        default=None,
+        description="Levels to quote; default every level the network offers.",
+        # What _unique_levels enforces, said in the published schema too.
+        json_schema_extra={"minItems": 1, "uniqueItems": True},
+    )
     max_shipments: Annotated[int, Field(ge=1, le=20), IntegerOnly] | None = None
     allow_partial: StrictBool = False
     requested_at: Instant | None = None

@@ -27,7 +27,7 @@ from litestar.di import NamedDependency, Provide
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.openapi.plugins import JsonRenderPlugin, ScalarRenderPlugin, SwaggerRenderPlugin
+from litestar.openapi.plugins import ScalarRenderPlugin
 from litestar.params import HeaderParameter, JSONBody, Parameter
 
 import solver
@@ -52,6 +52,7 @@ from promise.observe import (
     ObservedLitestar,
     request_id_of,
 )
+from promise.openapi import ExactJsonRenderPlugin, ExactSwaggerRenderPlugin
 from promise.schemas import (
     Health,
     PromiseAnswer,
@@ -563,7 +564,11 @@ def create_app(
                 "delivery dates. Errors are RFC 9457 problem documents."
             ),
             path="/schema",
-            render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(), JsonRenderPlugin()],
+            render_plugins=[
+                ScalarRenderPlugin(),
+                ExactSwaggerRenderPlugin(),
+                ExactJsonRenderPlugin(),
+            ],
         ),
         debug=False,
         # Logging is configured once per process (JSON lines); Litestar must not replace it.

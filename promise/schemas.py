@@ -26,7 +26,12 @@ class PromiseBody(PromiseRequest):
 
     snapshot: Snapshot | None = Field(
         default=None,
-        description="Solve against this snapshot instead of the live one (what-if calls).",
+        description=(
+            "Solve against this snapshot instead of the live one (what-if calls). Refused "
+            "(422) unless the service runs with PROMISE_INLINE_SNAPSHOTS=true, and beyond "
+            "PROMISE_MAX_INLINE_SNAPSHOT_NODES (500) nodes or PROMISE_MAX_INLINE_SNAPSHOT_ROWS "
+            "(100,000) inventory rows."
+        ),
     )
     reserve: Annotated[bool, BooleanOnly] = Field(
         default=False,

@@ -251,6 +251,30 @@ class PromiseService:
                 f"time_budget_ms {body.time_budget_ms} exceeds the maximum of {budget}",
                 ("time_budget_ms",),
             )
+        if body.snapshot is not None:
+            self._check_inline_snapshot(body.snapshot)
+
+    def _check_inline_snapshot(self, snapshot: Snapshot) -> None:
+        """Refuse an inline snapshot unless enabled and within the node and row limits."""
+        settings = self._settings
+        if not settings.inline_snapshots:
+            raise RequestLimitError(
+                "inline snapshots are off on this service (PROMISE_INLINE_SNAPSHOTS)",
+                ("snapshot",),
+            )
+        nodes, rows = len(snapshot.nodes), snapshot.row_count
+        if nodes > settings.max_inline_snapshot_nodes:
+            raise RequestLimitError(
+                f"the inline snapshot has {nodes} nodes; this service accepts at most "
+                f"{settings.max_inline_snapshot_nodes}",
+                ("snapshot", "nodes"),
+            )
+        if rows > settings.max_inline_snapshot_rows:
+            raise RequestLimitError(
+                f"the inline snapshot has {rows} inventory rows; this service accepts at most "
+                f"{settings.max_inline_snapshot_rows}",
+                ("snapshot",),
+            )
 
     def validate(self, body: PromiseBody) -> ValidationAnswer:
         """The framework floor: the body is parsed already; apply the limits, solve nothing."""

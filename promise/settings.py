@@ -68,6 +68,14 @@ class Settings(BaseModel):
         description="Comma-separated origins granted CORS (e.g. https://shop.example); "
         "empty turns CORS off.",
     )
+    # Until callers have roles, a snapshot inside a promise body is an operator's what-if tool:
+    # off by default, and bounded, because indexing it runs in the worker's one solve slot.
+    inline_snapshots: bool = Field(
+        default=False,
+        description="Accept POST /v1/promise bodies that carry their own snapshot.",
+    )
+    max_inline_snapshot_nodes: Annotated[int, Field(ge=1, le=1_000_000)] = 500
+    max_inline_snapshot_rows: Annotated[int, Field(ge=0, le=100_000_000)] = 100_000
 
     @model_validator(mode="after")
     def _default_within_max(self) -> Settings:

@@ -8,11 +8,18 @@ Each node ships one package, from its slot that covers most units (then earliest
 cheapest). The baselines see every node that stocks the cart, but build a node's slots only when
 they visit it. They respect every constraint family, so their answers are feasible; they are the
 comparison baselines, the MIP's hint and its fallback when the time budget ends first.
+
+Given a ``deadline`` (``time.perf_counter()`` seconds) a pass that has visited ``MIN_VISITS``
+nodes stops once it has passed and returns the packages chosen so far: on a network of tens of
+thousands of stocking nodes a full pass takes seconds, far beyond any checkout budget. Passes
+over ordinary networks visit fewer nodes and so give the same answer however slow the clock
+(a cold process's first solve spends its budget loading calendars).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import time
 
 import numpy as np
 import numpy.typing as npt
@@ -21,10 +28,12 @@ from models import Engine, ServiceLevel
 from solver.costs import Coefficients, evaluate, meets_floor
 from solver.problem import CartContext, NodeBlock, Problem
 
-__all__ = ["BASELINES", "Pick", "allocation", "greedy_picks"]
+__all__ = ["BASELINES", "MIN_VISITS", "Pick", "allocation", "greedy_picks", "greedy_run"]
 
 IntArray = npt.NDArray[np.int64]
 BASELINES: tuple[Engine, ...] = (Engine.NEAREST, Engine.FEWEST_SPLITS, Engine.PRIORITY)
+# Nodes a pass visits before it looks at the clock (a visit builds the node's slots: ~1 ms).
+MIN_VISITS = 64
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -46,6 +55,15 @@ class _Fill:
         self.remaining = np.array([line.line.quantity for line in ctx.lines], dtype=np.int64)
         self.taken: dict[tuple[int, int], int] = {}
         self.picks: list[Pick] = []
+        self.visits = 0
+        self.cut = False  # stopped at the deadline before the pass was done
+
+    def out_of_time(self, deadline: float | None) -> bool:
+        """Whether to stop now: ``deadline`` passed after at least MIN_VISITS visits."""
+        if deadline is None or self.visits < MIN_VISITS or time.perf_counter() < deadline:
+            return False
+        self.cut = True
+        return True
 
     def plan(self, block: NodeBlock, j: int) -> IntArray:
         """Units per line that slot ``j`` of ``block`` could ship now."""
@@ -69,6 +87,7 @@ class _Fill:
 
     def best_slot(self, node: int) -> tuple[int, IntArray] | None:
         """The node's slot covering most units, then earliest delivery, then cheapest rate."""
+        self.visits += 1
         block = self.ctx.block(node, self.level)
         best: tuple[tuple[int, int, int], int, IntArray] | None = None
         for j in range(block.size):
@@ -118,11 +137,13 @@ def _node_order(ctx: CartContext, level: ServiceLevel, engine: Engine) -> list[i
     return sorted(nodes, key=lambda n: (float(distance[n]), n))
 
 
-def _fewest_splits(fill: _Fill, order: list[int], limit: int) -> None:
+def _fewest_splits(fill: _Fill, order: list[int], limit: int, deadline: float | None) -> None:
     """Repeatedly ship from the node covering most remaining units (ties: nearest)."""
     rank = {node: k for k, node in enumerate(order)}
     pool = set(order)
     while pool and len(fill.picks) < limit and fill.remaining.sum() > 0:
+        if fill.out_of_time(deadline):
+            return
         # Visit nodes by their ATP bound; stop once no unvisited node can beat the best.
         members = np.array(sorted(pool, key=rank.__getitem__), dtype=np.int64)
         upper = fill.bounds(members)
@@ -132,6 +153,9 @@ def _fewest_splits(fill: _Fill, order: list[int], limit: int) -> None:
         for bound, node in bounds:
             # Ties go to the nearer node, which was visited first, so an equal bound cannot win.
             if bound == 0 or (best is not None and bound <= best[0]):
+                break
+            if fill.out_of_time(deadline):
+                # The best node seen so far still ships: a partial pass beats none.
                 break
             found = fill.best_slot(node)
             if found is None:
@@ -145,21 +169,30 @@ def _fewest_splits(fill: _Fill, order: list[int], limit: int) -> None:
         pool.discard(best[1])
 
 
-def greedy_picks(ctx: CartContext, level: ServiceLevel, engine: Engine) -> list[Pick]:
+def greedy_picks(
+    ctx: CartContext, level: ServiceLevel, engine: Engine, *, deadline: float | None = None
+) -> list[Pick]:
     """The packages one greedy baseline ships, over every node that stocks the cart."""
+    return greedy_run(ctx, level, engine, deadline=deadline)[0]
+
+
+def greedy_run(
+    ctx: CartContext, level: ServiceLevel, engine: Engine, *, deadline: float | None = None
+) -> tuple[list[Pick], bool]:
+    """The packages one greedy baseline ships, and whether ``deadline`` cut the pass short."""
     fill = _Fill(ctx, level)
     limit = ctx.max_shipments
     order = _node_order(ctx, level, engine)
     if engine is Engine.FEWEST_SPLITS:
-        _fewest_splits(fill, order, limit)
-        return fill.picks
+        _fewest_splits(fill, order, limit, deadline)
+        return fill.picks, fill.cut
     for node in order:
-        if len(fill.picks) >= limit or fill.remaining.sum() <= 0:
+        if len(fill.picks) >= limit or fill.remaining.sum() <= 0 or fill.out_of_time(deadline):
             break
         chosen = fill.best_slot(node)
         if chosen is not None:
             fill.ship(node, *chosen)
-    return fill.picks
+    return fill.picks, fill.cut
 
 
 def allocation(problem: Problem, picks: list[Pick], coef: Coefficients) -> IntArray:

@@ -22,7 +22,8 @@ from models import (
 from solver.answer import build_option
 from solver.bounds import complete_bound, incomplete_bound, node_bounds
 from solver.costs import Coefficients, coefficients, evaluate, meets_floor
-from solver.greedy import BASELINES, allocation, greedy_picks
+from solver.errors import InvalidRequestError
+from solver.greedy import BASELINES, Pick, allocation, greedy_run
 from solver.index import index_of
 from solver.inventory import Inventory
 from solver.mip import MIN_SEARCH_S, solve_mip
@@ -37,6 +38,10 @@ EXTRACT_RESERVE_S = 0.0005
 # A larger model for the optimality proof needs at least this much of the level's time left;
 # starting it later would only overrun the budget and leave the answer unproven anyway.
 MIN_PROOF_S = 0.005
+# Calendar arithmetic (local dates, dispatch days, horizons) must stay inside datetime's years;
+# an order instant outside these is no checkout and once ended in an OverflowError (a 500).
+EARLIEST_REQUEST = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+LATEST_REQUEST = dt.datetime(2200, 1, 1, tzinfo=dt.UTC)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -129,14 +134,25 @@ def _proven(
     return bound is None or best <= bound
 
 
-def _baseline(ctx: CartContext, level: ServiceLevel, engine: Engine) -> _LevelOutcome:
-    """Answer one level with a greedy baseline over every stocking node."""
-    picks = greedy_picks(ctx, level, engine)
-    problem = build_problem(ctx, level, {pick.node for pick in picks})
+def _baseline(
+    ctx: CartContext, level: ServiceLevel, engine: Engine, deadline: float
+) -> _LevelOutcome:
+    """Answer one level with a greedy baseline over every stocking node (until ``deadline``)."""
+    picks, cut = greedy_run(ctx, level, engine, deadline=deadline)
+    # A pass cut short by the deadline is flagged like any answer the time budget ended.
+    return _picked(ctx, level, [picks], Status.FALLBACK if cut else Status.FEASIBLE)
+
+
+def _picked(
+    ctx: CartContext, level: ServiceLevel, runs: list[list[Pick]], status: Status
+) -> _LevelOutcome:
+    """The cheapest of greedy ``runs`` as the option of ``level``, answered as ``status``."""
+    problem = build_problem(ctx, level, {pick.node for run in runs for pick in run})
     coef = coefficients(problem)
-    x = allocation(problem, picks, coef)
-    option = build_option(problem, x, coef, Status.FEASIBLE)
-    return _LevelOutcome(option, Status.FEASIBLE, len(ctx.stocking_nodes(level)), 0)
+    starts = [allocation(problem, run, coef) for run in runs]
+    x = min(starts, key=lambda start: evaluate(problem, start, coef).objective)
+    option = build_option(problem, x, coef, status)
+    return _LevelOutcome(option, status, len(ctx.stocking_nodes(level)), 0)
 
 
 def _remap(old: Problem, new: Problem, x: IntArray) -> IntArray:
@@ -236,8 +252,13 @@ def _solve_level(
     the search runs again, until no node outside can win or the time is up (then unproven).
     """
     if params.engine is not Engine.MIP:
-        return _baseline(ctx, level, params.engine)
-    picks = [greedy_picks(ctx, level, engine) for engine in BASELINES]
+        return _baseline(ctx, level, params.engine, deadline)
+    runs = [greedy_run(ctx, level, engine, deadline=deadline) for engine in BASELINES]
+    picks = [run for run, _ in runs]
+    if any(cut for _, cut in runs):
+        # The baselines used the level's whole share (tens of thousands of stocking nodes):
+        # the pre-filter, the search and the proof would each take longer still.
+        return _picked(ctx, level, picks, Status.FALLBACK)
     if params.exact:
         candidates = set(ctx.stocking_nodes(level).tolist())
     else:
@@ -330,6 +351,12 @@ def solve(
     started = time.perf_counter()
     budget_s = (request.time_budget_ms or params.time_budget_ms) / 1000.0
     requested_at = request.requested_at or params.now or dt.datetime.now(dt.UTC)
+    if not EARLIEST_REQUEST <= requested_at < LATEST_REQUEST:
+        raise InvalidRequestError(
+            f"requested_at must be from {EARLIEST_REQUEST.date()} and before "
+            f"{LATEST_REQUEST.date()}",
+            ("requested_at",),
+        )
     index = index_of(snapshot, inventory, cache=params.cache)
     ctx = build_context(request, index, requested_at, exact=params.exact)
     levels = _levels(request, snapshot)

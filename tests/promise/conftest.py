@@ -35,6 +35,8 @@ def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProc
         "PROMISE_MAX_BODY_BYTES": str(E2E_MAX_BODY_BYTES),
         "PROMISE_MAX_CART_LINES": str(E2E_MAX_CART_LINES),
         "PROMISE_MAX_TIME_BUDGET_MS": str(E2E_MAX_TIME_BUDGET_MS),
+        # The inline-snapshot end-to-end test sends one (they are off by default).
+        "PROMISE_INLINE_SNAPSHOTS": "true",
     }
     server = ServerProcess(data_dir=tmp_path_factory.mktemp("demo-server"), workers=2, env=env)
     with server.start():

@@ -251,7 +251,10 @@ def test_authority_keeps_recent_snapshot_bodies_and_every_generation(tmp_path: P
 
 def test_inline_snapshot_works_in_process(data_dir: Path) -> None:
     """The validate floor and an inline-snapshot promise through the in-process app."""
-    app = create_app(_settings(data_dir), initial_snapshot=lambda: tiny_snapshot("tiny-v1"))
+    app = create_app(
+        _settings(data_dir, inline_snapshots=True),
+        initial_snapshot=lambda: tiny_snapshot("tiny-v1"),
+    )
     body = {**tiny_body(), "snapshot": tiny_snapshot("tiny-v2").model_dump(mode="json")}
     with TestClient(app) as client:
         assert _poll_ready(client).status_code == 200
@@ -266,6 +269,53 @@ def test_inline_snapshot_works_in_process(data_dir: Path) -> None:
     assert answer["snapshot_version"] == "tiny-v2"
     assert shipping_nodes(answer) == {"DAL"}
     assert result_of(answer).cart_id == "tiny-cart"
+
+
+def _refused_field(response: httpx.Response) -> list[str | int]:
+    """The one field a 422 problem names."""
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    errors = response.json()["errors"]
+    assert len(errors) == 1
+    loc: list[str | int] = errors[0]["loc"]
+    return loc
+
+
+def test_inline_snapshots_are_off_by_default(data_dir: Path) -> None:
+    """Without PROMISE_INLINE_SNAPSHOTS a body with a snapshot is a 422 naming ``snapshot``."""
+    app = create_app(_settings(data_dir), initial_snapshot=lambda: tiny_snapshot("tiny-v1"))
+    body = {**tiny_body(), "snapshot": tiny_snapshot("tiny-v2").model_dump(mode="json")}
+    with TestClient(app) as client:
+        assert _poll_ready(client).status_code == 200
+        for path in ("/v1/promise", "/v1/promise/validate"):
+            assert _refused_field(client.post(path, json=body)) == ["snapshot"]
+        # The same body without its snapshot is answered on the live network.
+        assert client.post("/v1/promise", json=tiny_body()).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("limits", "field"),
+    [
+        ({"max_inline_snapshot_nodes": 1}, ["snapshot", "nodes"]),
+        ({"max_inline_snapshot_rows": 0}, ["snapshot"]),
+    ],
+)
+def test_inline_snapshots_over_the_limits_are_refused_at_once(
+    data_dir: Path, limits: dict[str, int], field: list[str]
+) -> None:
+    """An inline snapshot over the node or row limit is a 422 naming the field, within 1 s."""
+    settings = _settings(data_dir, inline_snapshots=True, **limits)
+    app = create_app(settings, initial_snapshot=lambda: tiny_snapshot("tiny-v1"))
+    inline = tiny_snapshot("tiny-v2")
+    assert len(inline.nodes) > 1
+    assert inline.row_count > 0
+    body = {**tiny_body(), "snapshot": inline.model_dump(mode="json")}
+    with TestClient(app) as client:
+        assert _poll_ready(client).status_code == 200
+        started = time.perf_counter()
+        response = client.post("/v1/promise", json=body)
+        assert time.perf_counter() - started < 1.0
+    assert _refused_field(response) == field
 
 
 def test_columnar_snapshot_is_warmed_and_counted(data_dir: Path) -> None:

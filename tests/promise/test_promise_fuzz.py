@@ -25,6 +25,7 @@ from schemathesis.core.result import Ok
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
 import scenarios
+from bench.fuzz import fuzz_promise
 from models import PromiseRequest, ServiceLevel, Snapshot
 from promise.launcher import ServerProcess
 from solver.checker import check
@@ -35,6 +36,8 @@ EXAMPLES_PER_OPERATION = 25
 # Solves under fuzzing stay short: larger budgets are refused with a 422 before any solve.
 FUZZ_MAX_TIME_BUDGET_MS = 100
 DOMAIN_EXAMPLES = 30
+# Schema-driven promise requests on real SKUs and destinations: about 15 s on two cores.
+REALISTIC_EXAMPLES = 200
 
 
 @pytest.fixture(scope="session")
@@ -186,3 +189,47 @@ def test_valid_carts_with_varied_options_get_checked_answers(
             assert report.ok, report.violations
 
         exercise()
+
+
+def _loose_schemas(value: object, path: str = "") -> list[str]:
+    """Paths in an OpenAPI document where a union or a list admits anything (``{}``)."""
+    found: list[str] = []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key in ("oneOf", "anyOf") and isinstance(item, list) and {} in item:
+                found.append(f"{path}/{key}")
+            if key == "items" and item == {}:
+                found.append(f"{path}/items")
+            found.extend(_loose_schemas(item, f"{path}/{key}"))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found.extend(_loose_schemas(item, f"{path}/{index}"))
+    return found
+
+
+def test_published_body_schemas_are_pydantics(fuzz_server: ServerProcess) -> None:
+    """Body schemas are pydantic's: list items are typed, unknown fields and bounds are said."""
+    document = httpx.get(f"{fuzz_server.base_url}/schema/openapi.json", timeout=10.0).json()
+    assert _loose_schemas(document) == []
+    schemas = document["components"]["schemas"]
+    assert schemas["Cart"]["properties"]["lines"]["items"] == {
+        "$ref": "#/components/schemas/CartLine"
+    }
+    assert schemas["PromiseBody"]["additionalProperties"] is False
+    budget = schemas["PromiseBody"]["properties"]["time_budget_ms"]["anyOf"][0]
+    assert (budget["minimum"], budget["maximum"]) == (1, 60_000)
+    levels = schemas["PromiseBody"]["properties"]["service_levels"]
+    assert (levels["minItems"], levels["uniqueItems"]) == (1, True)
+
+
+def test_schema_driven_promises_mostly_succeed(
+    fuzz_server: ServerProcess, demo_snapshot: Snapshot
+) -> None:
+    """Bodies generated from the published schema, on real SKUs and places, mostly answer 200."""
+    report = fuzz_promise(fuzz_server.base_url, demo_snapshot, examples=REALISTIC_EXAMPLES)
+    assert report.cases >= REALISTIC_EXAMPLES // 2
+    assert report.server_errors == 0, report.failures
+    assert report.schema_violations == 0, report.failures
+    # Only what the service's own settings refuse remains (time budgets above its maximum).
+    assert report.ok_share > 0.6, report.statuses
+    assert set(report.statuses) <= {200, 422}

@@ -1,0 +1,144 @@
+"""An OpenAPI document whose body schemas are pydantic's own.
+
+Litestar rebuilds pydantic models field by field and loses what the service enforces: a
+``tuple[X, ...]`` item becomes ``oneOf: [X, {}]`` (anything goes), constraints on optional
+fields vanish and ``extra="forbid"`` is not said. Clients and fuzzers driven by that document
+mostly send requests the service refuses. Here every request and response body that is a
+pydantic model is described by ``pydantic.json_schema.models_json_schema`` instead: request
+bodies in validation mode, answers in serialization mode, so the document is what the models
+accept and emit. Parameters and everything else stay as Litestar generates them.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+from typing import Any
+
+from litestar import Litestar, Request
+from litestar.handlers import HTTPRouteHandler
+from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin
+from litestar.routes import HTTPRoute
+from pydantic import BaseModel
+from pydantic.json_schema import JsonSchemaMode, models_json_schema
+
+__all__ = [
+    "ExactJsonRenderPlugin",
+    "ExactSwaggerRenderPlugin",
+    "exact_document",
+]
+
+REF_PREFIX = "#/components/schemas/"
+# Body key: (path, method, "request") or (path, method, status code).
+BodyKey = tuple[str, str, str]
+
+
+def _model(annotation: object) -> type[BaseModel] | None:
+    """The pydantic model a handler annotation names, if it names one."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    return None
+
+
+def _bodies(app: Litestar) -> Iterator[tuple[BodyKey, type[BaseModel], JsonSchemaMode]]:
+    """Every pydantic body of every documented route, with the mode that describes it."""
+    for route in app.routes:
+        if not isinstance(route, HTTPRoute):
+            continue
+        for handler in route.route_handlers:
+            if not isinstance(handler, HTTPRouteHandler) or not handler.include_in_schema:
+                continue
+            for method in handler.http_methods:
+                where = (route.path_format or "/", method.lower())
+                data = handler.parsed_data_field
+                request_model = _model(data.annotation) if data is not None else None
+                if request_model is not None:
+                    yield (*where, "request"), request_model, "validation"
+                answer = _model(handler.parsed_fn_signature.return_type.annotation)
+                if answer is not None:
+                    yield (*where, str(handler.status_code)), answer, "serialization"
+                for status, spec in (handler.responses or {}).items():
+                    container = _model(spec.data_container)
+                    if container is not None:
+                        yield (*where, str(status)), container, "serialization"
+
+
+def _body_schemas(operation: dict[str, Any], part: str) -> Iterator[dict[str, Any]]:
+    """The schema objects of one operation's request body or one status's response."""
+    if part == "request":
+        holder = operation.get("requestBody", {})
+    else:
+        holder = operation.get("responses", {}).get(part, {})
+    for media in holder.get("content", {}).values():
+        if isinstance(media.get("schema"), dict):
+            yield media["schema"]
+
+
+def _refs(value: object) -> Iterator[str]:
+    """Component names referenced anywhere inside ``value``."""
+    if isinstance(value, dict):
+        ref = value.get("$ref")
+        if isinstance(ref, str) and ref.startswith(REF_PREFIX):
+            yield ref.removeprefix(REF_PREFIX)
+        for item in value.values():
+            yield from _refs(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _refs(item)
+
+
+def exact_document(app: Litestar, document: dict[str, Any]) -> dict[str, Any]:
+    """``document`` (Litestar's) with pydantic's schemas for every pydantic body."""
+    out = copy.deepcopy(document)
+    bodies = list(_bodies(app))
+    pairs = list(dict.fromkeys((model, mode) for _, model, mode in bodies))
+    refs, definitions = models_json_schema(pairs, ref_template=REF_PREFIX + "{model}")
+    for (path, method, part), model, mode in bodies:
+        operation = out.get("paths", {}).get(path, {}).get(method)
+        if operation is None:
+            continue
+        for schema in _body_schemas(operation, part):
+            schema.clear()
+            schema.update(refs[(model, mode)])
+    components: dict[str, Any] = out.setdefault("components", {}).setdefault("schemas", {})
+    components.update(definitions.get("$defs", {}))
+    # Litestar's versions of replaced models (and their parts) are no longer referenced.
+    reachable: set[str] = set()
+    pending = list(_refs({key: value for key, value in out.items() if key != "components"}))
+    while pending:
+        name = pending.pop()
+        if name not in reachable and name in components:
+            reachable.add(name)
+            pending.extend(_refs(components[name]))
+    out["components"]["schemas"] = {
+        name: schema for name, schema in sorted(components.items()) if name in reachable
+    }
+    return out
+
+
+class _ExactRendering:
+    """Renders the exact document (computed once per app) instead of Litestar's."""
+
+    _document: dict[str, Any] | None = None
+
+    def exact(self, request: Request[Any, Any, Any], document: dict[str, Any]) -> dict[str, Any]:
+        """The exact document of the app serving ``request``."""
+        if self._document is None:
+            self._document = exact_document(request.app, document)
+        return self._document
+
+
+class ExactJsonRenderPlugin(JsonRenderPlugin, _ExactRendering):
+    """``/openapi.json`` with pydantic's body schemas."""
+
+    def render(self, request: Request[Any, Any, Any], openapi_schema: dict[str, Any]) -> bytes:
+        """Render the exact document as JSON."""
+        return super().render(request, self.exact(request, openapi_schema))
+
+
+class ExactSwaggerRenderPlugin(SwaggerRenderPlugin, _ExactRendering):
+    """The Swagger page (it embeds the document; Scalar's page loads ``/openapi.json``)."""
+
+    def render(self, request: Request[Any, Any, Any], openapi_schema: dict[str, Any]) -> bytes:
+        """Render the Swagger page over the exact document."""
+        return super().render(request, self.exact(request, openapi_schema))
