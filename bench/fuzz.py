@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import datetime as dt
 import json
 import pathlib
 import sys
@@ -35,7 +36,7 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
 import scenarios
-from models import Snapshot
+from models import EARLIEST_DATE, LATEST_DATE, Snapshot
 from promise.launcher import ServerProcess
 
 __all__ = ["FuzzReport", "fuzz_promise", "main", "realistic_promise_cases"]
@@ -88,6 +89,11 @@ def realistic_promise_cases(
     )
 
     channels = st.sampled_from([policy.channel for policy in snapshot.policies])
+    moments = st.datetimes(
+        min_value=dt.datetime.combine(EARLIEST_DATE, dt.time()),
+        max_value=dt.datetime.combine(LATEST_DATE, dt.time(12)),
+        timezones=st.just(dt.UTC),
+    ).map(lambda moment: moment.isoformat())
 
     @st.composite
     def cases(draw: st.DrawFn) -> schemathesis.Case[Any]:
@@ -104,6 +110,9 @@ def realistic_promise_cases(
         ]
         body["cart"] = cart
         body["destination"] = draw(destinations)
+        if "requested_at" in body:
+            # JSON Schema cannot bound a date-time (the range is in the field's description).
+            body["requested_at"] = draw(moments)
         case.body = _six_decimals(body)
         return case
 

@@ -4,7 +4,16 @@ Money is integer cents, weights are grams, dates are calendar dates in the node'
 """
 
 from models._availability import AvailabilityReport, NodeAvailability, SkuAvailability, Tiers
-from models._base import BooleanOnly, Day, Frozen, Instant, IntegerOnly, at_most
+from models._base import (
+    EARLIEST_DATE,
+    LATEST_DATE,
+    BooleanOnly,
+    Day,
+    Frozen,
+    Instant,
+    IntegerOnly,
+    at_most,
+)
 from models._cache import PerSnapshot
 from models._enums import Engine, NodeKind, ServiceLevel, Status, UnfulfilledReason
 from models._exact import (
@@ -42,6 +51,8 @@ from models._result import (
 from models._snapshot import Snapshot
 
 __all__ = [
+    "EARLIEST_DATE",
+    "LATEST_DATE",
     "MAX_LINE_QUANTITY",
     "ZONE_COUNT",
     "AvailabilityReport",

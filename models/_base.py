@@ -101,9 +101,13 @@ def at_most(limit: int) -> Callable[[object], object]:
 
 
 def _integer_only(value: object) -> object:
-    """Refuse a boolean (or any non-integer) where an integer is due."""
+    """Refuse a boolean, a string or a fraction where an integer is due."""
     # A before-validator rather than strict=True: Litestar validates bodies with strict=False,
     # which overrides a field's own strict flag, and JSON true would become the quantity 1.
+    # A JSON number with an integral value (5.0) is an integer to JSON Schema, which the
+    # published document follows, so it is taken as one.
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
     if isinstance(value, bool) or not isinstance(value, int):
         raise PydanticCustomError("int_type", "Input should be an integer")
     return value

@@ -10,6 +10,8 @@ import numpy as np
 import numpy.typing as npt
 
 from models import (
+    EARLIEST_DATE,
+    LATEST_DATE,
     Engine,
     PromiseOption,
     PromiseRequest,
@@ -39,9 +41,10 @@ EXTRACT_RESERVE_S = 0.0005
 # starting it later would only overrun the budget and leave the answer unproven anyway.
 MIN_PROOF_S = 0.005
 # Calendar arithmetic (local dates, dispatch days, horizons) must stay inside datetime's years;
-# an order instant outside these is no checkout and once ended in an OverflowError (a 500).
-EARLIEST_REQUEST = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-LATEST_REQUEST = dt.datetime(2200, 1, 1, tzinfo=dt.UTC)
+# an order instant outside the models' date range is no checkout and once ended in an
+# OverflowError (a 500). The API refuses it at parsing; this guards direct library calls.
+EARLIEST_REQUEST = dt.datetime.combine(EARLIEST_DATE, dt.time(), tzinfo=dt.UTC)
+LATEST_REQUEST = dt.datetime.combine(LATEST_DATE + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -353,8 +356,7 @@ def solve(
     requested_at = request.requested_at or params.now or dt.datetime.now(dt.UTC)
     if not EARLIEST_REQUEST <= requested_at < LATEST_REQUEST:
         raise InvalidRequestError(
-            f"requested_at must be from {EARLIEST_REQUEST.date()} and before "
-            f"{LATEST_REQUEST.date()}",
+            f"requested_at must be between {EARLIEST_DATE} and {LATEST_DATE}",
             ("requested_at",),
         )
     index = index_of(snapshot, inventory, cache=params.cache)

@@ -137,6 +137,8 @@ PROMISE_CASES = [
     (("allow_partial",), 0),
     (("allow_partial",), "true"),
     (("reserve",), 1),
+    (("cart", "lines", 0, "quantity"), 2.5),
+    (("cart", "lines", 0, "quantity"), "2"),
 ]
 
 
@@ -148,6 +150,14 @@ def test_promise_fields_are_strict(
     body = _with(tiny_body(), path, value)
     problem = problem_of(app_client.post("/v1/promise", json=body), 422)
     assert ".".join(map(str, path)) in problem_fields(problem)
+
+
+def test_an_integral_json_number_is_an_integer(app_client: TestClient[Litestar]) -> None:
+    """2.0 is an integer to JSON Schema (the published document), so it is taken as 2."""
+    body = _with(tiny_body(), ("cart", "lines", 0, "quantity"), 2.0)
+    response = app_client.post("/v1/promise", json=body)
+    assert response.status_code == 200, response.text[:500]
+    assert response.json()["options"][0]["shipments"][0]["lines"][0]["quantity"] == 2
 
 
 @pytest.mark.parametrize("field", ["quantity", "seq"])

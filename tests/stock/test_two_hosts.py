@@ -148,6 +148,10 @@ def test_a_swap_on_one_host_is_served_by_the_other_within_a_second(
                             break
                         assert time.perf_counter() - swapped < 5 * PROPAGATION_LIMIT_S
                     delays.append(time.perf_counter() - swapped)
+                    # Let B answer at least one promise on each version before the next swap.
+                    seen, waited = answers, time.perf_counter()
+                    while answers == seen and time.perf_counter() - waited < 5:
+                        time.sleep(0.001)
         finally:
             stop.set()
             checker.join()
@@ -156,7 +160,7 @@ def test_a_swap_on_one_host_is_served_by_the_other_within_a_second(
     p99 = delays[min(len(delays) - 1, int(0.99 * len(delays)))]
     print(f"propagation over {SWAPS} swaps: p50 {p50 * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms")
     assert max(delays) <= PROPAGATION_LIMIT_S
-    assert answers > SWAPS
+    assert answers >= SWAPS
     assert mixed == []
 
 
