@@ -67,6 +67,13 @@ def test_unknown_time_zones_are_rejected() -> None:
     assert dc("x", time_zone="America/Denver").time_zone == "America/Denver"
 
 
+@pytest.mark.parametrize("name", ["Z" * 300, "../../../../etc/passwd", "/etc/localtime", "\x00"])
+def test_hostile_time_zone_names_are_validation_errors(name: str) -> None:
+    """A name no zone has (over-long, a path, a NUL) is a validation error, never an OSError."""
+    error = error_of(lambda: dc("x", time_zone=name))
+    assert error.errors()[0]["loc"] == ("time_zone",)
+
+
 def test_inventory_rows_for_unknown_nodes_are_rejected() -> None:
     """A snapshot's inventory rows must name its nodes and catalog SKUs."""
     error = error_of(lambda: snapshot([store("s1")], [stock("nowhere", "A", 1)]))
