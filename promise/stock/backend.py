@@ -234,10 +234,6 @@ class StockBackend(Protocol):
         """Overlays of every row changed after version ``since`` and of ``keys``, consistently."""
         ...
 
-    def live_snapshot(self) -> LivePointer | None:
-        """The live snapshot's pointer (None before a first snapshot was made live)."""
-        ...
-
     def load_live_snapshot(self) -> tuple[LivePointer, bytes] | None:
         """The live snapshot's pointer and JSON, read together (None before the first)."""
         ...

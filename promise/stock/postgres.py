@@ -174,17 +174,6 @@ class PostgresStockBackend(SqlStockBackend):
 
         return self._attempts(run)
 
-    def state_version(self) -> int:
-        """One statement, no transaction block: the cheap per-request check."""
-
-        def run() -> int:
-            with self._pool.connection() as conn:
-                row = conn.execute("SELECT value FROM stock_meta WHERE key = 'version'").fetchone()
-                assert row is not None
-                return int(row[0])
-
-        return self._attempts(run)
-
     def versions(self) -> Versions:
         """One statement, no transaction block: the per-request check of stock and snapshot."""
 

@@ -77,6 +77,10 @@ MICROS = 1_000_000
 SQLITE_THREADS = 8
 # Judgements of one request: a swap landing between them means the snapshot keeps moving.
 JUDGE_ATTEMPTS = 3
+# A readiness probe answers within this even when the database stays silent (its own
+# connect timeout is at least 2 s); a refused or dropped connection fails sooner.
+PING_TIMEOUT_S = 1.0
+PING_RETRY_AFTER_S = 1
 
 
 class SnapshotSource(Protocol):
@@ -89,12 +93,6 @@ class SnapshotSource(Protocol):
     async def sync(self, at_least: int | None = None) -> LiveSnapshot:
         """The live snapshot after catching up (to at least generation ``at_least``)."""
         ...
-
-
-# A readiness probe answers within this even when the database stays silent (its own
-# connect timeout is at least 2 s); a refused or dropped connection fails sooner.
-PING_TIMEOUT_S = 1.0
-PING_RETRY_AFTER_S = 1
 
 
 def open_backend(settings: StockSettings) -> StockBackend:
@@ -301,12 +299,11 @@ class StockService:
         return policy
 
     async def _plan(
-        self, request: ReservationRequest, live: LiveSnapshot, key: str
+        self, request: ReservationRequest, live: LiveSnapshot, key: str, request_digest: str
     ) -> tuple[HoldPlan, ChannelPolicy]:
         """The hold a reservation request asks for, validated against the snapshot."""
         rules = self.rules(live)
         ttl_s = request.ttl_s or self.settings.hold_ttl_s
-        request_digest = _digest(request.model_dump_json())
         if request.promise_id is not None:
             promise_id = str(request.promise_id)
             memo = await self._call(self.backend.recall_promise, promise_id, to_us(self._clock()))
@@ -335,7 +332,7 @@ class StockService:
                 ttl_us=ttl_s * MICROS,
                 promise_id=promise_id,
                 service_level=level.value,
-                idempotency_key=RESERVATION_KEYS + key,
+                idempotency_key=key,
                 request_digest=request_digest,
                 snapshot_generation=live.generation,
             )
@@ -352,7 +349,7 @@ class StockService:
             lines=_aggregate([(line.node_id, line.sku, line.quantity) for line in request.lines]),
             channel=request.channel,
             ttl_us=ttl_s * MICROS,
-            idempotency_key=RESERVATION_KEYS + key,
+            idempotency_key=key,
             request_digest=request_digest,
             snapshot_generation=live.generation,
         )
@@ -380,18 +377,20 @@ class StockService:
         listing the shortfalls. The same key with the same body answers the same every time;
         with another body it is a 422.
         """
-        # A retry is answered from the store before anything is judged again: the promise it
-        # names may have expired since, or another snapshot gone live.
-        stored = await self._call(
-            self.backend.stored_answer,
-            RESERVATION_KEYS + idempotency_key,
-            _digest(request.model_dump_json()),
-        )
-        if stored is not None:
-            return stored
+        key = RESERVATION_KEYS + idempotency_key
+        request_digest = _digest(request.model_dump_json())
 
         async def attempt(live: LiveSnapshot, _first: bool) -> StoredAnswer:
-            plan, policy = await self._plan(request, live, idempotency_key)
+            try:
+                plan, policy = await self._plan(request, live, key, request_digest)
+            except StockRequestError:
+                # A retry whose request can no longer be planned (the promise it names expired,
+                # the network changed) still gets the answer stored under its key; a plannable
+                # one is replayed by the hold's own claim of the key.
+                stored = await self._call(self.backend.stored_answer, key, request_digest)
+                if stored is None:
+                    raise
+                return stored
             return await self._hold(plan, policy, self.rules(live))
 
         return await self.judged(attempt)

@@ -417,7 +417,7 @@ class SqlStockBackend(abc.ABC):
 
     def state_version(self) -> int:
         """The current state version (one cheap query)."""
-        return self._read(self._version)
+        return self.versions().stock
 
     def versions(self) -> Versions:
         """The stock version and the live snapshot generation (one cheap query)."""
@@ -509,10 +509,6 @@ class SqlStockBackend(abc.ABC):
             (generation,),
         ).fetchone()
         return None if row is None else self._pointer_of(row)
-
-    def live_snapshot(self) -> LivePointer | None:
-        """The live snapshot's pointer (None before a first snapshot was made live)."""
-        return self._read(lambda cur: self._pointer(cur, self._live_generation(cur, "")))
 
     def load_live_snapshot(self) -> tuple[LivePointer, bytes] | None:
         """The live snapshot's pointer and JSON, read together (None before the first)."""
