@@ -1,0 +1,1 @@
+"""Tests of authentication, roles and limits."""
