@@ -94,7 +94,10 @@ def _generate(plan_path: pathlib.Path, out_path: pathlib.Path) -> None:
                 with self.client.post(
                     self.run_spec["path"],
                     data=self.run_recorder.next_payload(),
-                    headers={"content-type": "application/json"},
+                    headers={
+                        "content-type": "application/json",
+                        "authorization": plan["authorization"],
+                    },
                     name=self.run_spec["target"],
                     catch_response=True,
                 ) as response:
@@ -340,8 +343,6 @@ def run(
     *, quick: bool, workers: int, seconds: float, warmup_s: float, soak_s: float
 ) -> dict[str, Any]:
     """Start the server, drive the load in a locust child process, report."""
-    import urllib.request  # noqa: PLC0415 - not at module level, see the module docstring
-
     from bench._common import machine  # noqa: PLC0415
     from promise.launcher import ServerProcess  # noqa: PLC0415
 
@@ -354,6 +355,7 @@ def run(
             server_pid = server.pid
             ours = [os.getpid(), *pids, *([server_pid] if server_pid else [])]
             plan = _plan(server.base_url, root / "carts.jsonl", seconds, warmup_s, soak_s)
+            plan["authorization"] = server.auth_headers["Authorization"]
             (root / "plan.json").write_text(json.dumps(plan))
             start_memory = server.worker_memory()
             started = time.perf_counter()
@@ -369,9 +371,7 @@ def run(
                     raise RuntimeError(f"load generator exited with {generator.returncode}")
             load_s = time.perf_counter() - started
             end_memory = server.worker_memory()
-            url = server.base_url + "/metrics"
-            with urllib.request.urlopen(url, timeout=10) as answer:  # noqa: S310 - loopback
-                metrics_text = answer.read().decode()
+            metrics_text = server.fetch("/metrics")[1].decode()
         raw = json.loads((root / "raw.json").read_text())
     runs = [_summarise(r) for r in raw if not r.get("soak")]
     soak = [_summarise(r) for r in raw if r.get("soak")]

@@ -43,12 +43,18 @@ CONNECTIONS = 32
 Row = tuple[str, str]
 
 
-def _client(urls: list[str], hot: list[Row], seconds: float, seed: int, queue: Any) -> None:
+# A server to load: its base URL and the headers (its key) to send it.
+Target = tuple[str, dict[str, str]]
+
+
+def _client(urls: list[Target], hot: list[Row], seconds: float, seed: int, queue: Any) -> None:
     """The load process: CONNECTIONS connections holding until the time is up."""
 
     async def run() -> tuple[list[float], dict[int, int]]:
         limits = httpx.Limits(max_connections=CONNECTIONS, max_keepalive_connections=CONNECTIONS)
-        clients = [httpx.AsyncClient(base_url=u, timeout=30.0, limits=limits) for u in urls]
+        clients = [
+            httpx.AsyncClient(base_url=u, headers=h, timeout=30.0, limits=limits) for u, h in urls
+        ]
         latencies: list[float] = []
         statuses: collections.Counter[int] = collections.Counter()
         stop = time.perf_counter() + seconds
@@ -82,7 +88,7 @@ def _client(urls: list[str], hot: list[Row], seconds: float, seed: int, queue: A
     queue.put(asyncio.run(run()))
 
 
-def _load(urls: list[str], hot: list[Row], seconds: float) -> dict[str, Any]:
+def _load(urls: list[Target], hot: list[Row], seconds: float) -> dict[str, Any]:
     """Run the load process against ``urls``; throughput, latency and status counts."""
     context = multiprocessing.get_context("spawn")
     queue = context.Queue()
@@ -139,12 +145,12 @@ def measure_http(
     snapshot_file.write_text(snapshot.model_dump_json())
     if dsn is None:
         with _embedded(root, snapshot_file) as servers:
-            result = _load([s.base_url for s in servers], hot, seconds)
+            result = _load([(s.base_url, s.auth_headers) for s in servers], hot, seconds)
         settings = StockSettings(data_dir=root / "embedded")
         result["hosts"] = "one host, 2 workers"
     else:
         with servers_on_hosts(root, dsn, snapshot_file) as (servers, namespaces):
-            result = _load([s.base_url for s in servers], hot, seconds)
+            result = _load([(s.base_url, s.auth_headers) for s in servers], hot, seconds)
         settings = StockSettings(database_url=dsn)
         kind = "network namespaces" if namespaces else "processes"
         result["hosts"] = f"two hosts ({kind}), 2 workers each"
@@ -174,11 +180,12 @@ def propagation(
             put = client.put(
                 host_a.base_url + "/v1/snapshot",
                 content=body,
-                headers={"content-type": "application/json"},
+                headers={"content-type": "application/json", **host_a.auth_headers},
             )
             put.raise_for_status()
             swapped = time.perf_counter()
-            while client.get(host_b.base_url + "/v1/snapshot").json()["version"] != version:
+            url = host_b.base_url + "/v1/snapshot"
+            while client.get(url, headers=host_b.auth_headers).json()["version"] != version:
                 pass
             delays.append((time.perf_counter() - swapped) * 1000.0)
     return {

@@ -29,7 +29,6 @@ import tempfile
 import threading
 import time
 import traceback
-import urllib.request
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any
@@ -89,9 +88,7 @@ def start_together(
 def metrics_status(server: ServerProcess) -> int:
     """HTTP status of the server's ``/metrics`` on a fresh connection (0 if unreachable)."""
     try:
-        with urllib.request.urlopen(server.base_url + "/metrics", timeout=10) as response:  # noqa: S310 - local http only
-            status: int = response.status
-            return status
+        return server.fetch("/metrics")[0]
     except OSError:
         return 0
 

@@ -28,10 +28,23 @@ from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.plugins import ScalarRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
 from litestar.params import HeaderParameter, JSONBody, Parameter
 
 import solver
 from models import AvailabilityReport, Snapshot
+from promise.access.guard import (
+    PRINCIPAL_STATE,
+    AccessDeniedError,
+    Authenticator,
+    RateSettings,
+    access_guard,
+)
+from promise.access.principal import Principal, Scope
+from promise.access.ratelimit import LocalRateLimiter, RateLimiter, RedisRateLimiter
+from promise.access.routes import access_router
+from promise.access.rules import SECURITY_SCHEME, public, secured
+from promise.access.tokens import TokenSettings, TokenVerifier
 from promise.errors import (
     PROBLEM_MEDIA_TYPE,
     FieldError,
@@ -89,6 +102,9 @@ def _problems(*statuses: int) -> dict[int, ResponseSpec]:
     """OpenAPI entries for the problem documents a route may answer."""
     descriptions = {
         400: "Malformed JSON or an unreadable request.",
+        401: "No credential, or one that does not authenticate.",
+        403: "The caller lacks the role this route or request needs.",
+        429: "The caller is over its request rate; retry after Retry-After seconds.",
         413: "The body is larger than this service accepts.",
         422: "A field is invalid, or the request cannot be answered as asked (see errors).",
         503: "Not ready or overloaded; retry after the Retry-After header's seconds.",
@@ -100,7 +116,7 @@ def _problems(*statuses: int) -> dict[int, ResponseSpec]:
             description=descriptions[status],
             generate_examples=False,
         )
-        for status in statuses
+        for status in (*statuses, 401, 403, 429)
     }
 
 
@@ -124,10 +140,12 @@ def _annotate(request: AnyRequest, *, solve_status: str | None, snapshot_version
     ),
     tags=["promise"],
     responses=_problems(400, 413, 422, 503),
+    **secured(Scope.PROMISE, Scope.RESERVE),
 )
 async def promise_cart(
     data: JSONBody[PromiseBody],
     service: NamedDependency[PromiseService],
+    principal: NamedDependency[Principal],
     request: AnyRequest,
     idempotency_key: Annotated[
         str | None,
@@ -139,8 +157,12 @@ async def promise_cart(
         ),
     ] = None,
 ) -> PromiseAnswer:
-    """Answer a promise request."""
-    answer = await service.promise(data, idempotency_key=idempotency_key)
+    """Answer a promise request (holding it too needs the reserve role)."""
+    needed = Scope.RESERVE if data.reserve else Scope.PROMISE
+    if not principal.may(needed):
+        what = "a promise with reserve: true" if data.reserve else "a promise"
+        raise AccessDeniedError(detail=f"{what} needs the {needed.value} role")
+    answer = await service.promise(data, idempotency_key=idempotency_key, principal=principal)
     for error in answer.solver.model_errors:
         # The answer stands (greedy fallback), but a refused model is a bug to fix.
         log.error(
@@ -160,12 +182,15 @@ async def promise_cart(
     description="Parses and checks the same body as POST /v1/promise; the framework floor.",
     tags=["promise"],
     responses=_problems(400, 413, 422),
+    **secured(Scope.PROMISE),
 )
 async def validate_cart(
-    data: JSONBody[PromiseBody], service: NamedDependency[PromiseService]
+    data: JSONBody[PromiseBody],
+    service: NamedDependency[PromiseService],
+    principal: NamedDependency[Principal],
 ) -> ValidationAnswer:
     """Validate a promise request."""
-    return service.validate(data)
+    return service.validate(data, principal)
 
 
 @get(
@@ -174,6 +199,7 @@ async def validate_cart(
     description="Stock tiers per node, per region and in total, for one channel.",
     tags=["availability"],
     responses=_problems(400, 422, 503),
+    **secured(Scope.PROMISE),
 )
 async def availability(
     *,
@@ -205,6 +231,7 @@ async def availability(
     summary="Version and counts of the live snapshot",
     tags=["snapshot"],
     responses=_problems(503),
+    **secured(Scope.PROMISE, Scope.ADMIN, Scope.ANALYST),
 )
 async def get_snapshot(service: NamedDependency[PromiseService]) -> SnapshotInfo:
     """Describe the live snapshot."""
@@ -222,17 +249,21 @@ async def get_snapshot(service: NamedDependency[PromiseService]) -> SnapshotInfo
     ),
     tags=["snapshot"],
     responses=_problems(400, 413, 422, 503),
+    **secured(Scope.ADMIN),
 )
 async def put_snapshot(
-    data: JSONBody[Snapshot], service: NamedDependency[PromiseService], request: AnyRequest
+    data: JSONBody[Snapshot],
+    service: NamedDependency[PromiseService],
+    principal: NamedDependency[Principal],
+    request: AnyRequest,
 ) -> SnapshotInfo:
-    """Swap the live snapshot."""
+    """Swap the live snapshot (audited under the caller)."""
     # The body was read to parse it; writing those exact bytes spares a second serialisation.
     content = await request.body()
-    return await service.replace_snapshot(data, content)
+    return await service.replace_snapshot(data, content, principal)
 
 
-@get("/healthz", summary="Liveness", tags=["operations"])
+@get("/healthz", summary="Liveness", tags=["operations"], **public())
 async def healthz() -> Health:
     """Liveness: 200 with the worker's pid whenever the process answers HTTP at all.
 
@@ -243,7 +274,13 @@ async def healthz() -> Health:
     return Health(pid=os.getpid())
 
 
-@get("/readyz", summary="Readiness", tags=["operations"], responses=_problems(503))
+@get(
+    "/readyz",
+    summary="Readiness",
+    tags=["operations"],
+    responses={503: _problems(503)[503]},
+    **public(),
+)
 async def readyz(service: NamedDependency[PromiseService]) -> Readiness:
     """Readiness: 200 once warm, loaded and the stock store answers, else 503 not-ready.
 
@@ -259,6 +296,8 @@ async def readyz(service: NamedDependency[PromiseService]) -> Readiness:
     summary="Prometheus metrics",
     tags=["operations"],
     media_type=MediaType.TEXT,
+    responses={status: spec for status, spec in _problems().items() if status != 429},
+    **secured(Scope.ADMIN, Scope.ANALYST, network_open=True),
 )
 async def metrics_text(metrics: NamedDependency[Metrics]) -> Response[bytes]:
     """Metrics of every worker in the Prometheus text format."""
@@ -406,6 +445,7 @@ def _http_problem(request: AnyRequest, exc: HTTPException) -> Response[bytes]:
         status=status,
         title=HTTPStatus(status).phrase,
         detail=detail if status < 500 else "an unexpected error occurred",
+        kind=getattr(exc, "kind", None),
         request_id=request_id_of(request.scope),
         headers=exc.headers,
     )
@@ -447,6 +487,36 @@ def _default_snapshot(settings: Settings) -> Callable[[], Snapshot]:
     return demo
 
 
+def _principal(request: AnyRequest) -> Principal:
+    """The principal the access guard authenticated for this request."""
+    principal: Principal = request.scope["state"][PRINCIPAL_STATE]
+    return principal
+
+
+def _token_verifier(settings: Settings) -> TokenVerifier | None:
+    """The bearer-token verifier the settings configure, if any."""
+    if settings.jwt_public_key_file is None and settings.jwt_jwks_file is None:
+        return None
+    assert settings.jwt_audience is not None  # the settings validator ensures it
+    return TokenVerifier(
+        TokenSettings(
+            audience=settings.jwt_audience,
+            issuer=settings.jwt_issuer,
+            public_key_file=settings.jwt_public_key_file,
+            jwks_file=settings.jwt_jwks_file,
+        )
+    )
+
+
+def _rate_limiter(settings: Settings) -> RateLimiter:
+    """Shared buckets in Redis when a URL is set, else this worker's own."""
+    if settings.rate_limit_redis_url:
+        return RedisRateLimiter(
+            settings.rate_limit_redis_url, timeout_s=settings.rate_limit_redis_timeout_ms / 1000
+        )
+    return LocalRateLimiter()
+
+
 def create_app(
     settings: Settings,
     *,
@@ -483,6 +553,16 @@ def create_app(
     )
     stock = StockService(backend, stock_settings, snapshots=store, **clock_kwargs)
     service = PromiseService(settings, metrics, store=store, stock=stock, **service_kwargs)
+    authenticator = Authenticator(
+        backend.key, cache_s=settings.auth_key_cache_s, tokens=_token_verifier(settings)
+    )
+    limiter = _rate_limiter(settings)
+    guard = access_guard(
+        authenticator,
+        limiter,
+        RateSettings(rate_per_s=settings.rate_limit_per_s, burst=settings.rate_limit_burst),
+        open_networks=settings.open_network_list(),
+    )
 
     async def start(*, fatal: bool) -> None:
         """Warm and load; a failure ends the worker (``fatal``) or leaves the app unready."""
@@ -514,6 +594,7 @@ def create_app(
             finally:
                 tasks.cancel_scope.cancel()
                 service.close()
+                await limiter.aclose()
 
     small_bodies = Router(
         path="/",
@@ -538,10 +619,12 @@ def create_app(
             small_bodies,
             snapshot_bodies,
             stock_router(stock, max_body_bytes=settings.max_body_bytes),
+            access_router(stock, max_body_bytes=settings.max_body_bytes),
         ],
         dependencies={
             "service": Provide(lambda: service, sync_to_thread=False),
             "metrics": Provide(lambda: metrics, sync_to_thread=False),
+            "principal": Provide(_principal, sync_to_thread=False),
         },
         exception_handlers={
             **STOCK_EXCEPTION_HANDLERS,
@@ -552,7 +635,8 @@ def create_app(
             Exception: _internal_problem,
         },
         lifespan=[lifespan],
-        guards=[json_bodies_only],
+        # Who first: an anonymous caller learns nothing, not even that its body is not JSON.
+        guards=[guard, json_bodies_only],
         request_class=JsonRequest,
         # Off unless origins are listed: browsers of other sites get no CORS grant by default.
         cors_config=CORSConfig(allow_origins=list(origins)) if origins else None,
@@ -564,6 +648,19 @@ def create_app(
                 "delivery dates. Errors are RFC 9457 problem documents."
             ),
             path="/schema",
+            components=Components(
+                security_schemes={
+                    SECURITY_SCHEME: SecurityScheme(
+                        type="http",
+                        scheme="bearer",
+                        description=(
+                            "An API key (pe_...) from `promise keys create`, or a JWT of the "
+                            "configured issuer. Each operation lists the roles (scopes) any "
+                            "one of which lets a caller in."
+                        ),
+                    )
+                }
+            ),
             render_plugins=[
                 ScalarRenderPlugin(),
                 ExactSwaggerRenderPlugin(),

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from promise import metrics_dir as metrics_dirs
+from promise.access.cli import register as register_access_commands
 from promise.settings import Settings, SettingsError
 from scenarios.cli import register as register_scenario_commands
 
@@ -67,6 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     # The analysts' commands (replay, compare, regress, golden, scenarios, runs) live with the
     # scenario store.
     register_scenario_commands(commands)
+    # Keys and the audit trail live with the access package.
+    register_access_commands(commands)
     return parser
 
 
@@ -127,6 +130,8 @@ def _serve(args: argparse.Namespace) -> int:
         # Workers would only die on it one after another: say why once and stop.
         logging.getLogger("promise.cli").error(unreachable)
         return 1
+    if snapshot_path is None:
+        _announce_development_key(data_dir)
     log_config = uvicorn_log_config(settings.log_level)
     if settings.workers > 1 and settings.port != 0 and supports_reuseport():
         supervisor = Supervisor(
@@ -147,6 +152,23 @@ def _serve(args: argparse.Namespace) -> int:
         timeout_graceful_shutdown=10,
     )
     return 0
+
+
+def _announce_development_key(data_dir: Path) -> None:
+    """On the demo network, print the local development key (made on first use)."""
+    from promise.access.cli import DEV_KEY_FILE, development_key  # noqa: PLC0415
+    from promise.stock.config import StockSettings  # noqa: PLC0415
+    from promise.stock.service import open_backend  # noqa: PLC0415
+
+    backend = open_backend(StockSettings.from_env(data_dir=data_dir))
+    try:
+        key = development_key(backend, data_dir)
+    finally:
+        backend.close()
+    sys.stderr.write(
+        f"development API key (every role; demo network only): {key}\n"
+        f"  kept in {data_dir / DEV_KEY_FILE}; send it as 'Authorization: Bearer <key>'\n"
+    )
 
 
 def _stock_database_problem() -> str | None:

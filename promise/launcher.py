@@ -89,6 +89,51 @@ class ServerProcess:
         self._env = env or {}
         self._process: subprocess.Popen[bytes] | None = None
         self.worker_pids: set[int] = set()
+        self.api_key: str | None = None
+
+    def _environment(self) -> dict[str, str]:
+        """The child's environment: ours, this checkout on the path, then the configured."""
+        # The child imports this checkout even when the project is not installed.
+        root = str(Path(__file__).resolve().parents[1])
+        path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)
+        return {**os.environ, "PYTHONPATH": path, **self._env}
+
+    def make_key(
+        self, *scopes: str, name: str = "launcher", rate: float = 1e6, burst: int | None = None
+    ) -> str:
+        """A new API key with ``scopes`` in this server's authority (every role by default)."""
+        roles = scopes or ("promise", "reserve", "inventory", "admin", "analyst")
+        command = [
+            *self.prefix,
+            sys.executable,
+            "-m",
+            "promise.cli",
+            "keys",
+            "create",
+            "--name",
+            name,
+            "--data-dir",
+            str(self.data_dir),
+            "--rate",
+            str(rate),
+            "--burst",
+            str(burst or int(rate)),
+        ]
+        for role in roles:
+            command += ["--scope", role]
+        done = subprocess.run(  # noqa: S603 - our own interpreter and module
+            command, env=self._environment(), capture_output=True, check=False, timeout=120
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"promise keys create failed: {done.stderr.decode()[-2000:]}")
+        return done.stdout.decode().strip()
+
+    @property
+    def auth_headers(self) -> dict[str, str]:
+        """The Authorization header of the key made at start (every role, no practical rate)."""
+        if self.api_key is None:
+            raise RuntimeError("the server has not been started, so it has no key yet")
+        return {"Authorization": f"Bearer {self.api_key}"}
 
     def start(self, timeout_s: float = 120.0) -> ServerProcess:
         """Start the server and wait until every worker reports ready."""
@@ -101,10 +146,10 @@ class ServerProcess:
         ]
         if self.snapshot is not None:
             command += ["--snapshot", str(self.snapshot)]
-        # The child imports this checkout even when the project is not installed.
-        root = str(Path(__file__).resolve().parents[1])
-        path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)
-        env = {**os.environ, "PYTHONPATH": path, **self._env}
+        env = self._environment()
+        if self.api_key is None:
+            # Made before the server starts, in the authority it will use: callers need one.
+            self.api_key = self.make_key()
         with self.log_path.open("wb") as log:
             # A session of its own, so kill() reaches the workers too.
             self._process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
@@ -113,14 +158,20 @@ class ServerProcess:
         self.wait_ready(timeout_s)
         return self
 
-    def get_json(self, path: str) -> tuple[int, dict[str, object]]:
-        """GET ``path`` on a fresh connection; status and JSON body."""
-        request = urllib.request.Request(self.base_url + path)  # noqa: S310 - local http only
+    def fetch(self, path: str) -> tuple[int, bytes]:
+        """GET ``path`` with this server's key (once made) on a fresh connection."""
+        headers = {} if self.api_key is None else self.auth_headers
+        request = urllib.request.Request(self.base_url + path, headers=headers)  # noqa: S310 - local http only
         try:
             with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310
-                return response.status, json.loads(response.read())
+                return response.status, response.read()
         except urllib.error.HTTPError as exc:
-            return exc.code, json.loads(exc.read() or b"{}")
+            return exc.code, exc.read()
+
+    def get_json(self, path: str) -> tuple[int, dict[str, object]]:
+        """GET ``path`` on a fresh connection; status and JSON body."""
+        status, body = self.fetch(path)
+        return status, json.loads(body or b"{}")
 
     def wait_ready(self, timeout_s: float) -> set[int]:
         """Poll /readyz on fresh connections until ``workers`` distinct workers are ready."""

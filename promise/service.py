@@ -29,6 +29,7 @@ from models import (
     PromiseResult,
     Snapshot,
 )
+from promise.access.principal import Principal, Scope
 from promise.capture import CaptureSink
 from promise.errors import (
     NotReadyError,
@@ -237,8 +238,11 @@ class PromiseService:
             loaded_at=live.loaded_at,
         )
 
-    def check_limits(self, body: PromiseBody) -> None:
-        """Reject requests bigger or slower than this service accepts."""
+    def check_limits(self, body: PromiseBody, *, principal: Principal | None = None) -> None:
+        """Reject requests bigger or slower than this service accepts.
+
+        Inline snapshots are for admins, or for everyone when the setting turns them on.
+        """
         limit = self._settings.max_cart_lines
         if len(body.cart.lines) > limit:
             raise RequestLimitError(
@@ -252,14 +256,16 @@ class PromiseService:
                 ("time_budget_ms",),
             )
         if body.snapshot is not None:
-            self._check_inline_snapshot(body.snapshot)
+            admin = principal is not None and principal.may(Scope.ADMIN)
+            self._check_inline_snapshot(body.snapshot, allowed=admin)
 
-    def _check_inline_snapshot(self, snapshot: Snapshot) -> None:
-        """Refuse an inline snapshot unless enabled and within the node and row limits."""
+    def _check_inline_snapshot(self, snapshot: Snapshot, *, allowed: bool) -> None:
+        """Refuse an inline snapshot unless ``allowed`` or enabled, and within the limits."""
         settings = self._settings
-        if not settings.inline_snapshots:
+        if not (allowed or settings.inline_snapshots):
             raise RequestLimitError(
-                "inline snapshots are off on this service (PROMISE_INLINE_SNAPSHOTS)",
+                "inline snapshots are for the admin role on this service "
+                "(or for every caller with PROMISE_INLINE_SNAPSHOTS)",
                 ("snapshot",),
             )
         nodes, rows = len(snapshot.nodes), snapshot.row_count
@@ -276,9 +282,9 @@ class PromiseService:
                 ("snapshot",),
             )
 
-    def validate(self, body: PromiseBody) -> ValidationAnswer:
+    def validate(self, body: PromiseBody, principal: Principal | None = None) -> ValidationAnswer:
         """The framework floor: the body is parsed already; apply the limits, solve nothing."""
-        self.check_limits(body)
+        self.check_limits(body, principal=principal)
         return ValidationAnswer(
             cart_id=body.cart.cart_id,
             lines=len(body.cart.lines),
@@ -301,6 +307,7 @@ class PromiseService:
         idempotency_key: str | None,
         *,
         check: bool,
+        principal: Principal | None,
     ) -> PromiseAnswer:
         """Promise on the live network and live stock, holding the answer when asked to.
 
@@ -329,18 +336,23 @@ class PromiseService:
             promise_id=answer.promise_id,
             service_level=body.reserve_service_level,
             idempotency_key=idempotency_key,
+            principal=principal,
         )
         return answer.model_copy(update={"reservation": held})
 
     async def promise(
-        self, body: PromiseBody, *, idempotency_key: str | None = None
+        self,
+        body: PromiseBody,
+        *,
+        idempotency_key: str | None = None,
+        principal: Principal | None = None,
     ) -> PromiseAnswer:
         """Source the cart and promise dates; the answer names the snapshot version used.
 
         On the live network the answer is solved, and held, under one snapshot generation;
         when another goes live meanwhile, the service catches up and solves again.
         """
-        self.check_limits(body)
+        self.check_limits(body, principal=principal)
         if body.reserve and body.snapshot is not None:
             raise RequestLimitError(
                 "reserve holds live stock: omit the inline snapshot", ("reserve",)
@@ -351,7 +363,9 @@ class PromiseService:
         if not self._warmed:
             raise NotReadyError("the solver is warming up", self._settings.retry_after_s)
         return await self.stock.judged(
-            lambda live, first: self._solve_live(body, request, live, idempotency_key, check=first)
+            lambda live, first: self._solve_live(
+                body, request, live, idempotency_key, check=first, principal=principal
+            )
         )
 
     async def availability(
@@ -398,9 +412,13 @@ class PromiseService:
         """Version and counts of the live snapshot."""
         return _info(await self.store.sync())
 
-    async def replace_snapshot(self, snapshot: Snapshot, content: bytes | None) -> SnapshotInfo:
+    async def replace_snapshot(
+        self, snapshot: Snapshot, content: bytes | None, principal: Principal | None = None
+    ) -> SnapshotInfo:
         """Make ``snapshot`` live on every worker; ``content`` is its validated JSON."""
-        live = await self.store.replace(snapshot, content)
+        live = await self.store.replace(
+            snapshot, content, actor=None if principal is None else principal.id
+        )
         self._metrics.snapshot_loads.labels("swap").inc()
         return _info(live)
 

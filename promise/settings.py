@@ -76,6 +76,44 @@ class Settings(BaseModel):
     )
     max_inline_snapshot_nodes: Annotated[int, Field(ge=1, le=1_000_000)] = 500
     max_inline_snapshot_rows: Annotated[int, Field(ge=0, le=100_000_000)] = 100_000
+    # --- who may call ---------------------------------------------------------------------
+    auth_key_cache_s: Annotated[float, Field(ge=0, le=300)] = Field(
+        default=5.0,
+        description="How long a worker trusts an API key it looked up: a revocation reaches "
+        "every worker of every host within this.",
+    )
+    jwt_audience: str | None = Field(
+        default=None, description="Required 'aud' of bearer tokens (with a JWT key or JWKS file)."
+    )
+    jwt_issuer: str | None = Field(default=None, description="Required 'iss' of bearer tokens.")
+    jwt_public_key_file: Path | None = Field(
+        default=None, description="PEM public key of the token issuer (RS256, ES256 or EdDSA)."
+    )
+    jwt_jwks_file: Path | None = Field(
+        default=None, description="JWKS file of the token issuer; a token's kid picks the key."
+    )
+    open_networks: str = Field(
+        default="",
+        description="Comma-separated network ranges (e.g. 10.0.0.0/8) whose callers read "
+        "/metrics and the API docs without a credential; empty: a credential is needed.",
+    )
+    rate_limit_per_s: Annotated[float, Field(gt=0, le=1_000_000)] = Field(
+        default=100.0,
+        description="Requests per second per principal, sustained, unless its key says.",
+    )
+    rate_limit_burst: Annotated[int, Field(ge=1, le=10_000_000)] = Field(
+        default=200, description="Requests per principal at once above the sustained rate."
+    )
+    rate_limit_redis_url: str = Field(
+        default="",
+        description="Redis URL (redis://host:6379/0) sharing each principal's rate across "
+        "workers and hosts; empty: each worker counts on its own.",
+    )
+    rate_limit_redis_timeout_ms: Annotated[int, Field(ge=1, le=10_000)] = Field(
+        default=200,
+        description="A rate check Redis has not answered in this long lets the request through "
+        "(and is logged): a slow Redis must not stop checkout.",
+    )
 
     @model_validator(mode="after")
     def _default_within_max(self) -> Settings:
@@ -85,7 +123,16 @@ class Settings(BaseModel):
                 f"default_time_budget_ms ({self.default_time_budget_ms}) exceeds "
                 f"max_time_budget_ms ({self.max_time_budget_ms})"
             )
+        if self.jwt_public_key_file is not None and self.jwt_jwks_file is not None:
+            raise ValueError("set one of jwt_public_key_file and jwt_jwks_file, not both")
+        issuer_key = self.jwt_public_key_file or self.jwt_jwks_file
+        if issuer_key is not None and not self.jwt_audience:
+            raise ValueError("bearer tokens need jwt_audience: the 'aud' this service accepts")
         return self
+
+    def open_network_list(self) -> tuple[str, ...]:
+        """The ranges of ``open_networks``, without blanks."""
+        return tuple(cidr.strip() for cidr in self.open_networks.split(",") if cidr.strip())
 
     def cors_allow_list(self) -> tuple[str, ...]:
         """The origins of ``cors_origins``, without blanks."""

@@ -14,7 +14,7 @@ import dataclasses
 import datetime as dt
 import hashlib
 from collections.abc import Callable, Mapping, Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from promise.stock.events import CountState
 from promise.stock.schemas import (
@@ -26,6 +26,9 @@ from promise.stock.schemas import (
     ReservedLine,
     Shortfall,
 )
+
+if TYPE_CHECKING:
+    from promise.access.records import AuditEntry, HoldUsage, KeyRecord
 
 __all__ = [
     "EMPTY_OVERLAY",
@@ -149,6 +152,10 @@ class HoldPlan:
     # The snapshot generation the hold was judged under; the authority refuses a hold judged
     # under any other than the live one (None: judged outside a service, not checked).
     snapshot_generation: int | None = None
+    # Who asks for the hold (audited, and counted against its limits; None: unlimited).
+    principal: str | None = None
+    max_open_holds: int | None = None
+    max_held_units: int | None = None
 
     @property
     def keys(self) -> list[Key]:
@@ -171,6 +178,7 @@ class HoldRecord:
     service_level: str | None
     lines: tuple[ReservedLine, ...]
     snapshot_generation: int | None = None
+    principal: str | None = None
 
     def effective_status(self, now: int) -> ReservationStatus:
         """The stored status, with a soft hold past its expiry read as expired."""
@@ -198,6 +206,7 @@ class HoldRecord:
                 "promise_id": self.promise_id,
                 "service_level": self.service_level,
                 "snapshot_generation": self.snapshot_generation,
+                "principal": self.principal,
             }
         )
 
@@ -239,7 +248,14 @@ class StockBackend(Protocol):
         ...
 
     def publish_snapshot(
-        self, body: bytes, version: str, origin: str, clock: Clock, *, only_if_none: bool = False
+        self,
+        body: bytes,
+        version: str,
+        origin: str,
+        clock: Clock,
+        *,
+        only_if_none: bool = False,
+        actor: str | None = None,
     ) -> LivePointer:
         """Store a snapshot's JSON and make it live as the next generation; the live pointer.
 
@@ -258,6 +274,7 @@ class StockBackend(Protocol):
         known: KnownRow,
         clock: Clock,
         generation: int | None = None,
+        actor: str | None = None,
     ) -> tuple[tuple[EventResult, ...], int]:
         """Record and apply a batch judged under snapshot ``generation``; results and version."""
         ...
@@ -276,16 +293,51 @@ class StockBackend(Protocol):
         """The answer stored under an Idempotency-Key; a 422 error for another body."""
         ...
 
-    def confirm(self, hold_id: str, clock: Clock) -> HoldRecord | None:
-        """Make a live soft hold firm (a firm one stays as it is); None when unknown."""
+    def confirm(
+        self, hold_id: str, clock: Clock, *, actor: str | None = None, owner: str | None = None
+    ) -> HoldRecord | None:
+        """Make a live soft hold firm (a firm one stays); None when unknown or not ``owner``'s."""
         ...
 
-    def release(self, hold_id: str, clock: Clock) -> HoldRecord | None:
-        """Give back a live hold or firm reservation (a released one stays); None when unknown."""
+    def release(
+        self, hold_id: str, clock: Clock, *, actor: str | None = None, owner: str | None = None
+    ) -> HoldRecord | None:
+        """Give back a live hold or firm reservation; None when unknown or not ``owner``'s."""
         ...
 
     def get_hold(self, hold_id: str) -> HoldRecord | None:
         """A hold by id."""
+        ...
+
+    def create_key(self, record: KeyRecord, clock: Clock) -> KeyRecord:
+        """Store a new API key (and its audit entry)."""
+        ...
+
+    def key(self, key_id: str) -> KeyRecord | None:
+        """An API key by id, revoked or not."""
+        ...
+
+    def keys(self) -> list[KeyRecord]:
+        """Every API key, oldest first."""
+        ...
+
+    def revoke_key(self, key_id: str, actor: str, clock: Clock) -> KeyRecord | None:
+        """Revoke an API key; None when unknown."""
+        ...
+
+    def audit_trail(
+        self,
+        *,
+        since: int | None = None,
+        principal: str | None = None,
+        action: str | None = None,
+        limit: int = 100,
+    ) -> list[AuditEntry]:
+        """Audit entries, oldest first, filtered by time, principal and action prefix."""
+        ...
+
+    def usage(self, principal: str, clock: Clock) -> HoldUsage:
+        """A principal's open holds and held units now."""
         ...
 
     def sweep(self, clock: Clock, idempotency_ttl_us: int) -> int:

@@ -35,6 +35,17 @@ class StockSettings(BaseModel):
     sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
     sqlite_busy_timeout_s: Annotated[float, Field(gt=0, le=600)] = 30.0
     hold_ttl_s: Annotated[int, Field(ge=1, le=7 * 86400)] = 900
+    max_hold_ttl_s: Annotated[int, Field(ge=1, le=7 * 86400)] = Field(
+        default=3600, description="The longest soft hold a caller may ask for (ttl_s)."
+    )
+    max_open_holds: Annotated[int, Field(ge=1)] = Field(
+        default=20_000,
+        description="Open holds (soft and firm) one principal may have, unless its key says.",
+    )
+    max_held_units: Annotated[int, Field(ge=1)] = Field(
+        default=200_000,
+        description="Units one principal may hold at once, unless its key says.",
+    )
     promise_ttl_s: Annotated[int, Field(ge=1, le=7 * 86400)] = 1800
     idempotency_ttl_s: Annotated[int, Field(ge=60, le=30 * 86400)] = 86400
     sweep_interval_s: Annotated[float, Field(gt=0, le=3600)] = 5.0

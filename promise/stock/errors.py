@@ -10,7 +10,8 @@ Hierarchy (422s reuse the solver's domain error, so the service's one handler ma
     ├── EventNotFoundError                no recorded event with that id (404)
     ├── ReservationNotFoundError          no reservation with that id (404)
     ├── ReservationConflictError          the transition is not allowed from its state (409)
-    └── InsufficientStockError            a hold would exceed available-to-promise (409)
+    ├── InsufficientStockError            a hold would exceed available-to-promise (409)
+    └── HoldLimitError                    a hold would exceed its principal's limits (409)
     promise.errors.ServiceUnavailableError
     └── StockUnavailableError             the stock database is busy or unreachable (503)
         └── SnapshotMovedError            another snapshot went live while a request was judged
@@ -26,6 +27,7 @@ from solver.errors import PromiseError
 
 __all__ = [
     "EventNotFoundError",
+    "HoldLimitError",
     "IdempotencyKeyReusedError",
     "InsufficientStockError",
     "ReservationConflictError",
@@ -121,6 +123,14 @@ class InsufficientStockError(StockHTTPError):
         )
         super().__init__(f"nothing was held; short on {short}")
         self.shortfalls = tuple(shortfalls)
+
+
+class HoldLimitError(StockHTTPError):
+    """A hold would take its principal over its open-hold or held-unit limit; nothing held."""
+
+    status_code = 409
+    kind = "hold-limit"
+    title = "Hold limit of this caller reached"
 
 
 class StockUnavailableError(ServiceUnavailableError):

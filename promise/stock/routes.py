@@ -15,6 +15,8 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import HeaderParameter, JSONBody, Parameter
 from litestar.types import ExceptionHandlersMap
 
+from promise.access.principal import Principal, Scope
+from promise.access.rules import secured
 from promise.errors import (
     PROBLEM_MEDIA_TYPE,
     PROBLEM_TYPE_PREFIX,
@@ -64,8 +66,12 @@ ReservationId = Annotated[
 QueryId = Annotated[str, Parameter(min_length=1, max_length=64, pattern=ID_PATTERN)]
 _DESCRIPTIONS = {
     400: "Malformed JSON or an unreadable request.",
+    401: "No credential, or one that does not authenticate.",
+    403: "The caller lacks the role this route needs.",
+    429: "The caller is over its request rate; retry after Retry-After seconds.",
     404: "No such reservation or event.",
-    409: "The reservation's state does not allow this, or stock is insufficient to hold.",
+    409: "The reservation's state does not allow this, stock is insufficient to hold, or "
+    "the hold would exceed the caller's open-hold or held-unit limit.",
     413: "The body is larger than this service accepts.",
     422: "A field is invalid, or the request cannot be answered as asked (see errors).",
     503: "The stock database is busy or unreachable; retry after Retry-After seconds.",
@@ -81,7 +87,7 @@ def _problems(*statuses: int) -> dict[int, ResponseSpec]:
             description=_DESCRIPTIONS[status],
             generate_examples=False,
         )
-        for status in statuses
+        for status in (*statuses, 401, 403, 429)
     }
 
 
@@ -100,12 +106,15 @@ def _problems(*statuses: int) -> dict[int, ResponseSpec]:
     ),
     tags=["inventory"],
     responses=_problems(400, 413, 422, 503),
+    **secured(Scope.INVENTORY),
 )
 async def post_events(
-    data: JSONBody[EventBatch], stock: NamedDependency[StockService]
+    data: JSONBody[EventBatch],
+    stock: NamedDependency[StockService],
+    principal: NamedDependency[Principal],
 ) -> EventsAnswer:
-    """Apply a batch of inventory events."""
-    return await stock.apply_events(data)
+    """Apply a batch of inventory events (audited under the caller)."""
+    return await stock.apply_events(data, principal)
 
 
 @get(
@@ -113,6 +122,7 @@ async def post_events(
     summary="A recorded inventory event",
     tags=["inventory"],
     responses=_problems(404, 503),
+    **secured(Scope.INVENTORY),
 )
 async def get_event(
     event_id: Annotated[str, Parameter(min_length=1, max_length=64, pattern=ID_PATTERN)],
@@ -128,6 +138,7 @@ async def get_event(
     description="On hand, reserved, holds and what the channel may still hold, from the ledger.",
     tags=["inventory"],
     responses=_problems(400, 422, 503),
+    **secured(Scope.INVENTORY),
 )
 async def get_position(
     *,
@@ -159,10 +170,12 @@ async def get_position(
         ),
         **_problems(400, 409, 413, 422, 503),
     },
+    **secured(Scope.RESERVE),
 )
 async def create_reservation(
     data: JSONBody[ReservationRequest],
     stock: NamedDependency[StockService],
+    principal: NamedDependency[Principal],
     idempotency_key: Annotated[
         str,
         HeaderParameter(
@@ -175,7 +188,7 @@ async def create_reservation(
     ],
 ) -> Response[bytes]:
     """Hold stock; the answer stored under the Idempotency-Key."""
-    answer = await stock.reserve(data, idempotency_key)
+    answer = await stock.reserve(data, idempotency_key, principal)
     created = answer.status_code == 201
     return Response(
         content=answer.body.encode(),
@@ -190,12 +203,15 @@ async def create_reservation(
     summary="A reservation",
     tags=["reservations"],
     responses=_problems(404, 503),
+    **secured(Scope.RESERVE),
 )
 async def get_reservation(
-    reservation_id: ReservationId, stock: NamedDependency[StockService]
+    reservation_id: ReservationId,
+    stock: NamedDependency[StockService],
+    principal: NamedDependency[Principal],
 ) -> Reservation:
-    """Show a reservation (a lapsed hold reads as expired)."""
-    return await stock.reservation(reservation_id)
+    """Show one of the caller's reservations (a lapsed hold reads as expired)."""
+    return await stock.reservation(reservation_id, principal)
 
 
 @post(
@@ -205,12 +221,15 @@ async def get_reservation(
     description="A confirmed reservation holds until sale or shipment events consume it.",
     tags=["reservations"],
     responses=_problems(404, 409, 503),
+    **secured(Scope.RESERVE),
 )
 async def confirm_reservation(
-    reservation_id: ReservationId, stock: NamedDependency[StockService]
+    reservation_id: ReservationId,
+    stock: NamedDependency[StockService],
+    principal: NamedDependency[Principal],
 ) -> Reservation:
-    """Confirm a live hold."""
-    return await stock.confirm(reservation_id)
+    """Confirm one of the caller's live holds."""
+    return await stock.confirm(reservation_id, principal)
 
 
 @post(
@@ -219,12 +238,15 @@ async def confirm_reservation(
     summary="Give a hold back",
     tags=["reservations"],
     responses=_problems(404, 409, 503),
+    **secured(Scope.RESERVE),
 )
 async def release_reservation(
-    reservation_id: ReservationId, stock: NamedDependency[StockService]
+    reservation_id: ReservationId,
+    stock: NamedDependency[StockService],
+    principal: NamedDependency[Principal],
 ) -> Reservation:
-    """Release a hold or firm reservation."""
-    return await stock.release(reservation_id)
+    """Release one of the caller's holds or firm reservations."""
+    return await stock.release(reservation_id, principal)
 
 
 ROUTE_HANDLERS = [

@@ -269,6 +269,10 @@ class Reservation(Frozen):
         default=None,
         description="Generation of the live snapshot the hold was judged under (GET /v1/snapshot).",
     )
+    principal: str | None = Field(
+        default=None,
+        description="The caller that made the hold: an API key id or 'jwt:' + a token's subject.",
+    )
 
 
 class Shortfall(Frozen):

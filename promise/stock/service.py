@@ -23,6 +23,7 @@ import anyio
 import anyio.to_thread
 
 from models import ChannelPolicy, PromiseResult, ServiceLevel
+from promise.access.principal import Principal, Scope
 from promise.errors import PROBLEM_TYPE_PREFIX, QueryParameterError
 from promise.stock.backend import (
     Clock,
@@ -115,6 +116,18 @@ def open_backend(settings: StockSettings) -> StockBackend:
     )
 
 
+def _scoped(principal: Principal | None, idempotency_key: str) -> str:
+    """An Idempotency-Key in the principal's own namespace (ids never contain a newline)."""
+    return idempotency_key if principal is None else f"{principal.id}\n{idempotency_key}"
+
+
+def _owner(principal: Principal | None) -> str | None:
+    """Whose holds a caller may see and change: its own, or every one for admins and internals."""
+    if principal is None or principal.may(Scope.ADMIN):
+        return None
+    return principal.id
+
+
 def _digest(payload: str) -> str:
     """Fingerprint of a request body (its canonical JSON)."""
     return hashlib.sha256(payload.encode()).hexdigest()[:32]
@@ -184,6 +197,11 @@ class StockService:
         self._concurrency = concurrency
         self._limiter: anyio.CapacityLimiter | None = None
 
+    @property
+    def clock(self) -> Clock:
+        """The clock holds and audit entries are stamped with."""
+        return self._clock
+
     async def _call(self, fn: Callable[..., T], *args: Any) -> T:
         """Run a blocking backend call in a worker thread."""
         if self._limiter is None:
@@ -248,8 +266,10 @@ class StockService:
 
     # --- events ---------------------------------------------------------------------------
 
-    async def apply_events(self, batch: EventBatch) -> EventsAnswer:
-        """Record and apply a batch of events; each event's outcome."""
+    async def apply_events(
+        self, batch: EventBatch, principal: Principal | None = None
+    ) -> EventsAnswer:
+        """Record and apply a batch of events; each event's outcome (audited as ``principal``)."""
         limit = self.settings.max_event_batch
         if len(batch.events) > limit:
             raise StockRequestError(
@@ -265,6 +285,7 @@ class StockService:
                 rules.unknown,
                 self._clock,
                 live.generation,
+                None if principal is None else principal.id,
             )
 
         results, version = await self.judged(attempt)
@@ -298,12 +319,38 @@ class StockService:
             raise StockRequestError(f"no channel policy for channel {channel!r}", field)
         return policy
 
+    def ttl_us(self, ttl_s: int | None, field: tuple[str | int, ...]) -> int:
+        """A hold's lifetime: the one asked for (at most ``max_hold_ttl_s``) or the default."""
+        limit = self.settings.max_hold_ttl_s
+        if ttl_s is not None and ttl_s > limit:
+            raise StockRequestError(
+                f"a hold lasts at most {limit} s here; {ttl_s} s was asked for", field
+            )
+        return (ttl_s or min(self.settings.hold_ttl_s, limit)) * MICROS
+
+    def limits_of(self, principal: Principal | None) -> dict[str, Any]:
+        """The hold-plan fields that bind a principal to its limits (none for internal calls)."""
+        if principal is None:
+            return {}
+        limits = principal.limits
+        return {
+            "principal": principal.id,
+            "max_open_holds": limits.max_open_holds or self.settings.max_open_holds,
+            "max_held_units": limits.max_held_units or self.settings.max_held_units,
+        }
+
     async def _plan(
-        self, request: ReservationRequest, live: LiveSnapshot, key: str, request_digest: str
+        self,
+        request: ReservationRequest,
+        live: LiveSnapshot,
+        key: str,
+        request_digest: str,
+        principal: Principal | None,
     ) -> tuple[HoldPlan, ChannelPolicy]:
         """The hold a reservation request asks for, validated against the snapshot."""
         rules = self.rules(live)
-        ttl_s = request.ttl_s or self.settings.hold_ttl_s
+        ttl_us = self.ttl_us(request.ttl_s, ("ttl_s",))
+        limits = self.limits_of(principal)
         if request.promise_id is not None:
             promise_id = str(request.promise_id)
             memo = await self._call(self.backend.recall_promise, promise_id, to_us(self._clock()))
@@ -329,12 +376,13 @@ class StockService:
             plan = HoldPlan(
                 lines=tuple((str(n), str(s), int(q)) for n, s, q in lines),
                 channel=channel,
-                ttl_us=ttl_s * MICROS,
+                ttl_us=ttl_us,
                 promise_id=promise_id,
                 service_level=level.value,
                 idempotency_key=key,
                 request_digest=request_digest,
                 snapshot_generation=live.generation,
+                **limits,
             )
             return plan, self._policy(rules, channel, ("promise_id",))
         assert request.lines is not None
@@ -348,10 +396,11 @@ class StockService:
         plan = HoldPlan(
             lines=_aggregate([(line.node_id, line.sku, line.quantity) for line in request.lines]),
             channel=request.channel,
-            ttl_us=ttl_s * MICROS,
+            ttl_us=ttl_us,
             idempotency_key=key,
             request_digest=request_digest,
             snapshot_generation=live.generation,
+            **limits,
         )
         return plan, policy
 
@@ -370,19 +419,25 @@ class StockService:
 
         return await self._call(self.backend.create_hold, plan, check, render, self._clock)
 
-    async def reserve(self, request: ReservationRequest, idempotency_key: str) -> StoredAnswer:
+    async def reserve(
+        self,
+        request: ReservationRequest,
+        idempotency_key: str,
+        principal: Principal | None = None,
+    ) -> StoredAnswer:
         """Hold a promise option or explicit lines; the answer stored under the key.
 
         A 201 answer's body is the :class:`Reservation`; a 409's is a :class:`StockProblem`
         listing the shortfalls. The same key with the same body answers the same every time;
-        with another body it is a 422.
+        with another body it is a 422. Keys are the principal's own: another caller's key
+        neither replays nor blocks its hold.
         """
-        key = RESERVATION_KEYS + idempotency_key
+        key = RESERVATION_KEYS + _scoped(principal, idempotency_key)
         request_digest = _digest(request.model_dump_json())
 
         async def attempt(live: LiveSnapshot, _first: bool) -> StoredAnswer:
             try:
-                plan, policy = await self._plan(request, live, key, request_digest)
+                plan, policy = await self._plan(request, live, key, request_digest, principal)
             except StockRequestError:
                 # A retry whose request can no longer be planned (the promise it names expired,
                 # the network changed) still gets the answer stored under its key; a plannable
@@ -395,23 +450,36 @@ class StockService:
 
         return await self.judged(attempt)
 
-    async def reservation(self, reservation_id: str) -> Reservation:
-        """A reservation by id (expiry applied at read time)."""
+    async def reservation(
+        self, reservation_id: str, principal: Principal | None = None
+    ) -> Reservation:
+        """A reservation by id (expiry applied at read time); another caller's is a 404."""
         record = await self._call(self.backend.get_hold, reservation_id)
-        if record is None:
+        owner = _owner(principal)
+        if record is None or (owner is not None and record.principal != owner):
             raise ReservationNotFoundError(reservation_id)
         return record.to_reservation(to_us(self._clock()))
 
-    async def confirm(self, reservation_id: str) -> Reservation:
+    async def confirm(self, reservation_id: str, principal: Principal | None = None) -> Reservation:
         """Make a soft hold firm: 404 unknown, 409 when released, expired or consumed."""
-        record = await self._call(self.backend.confirm, reservation_id, self._clock)
+        transition = functools.partial(
+            self.backend.confirm,
+            actor=None if principal is None else principal.id,
+            owner=_owner(principal),
+        )
+        record = await self._call(transition, reservation_id, self._clock)
         if record is None:
             raise ReservationNotFoundError(reservation_id)
         return record.to_reservation(to_us(self._clock()))
 
-    async def release(self, reservation_id: str) -> Reservation:
+    async def release(self, reservation_id: str, principal: Principal | None = None) -> Reservation:
         """Give a hold or firm reservation back: 404 unknown, 409 when expired or consumed."""
-        record = await self._call(self.backend.release, reservation_id, self._clock)
+        transition = functools.partial(
+            self.backend.release,
+            actor=None if principal is None else principal.id,
+            owner=_owner(principal),
+        )
+        record = await self._call(transition, reservation_id, self._clock)
         if record is None:
             raise ReservationNotFoundError(reservation_id)
         return record.to_reservation(to_us(self._clock()))
@@ -465,6 +533,7 @@ class StockService:
         service_level: ServiceLevel | None = None,
         ttl_s: int | None = None,
         idempotency_key: str | None = None,
+        principal: Principal | None = None,
     ) -> PromiseHold:
         """Hold exactly the allocation of one option of a fresh promise answer.
 
@@ -488,16 +557,21 @@ class StockService:
         plan = HoldPlan(
             lines=tuple(lines),
             channel=result.channel,
-            ttl_us=(ttl_s or self.settings.hold_ttl_s) * MICROS,
+            ttl_us=self.ttl_us(ttl_s, ("hold_ttl_s",)),
             promise_id=str(promise_id),
             service_level=level.value,
-            idempotency_key=None if idempotency_key is None else PROMISE_KEYS + idempotency_key,
+            idempotency_key=(
+                None
+                if idempotency_key is None
+                else PROMISE_KEYS + _scoped(principal, idempotency_key)
+            ),
             # A retry under the same key returns the first attempt's hold, even if the retry's
             # solve chose another allocation: the key names the checkout, not the answer.
             request_digest=_digest(
                 json.dumps([None if service_level is None else level.value, ttl_s])
             ),
             snapshot_generation=live.generation,
+            **self.limits_of(principal),
         )
         answer = await self._hold(plan, policy, rules)
         if answer.status_code == CREATED:

@@ -57,9 +57,16 @@ class SnapshotAuthority(Protocol):
         ...
 
     def publish_snapshot(
-        self, body: bytes, version: str, origin: str, clock: Clock, *, only_if_none: bool = False
+        self,
+        body: bytes,
+        version: str,
+        origin: str,
+        clock: Clock,
+        *,
+        only_if_none: bool = False,
+        actor: str | None = None,
     ) -> LivePointer:
-        """Store a snapshot and make it live (or only seed one); the live pointer."""
+        """Store a snapshot and make it live (or only seed one), audited; the live pointer."""
         ...
 
 
@@ -251,19 +258,24 @@ class SnapshotStore:
                     last_logged = now
                     log.warning("snapshot pointer poll failed", extra={"error": str(exc)})
 
-    def _publish(self, snapshot: Snapshot, body: bytes) -> LiveSnapshot:
-        """Warm the snapshot, then make it live in the authority (a thread)."""
+    def _publish(self, snapshot: Snapshot, body: bytes, actor: str | None) -> LiveSnapshot:
+        """Warm the snapshot, then make it live in the authority (a thread), audited."""
         self._warm(snapshot)
         pointer = self._authority.publish_snapshot(
-            body, snapshot.version, self._origin, self._clock
+            body, snapshot.version, self._origin, self._clock, actor=actor
         )
         return self._live_of(snapshot, pointer)
 
-    async def replace(self, snapshot: Snapshot, content: bytes | None = None) -> LiveSnapshot:
-        """Make ``snapshot`` live on every worker of every host; ``content`` is its JSON."""
+    async def replace(
+        self, snapshot: Snapshot, content: bytes | None = None, *, actor: str | None = None
+    ) -> LiveSnapshot:
+        """Make ``snapshot`` live on every worker of every host; ``content`` is its JSON.
+
+        ``actor`` is the principal the swap is audited under.
+        """
         body = content if content is not None else snapshot.model_dump_json().encode()
         async with self._get_lock():
-            live = await anyio.to_thread.run_sync(self._publish, snapshot, body)
+            live = await anyio.to_thread.run_sync(self._publish, snapshot, body, actor)
             self._install(live)
         log.info(
             "snapshot swapped",

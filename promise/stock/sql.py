@@ -20,6 +20,7 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, Protocol, TypeVar
 
+from promise.stock.access import ACCESS_SCHEMA, AccessQueries, Charges
 from promise.stock.backend import (
     EMPTY_OVERLAY,
     Changes,
@@ -176,11 +177,12 @@ MIGRATIONS = (
         "live snapshot in the authority; judged generation on holds and events",
         _SNAPSHOT_AUTHORITY,
     ),
+    Migration(3, "api keys, audit trail, principal on holds", ACCESS_SCHEMA),
 )
 
 HOLD_SELECT = (
     "SELECT hold_id, status, channel, created_at, expires_at, confirmed_at, ended_at, "
-    "promise_id, service_level, snapshot_generation FROM stock_holds WHERE hold_id = ?"
+    "promise_id, service_level, snapshot_generation, principal FROM stock_holds WHERE hold_id = ?"
 )
 
 
@@ -237,7 +239,7 @@ def _result(event: InventoryEvent, outcome: EventOutcome, reason: str | None) ->
     return EventResult(event_id=event.event_id, outcome=outcome, reason=reason)
 
 
-class SqlStockBackend(abc.ABC):
+class SqlStockBackend(AccessQueries):
     """Live stock in a SQL database; subclasses bring connections and locking."""
 
     for_update = ""  # row-lock suffix of a SELECT inside a write transaction
@@ -247,24 +249,8 @@ class SqlStockBackend(abc.ABC):
     # --- what a subclass provides ---------------------------------------------------------
 
     @abc.abstractmethod
-    def _write(self, keys: Sequence[Key], clock: Clock, work: Callable[[Cursor, int], T]) -> T:
-        """Run ``work(cursor, now)`` in a write transaction holding the rows of ``keys``.
-
-        The rows exist (inserted empty if new) and are locked before ``now`` is read; the
-        transaction commits when ``work`` returns and rolls back when it raises.
-        """
-
-    @abc.abstractmethod
-    def _read(self, work: Callable[[Cursor], T]) -> T:
-        """Run ``work(cursor)`` in a read transaction that sees one consistent state."""
-
-    @abc.abstractmethod
     def _remember(self, work: Callable[[Cursor], None]) -> None:
         """Run ``work`` in a write transaction that need not survive a power loss."""
-
-    @abc.abstractmethod
-    def _sql(self, text: str) -> str:
-        """The statement in the driver's placeholder style."""
 
     @abc.abstractmethod
     def ping(self) -> None:
@@ -275,11 +261,6 @@ class SqlStockBackend(abc.ABC):
         """Release connections."""
 
     # --- helpers --------------------------------------------------------------------------
-
-    def _run(self, cur: Cursor, text: str, params: Sequence[Any] = ()) -> Cursor:
-        """Execute one statement."""
-        cur.execute(self._sql(text), tuple(params))
-        return cur
 
     def _bump(self, cur: Cursor, keys: Iterable[Key]) -> int:
         """Next state version, stamped on ``keys``; the counter row is always locked last."""
@@ -399,6 +380,7 @@ class SqlStockBackend(abc.ABC):
             promise_id=row[7],
             service_level=row[8],
             snapshot_generation=None if row[9] is None else int(row[9]),
+            principal=row[10],
             lines=tuple(
                 ReservedLine(node_id=n, sku=s, quantity=int(q), consumed=int(c))
                 for n, s, q, c in lines
@@ -525,7 +507,14 @@ class SqlStockBackend(abc.ABC):
         return self._read(work)
 
     def publish_snapshot(
-        self, body: bytes, version: str, origin: str, clock: Clock, *, only_if_none: bool = False
+        self,
+        body: bytes,
+        version: str,
+        origin: str,
+        clock: Clock,
+        *,
+        only_if_none: bool = False,
+        actor: str | None = None,
     ) -> LivePointer:
         """Store a snapshot's JSON and make it live as the next generation; the live pointer.
 
@@ -566,6 +555,14 @@ class SqlStockBackend(abc.ABC):
                 "snapshot_history WHERE generation > ?)",
                 (pointer.generation - RETAINED_SNAPSHOTS,),
             )
+            self._audit(
+                cur,
+                now,
+                actor,
+                action="snapshot.swap",
+                subject=str(pointer.generation),
+                detail={"version": version, "digest": digest, "bytes": len(body), "origin": origin},
+            )
             return pointer
 
         return self._write((), clock, work)
@@ -578,8 +575,12 @@ class SqlStockBackend(abc.ABC):
         known: KnownRow,
         clock: Clock,
         generation: int | None = None,
+        actor: str | None = None,
     ) -> tuple[tuple[EventResult, ...], int]:
-        """Record and apply a batch judged under snapshot ``generation``; results and version."""
+        """Record and apply a batch judged under snapshot ``generation``; results and version.
+
+        ``actor`` (when given) gets one audit entry for the batch, written with it.
+        """
         results: dict[int, EventResult] = {}
         todo: list[int] = []
         for i, event in enumerate(events):
@@ -594,14 +595,19 @@ class SqlStockBackend(abc.ABC):
             versions = self.versions()
             if generation is not None and versions.snapshot != generation:
                 raise SnapshotMovedError(generation, versions.snapshot)
+            if actor is not None:
+                self._write((), clock, lambda cur, now: self._audit_batch(cur, now, actor, results))
             return tuple(results[i] for i in range(len(events))), versions.stock
 
         def work(cur: Cursor, now: int) -> int:
             judged = self._judged_under(cur, generation)
             states = {key: o.count for key, o in self._overlays_of(cur, keys).items()}
             touched: set[Key] = set()
+            charges: Charges = {}
             for i in todo:
-                results[i] = self._apply_one(cur, events[i], states, touched, now, judged=judged)
+                results[i] = self._apply_one(
+                    cur, events[i], states, touched, now, judged=judged, charges=charges
+                )
             cur.executemany(
                 self._sql(
                     "UPDATE stock_rows SET count_seq = ?, count_value = ?, delta_sum = ? "
@@ -612,10 +618,31 @@ class SqlStockBackend(abc.ABC):
                     for k in sorted(touched)
                 ],
             )
+            self._audit_batch(cur, now, actor, results)
+            self._settle(cur, charges)
             return self._bump(cur, touched) if touched else self._version(cur)
 
         version = self._write(keys, clock, work)
         return tuple(results[i] for i in range(len(events))), version
+
+    def _audit_batch(
+        self, cur: Cursor, now: int, actor: str | None, results: dict[int, EventResult]
+    ) -> None:
+        """One audit entry for a batch of events: its size, outcomes and first and last ids."""
+        if actor is None or not results:
+            return
+        ordered = [results[i] for i in sorted(results)]
+        outcomes: dict[str, int] = {}
+        for result in ordered:
+            outcomes[result.outcome.value] = outcomes.get(result.outcome.value, 0) + 1
+        self._audit(
+            cur,
+            now,
+            actor,
+            action="events.apply",
+            subject=f"{ordered[0].event_id}..{ordered[-1].event_id}",
+            detail={"events": len(ordered), "outcomes": outcomes},
+        )
 
     def _apply_one(
         self,
@@ -626,6 +653,7 @@ class SqlStockBackend(abc.ABC):
         now: int,
         *,
         judged: int | None,
+        charges: Charges,
     ) -> EventResult:
         """Record one event and apply it to ``states`` (the batch's rows, locked)."""
         key = (event.node_id, event.sku)
@@ -691,7 +719,7 @@ class SqlStockBackend(abc.ABC):
             self._close_lot(cur, event.lot_id, key)
             touched.add(key)
         if hold is not None:
-            note = self._consume(cur, hold, event, now)
+            note = self._consume(cur, hold, event, now, charges)
             if note is None:
                 touched.add(key)
             else:
@@ -729,9 +757,9 @@ class SqlStockBackend(abc.ABC):
         )
 
     def _consume(
-        self, cur: Cursor, hold: HoldRecord, event: InventoryEvent, now: int
+        self, cur: Cursor, hold: HoldRecord, event: InventoryEvent, now: int, charges: Charges
     ) -> str | None:
-        """Consume a reservation's units with a sale; a note when it could not."""
+        """Consume a reservation's units with a sale (its owner's usage in ``charges``)."""
         status = hold.effective_status(now)
         if status not in (ReservationStatus.HELD, ReservationStatus.CONFIRMED):
             return f"reservation {hold.hold_id!r} is {status.value}: not consumed"
@@ -746,7 +774,12 @@ class SqlStockBackend(abc.ABC):
                 if line.consumed != old.consumed
             ],
         )
-        if all(line.consumed == line.quantity for line in lines):
+        done = all(line.consumed == line.quantity for line in lines)
+        if hold.principal is not None:
+            charge = charges.setdefault(hold.principal, [0, 0])
+            charge[0] -= int(done)
+            charge[1] -= used
+        if done:
             self._run(
                 cur,
                 "UPDATE stock_holds SET status = 'consumed', ended_at = ? WHERE hold_id = ?",
@@ -780,6 +813,19 @@ class SqlStockBackend(abc.ABC):
             record: HoldRecord | None = None
             if not short:
                 record = self._insert_hold(cur, plan, now)
+                self._audit(
+                    cur,
+                    now,
+                    plan.principal,
+                    action="hold.create",
+                    subject=record.hold_id,
+                    detail={
+                        "channel": plan.channel,
+                        "lines": len(plan.lines),
+                        "units": sum(q for _, _, q in plan.lines),
+                        "expires_at": record.expires_at,
+                    },
+                )
             status_code, body = render(record, short, now)
             if key is not None:
                 self._run(
@@ -788,6 +834,16 @@ class SqlStockBackend(abc.ABC):
                     (status_code, body, key),
                 )
             if record is not None:
+                if plan.principal is not None:
+                    # Last before the version: the principal's row is locked only briefly.
+                    self._charge(
+                        cur,
+                        plan.principal,
+                        1,
+                        sum(q for _, _, q in plan.lines),
+                        max_open_holds=plan.max_open_holds,
+                        max_held_units=plan.max_held_units,
+                    )
                 self._bump(cur, plan.keys)
             return StoredAnswer(status_code, body)
 
@@ -834,7 +890,8 @@ class SqlStockBackend(abc.ABC):
             cur,
             "INSERT INTO stock_holds (hold_id, status, channel, created_at, expires_at, "
             "confirmed_at, ended_at, promise_id, service_level, idempotency_key, "
-            "snapshot_generation) VALUES (?, 'held', ?, ?, ?, NULL, NULL, ?, ?, ?, ?)",
+            "snapshot_generation, principal) "
+            "VALUES (?, 'held', ?, ?, ?, NULL, NULL, ?, ?, ?, ?, ?)",
             (
                 hold_id,
                 plan.channel,
@@ -844,6 +901,7 @@ class SqlStockBackend(abc.ABC):
                 plan.service_level,
                 plan.idempotency_key,
                 plan.snapshot_generation,
+                plan.principal,
             ),
         )
         cur.executemany(
@@ -871,6 +929,7 @@ class SqlStockBackend(abc.ABC):
                 for node, sku, quantity in plan.lines
             ),
             snapshot_generation=plan.snapshot_generation,
+            principal=plan.principal,
         )
 
     def _transition(
@@ -880,6 +939,9 @@ class SqlStockBackend(abc.ABC):
         change: Callable[[Cursor, int], bool],
         settled: ReservationStatus,
         verb: str,
+        *,
+        actor: str | None,
+        owner: str | None,
     ) -> HoldRecord | None:
         """Run a conditional status change under the hold's row locks; the hold after it.
 
@@ -888,7 +950,8 @@ class SqlStockBackend(abc.ABC):
         a conflict.
         """
         found = self.get_hold(hold_id)
-        if found is None:
+        # Another principal's hold is not there for this caller (its id is not even confirmed).
+        if found is None or (owner is not None and found.principal != owner):
             return None
         keys = sorted({(line.node_id, line.sku) for line in found.lines})
 
@@ -896,6 +959,15 @@ class SqlStockBackend(abc.ABC):
             changed = change(cur, now)
             record = self._hold(cur, hold_id)
             assert record is not None
+            if changed:
+                self._audit(
+                    cur,
+                    now,
+                    actor,
+                    action=f"hold.{verb}",
+                    subject=hold_id,
+                    detail={"status": settled.value},
+                )
             if not changed:
                 status = record.effective_status(now)
                 if status is not settled:
@@ -906,8 +978,10 @@ class SqlStockBackend(abc.ABC):
 
         return self._write(keys, clock, work)
 
-    def confirm(self, hold_id: str, clock: Clock) -> HoldRecord | None:
-        """Make a live soft hold firm (a firm one stays as it is); None when unknown."""
+    def confirm(
+        self, hold_id: str, clock: Clock, *, actor: str | None = None, owner: str | None = None
+    ) -> HoldRecord | None:
+        """Make a live soft hold firm (a firm one stays); None when unknown or not ``owner``'s."""
 
         def change(cur: Cursor, now: int) -> bool:
             self._run(
@@ -922,10 +996,20 @@ class SqlStockBackend(abc.ABC):
             self._set_status(cur, hold_id, "confirmed", only="held")
             return True
 
-        return self._transition(hold_id, clock, change, ReservationStatus.CONFIRMED, "confirm")
+        return self._transition(
+            hold_id,
+            clock,
+            change,
+            ReservationStatus.CONFIRMED,
+            "confirm",
+            actor=actor,
+            owner=owner,
+        )
 
-    def release(self, hold_id: str, clock: Clock) -> HoldRecord | None:
-        """Give back a live hold or firm reservation; None when unknown."""
+    def release(
+        self, hold_id: str, clock: Clock, *, actor: str | None = None, owner: str | None = None
+    ) -> HoldRecord | None:
+        """Give back a live hold or firm reservation; None when unknown or not ``owner``'s."""
 
         def change(cur: Cursor, now: int) -> bool:
             self._run(
@@ -936,22 +1020,36 @@ class SqlStockBackend(abc.ABC):
             )
             if cur.rowcount != 1:
                 return False
-            keys = self._run(
+            live = self._run(
                 cur,
-                "SELECT node_id, sku FROM stock_hold_lines "
+                "SELECT node_id, sku, quantity - consumed FROM stock_hold_lines "
                 "WHERE hold_id = ? AND status IN ('held', 'confirmed')",
                 (hold_id,),
             ).fetchall()
+            keys = [(node, sku) for node, sku, _ in live]
             self._run(
                 cur,
                 "UPDATE stock_hold_lines SET status = 'released' "
                 "WHERE hold_id = ? AND status IN ('held', 'confirmed')",
                 (hold_id,),
             )
-            self._bump(cur, {(node, sku) for node, sku in keys})
+            owner = self._run(
+                cur, "SELECT principal FROM stock_holds WHERE hold_id = ?", (hold_id,)
+            ).fetchone()[0]
+            if owner is not None:
+                self._charge(cur, owner, -1, -sum(int(left) for _, _, left in live))
+            self._bump(cur, set(keys))
             return True
 
-        return self._transition(hold_id, clock, change, ReservationStatus.RELEASED, "release")
+        return self._transition(
+            hold_id,
+            clock,
+            change,
+            ReservationStatus.RELEASED,
+            "release",
+            actor=actor,
+            owner=owner,
+        )
 
     def sweep(self, clock: Clock, idempotency_ttl_us: int) -> int:
         """Mark lapsed soft holds expired and drop stale memos; the number of holds expired."""
@@ -986,12 +1084,21 @@ class SqlStockBackend(abc.ABC):
                 if not done_ids:
                     return 0
                 marks = ", ".join("?" for _ in done_ids)
+                owned = self._run(
+                    cur,
+                    "SELECT h.principal, count(DISTINCT h.hold_id), sum(l.quantity - l.consumed) "  # noqa: S608 - only constant fragments and ? markers
+                    "FROM stock_holds h JOIN stock_hold_lines l ON l.hold_id = h.hold_id "
+                    f"WHERE h.hold_id IN ({marks}) AND l.status = 'held' "
+                    "AND h.principal IS NOT NULL GROUP BY h.principal",
+                    done_ids,
+                ).fetchall()
                 self._run(
                     cur,
                     "UPDATE stock_hold_lines SET status = 'expired' "  # noqa: S608 - only constant fragments and ? markers
                     f"WHERE hold_id IN ({marks}) AND status = 'held'",
                     done_ids,
                 )
+                self._settle(cur, {str(p): [-int(n), -int(u)] for p, n, u in owned})
                 done_set = set(done_ids)
                 self._bump(cur, {(n, s) for hold_id, n, s in found if hold_id in done_set})
                 return len(done_ids)

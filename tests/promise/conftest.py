@@ -37,6 +37,8 @@ def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProc
         "PROMISE_MAX_TIME_BUDGET_MS": str(E2E_MAX_TIME_BUDGET_MS),
         # The inline-snapshot end-to-end test sends one (they are off by default).
         "PROMISE_INLINE_SNAPSHOTS": "true",
+        # Prometheus and the docs page on this host read without a key.
+        "PROMISE_OPEN_NETWORKS": "127.0.0.1/32",
     }
     server = ServerProcess(data_dir=tmp_path_factory.mktemp("demo-server"), workers=2, env=env)
     with server.start():
@@ -57,14 +59,18 @@ def tiny_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProc
 @pytest.fixture
 def demo_client(demo_server: ServerProcess) -> Iterator[httpx.Client]:
     """An HTTP client of the demo server."""
-    with httpx.Client(base_url=demo_server.base_url, timeout=10.0) as client:
+    with httpx.Client(
+        base_url=demo_server.base_url, headers=demo_server.auth_headers, timeout=10.0
+    ) as client:
         yield client
 
 
 @pytest.fixture
 def tiny_client(tiny_server: ServerProcess) -> Iterator[httpx.Client]:
     """An HTTP client of the tiny server."""
-    with httpx.Client(base_url=tiny_server.base_url, timeout=10.0) as client:
+    with httpx.Client(
+        base_url=tiny_server.base_url, headers=tiny_server.auth_headers, timeout=10.0
+    ) as client:
         yield client
 
 

@@ -6,6 +6,7 @@ exactly one node, so an answer's shipments reveal which version produced it.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import re
 from pathlib import Path
@@ -151,10 +152,15 @@ def tiny_event(**fields: object) -> dict[str, Any]:
     return event
 
 
-def tiny_app_client(data_dir: Path, **overrides: object) -> TestClient[Litestar]:
-    """An in-process client (not yet started) of an app on the tiny-v1 network."""
+def tiny_app_client(
+    data_dir: Path, **overrides: object
+) -> contextlib.AbstractContextManager[TestClient[Litestar]]:
+    """A started in-process client, with a key of every role, of an app on tiny-v1."""
     from promise.app import create_app  # noqa: PLC0415 - keeps the helpers import-light
     from promise.settings import Settings  # noqa: PLC0415
+    from tests.auth import authorized_client  # noqa: PLC0415
 
     settings = Settings.from_env({}, data_dir=data_dir, **overrides)
-    return TestClient(create_app(settings, initial_snapshot=lambda: tiny_snapshot("tiny-v1")))
+    return authorized_client(
+        create_app(settings, initial_snapshot=lambda: tiny_snapshot("tiny-v1"))
+    )

@@ -24,7 +24,10 @@ def test_served_promises_are_captured_and_replay_cleanly(tmp_path: Path) -> None
         env={"PROMISE_CAPTURE_PATH": str(capture_dir)},
     )
     answers = {}
-    with server.start(), httpx.Client(base_url=server.base_url, timeout=10.0) as client:
+    with (
+        server.start(),
+        httpx.Client(base_url=server.base_url, headers=server.auth_headers, timeout=10.0) as client,
+    ):
         for k in range(24):
             response = client.post("/v1/promise", json=tiny_body(f"cap-{k}", quantity=1 + k % 2))
             assert response.status_code == 200, response.text

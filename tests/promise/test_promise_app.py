@@ -17,6 +17,7 @@ from litestar.testing import TestClient
 
 import solver
 from models import InventoryTable, PromiseRequest, PromiseResult, Snapshot
+from promise.access.principal import Scope
 from promise.app import create_app
 from promise.cli import main
 from promise.service import warm_request
@@ -25,6 +26,7 @@ from promise.stock.snapshots import LiveSnapshot, SnapshotStore
 from promise.stock.sql import RETAINED_SNAPSHOTS
 from promise.stock.sqlite import SqliteStockBackend
 from solver.checker import check
+from tests.auth import authorized_client, bearer, grant
 from tests.promise.promise_helpers import (
     TINY_SKU,
     metric_value,
@@ -67,7 +69,7 @@ def test_not_ready_until_the_snapshot_is_loaded_and_warm(data_dir: Path) -> None
         return tiny_snapshot("tiny-v1")
 
     app = create_app(_settings(data_dir), initial_snapshot=slow_snapshot, warm_in_background=True)
-    with TestClient(app) as client:
+    with authorized_client(app) as client:
         before = client.get("/readyz")
         assert before.status_code == 503
         assert before.headers["retry-after"] == "1"
@@ -109,7 +111,9 @@ def test_overload_answers_503_instead_of_queueing(data_dir: Path) -> None:
         transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
         async with (
             app.lifespan(),
-            httpx.AsyncClient(transport=transport, base_url="http://app") as client,
+            httpx.AsyncClient(
+                transport=transport, base_url="http://app", headers=bearer(grant(app))
+            ) as client,
         ):
             deadline = time.monotonic() + DEADLINE_S
             while (await client.get("/readyz")).status_code != 200:
@@ -153,7 +157,7 @@ def test_snapshot_the_engine_fails_on_is_not_made_live(data_dir: Path) -> None:
     app = create_app(
         _settings(data_dir), initial_snapshot=lambda: tiny_snapshot("tiny-v1"), solve=fragile_solve
     )
-    with TestClient(app) as client:
+    with authorized_client(app) as client:
         assert _poll_ready(client).status_code == 200
         refused = client.put(
             "/v1/snapshot",
@@ -256,7 +260,7 @@ def test_inline_snapshot_works_in_process(data_dir: Path) -> None:
         initial_snapshot=lambda: tiny_snapshot("tiny-v1"),
     )
     body = {**tiny_body(), "snapshot": tiny_snapshot("tiny-v2").model_dump(mode="json")}
-    with TestClient(app) as client:
+    with authorized_client(app) as client:
         assert _poll_ready(client).status_code == 200
         floor = client.post("/v1/promise/validate", json=body)
         assert floor.json() == {
@@ -281,16 +285,21 @@ def _refused_field(response: httpx.Response) -> list[str | int]:
     return loc
 
 
-def test_inline_snapshots_are_off_by_default(data_dir: Path) -> None:
-    """Without PROMISE_INLINE_SNAPSHOTS a body with a snapshot is a 422 naming ``snapshot``."""
+def test_inline_snapshots_are_for_admins_by_default(data_dir: Path) -> None:
+    """Without PROMISE_INLINE_SNAPSHOTS only an admin's body may carry a snapshot."""
     app = create_app(_settings(data_dir), initial_snapshot=lambda: tiny_snapshot("tiny-v1"))
     body = {**tiny_body(), "snapshot": tiny_snapshot("tiny-v2").model_dump(mode="json")}
-    with TestClient(app) as client:
+    with authorized_client(app, Scope.PROMISE) as client:
         assert _poll_ready(client).status_code == 200
         for path in ("/v1/promise", "/v1/promise/validate"):
             assert _refused_field(client.post(path, json=body)) == ["snapshot"]
         # The same body without its snapshot is answered on the live network.
         assert client.post("/v1/promise", json=tiny_body()).status_code == 200
+        # An admin's what-if call is solved on the snapshot it carries.
+        admin = bearer(grant(app, Scope.PROMISE, Scope.ADMIN))
+        answer = client.post("/v1/promise", json=body, headers=admin)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["snapshot_version"] == "tiny-v2"
 
 
 @pytest.mark.parametrize(
@@ -310,7 +319,7 @@ def test_inline_snapshots_over_the_limits_are_refused_at_once(
     assert len(inline.nodes) > 1
     assert inline.row_count > 0
     body = {**tiny_body(), "snapshot": inline.model_dump(mode="json")}
-    with TestClient(app) as client:
+    with authorized_client(app) as client:
         assert _poll_ready(client).status_code == 200
         started = time.perf_counter()
         response = client.post("/v1/promise", json=body)
@@ -334,7 +343,7 @@ def test_columnar_snapshot_is_warmed_and_counted(data_dir: Path) -> None:
     assert request is not None
     assert [line.sku for line in request.cart.lines] == [TINY_SKU]
     app = create_app(_settings(data_dir), initial_snapshot=lambda: columnar)
-    with TestClient(app) as client:
+    with authorized_client(app) as client:
         assert _poll_ready(client).status_code == 200
         assert client.get("/v1/snapshot").json()["inventory_rows"] == 1
         assert shipping_nodes(client.post("/v1/promise", json=tiny_body()).json()) == {"DAL"}
@@ -399,7 +408,7 @@ def test_a_refused_model_is_logged_with_the_request_id_and_counted(
     # No proof without a model, so every level reaches CP-SAT.
     monkeypatch.setattr(level, "_proven", lambda *args: False)
     app = create_app(_settings(data_dir), initial_snapshot=lambda: tiny_snapshot("tiny-v1"))
-    with TestClient(app) as client, caplog.at_level(logging.ERROR):
+    with authorized_client(app) as client, caplog.at_level(logging.ERROR):
         assert _poll_ready(client).status_code == 200
         response = client.post(
             "/v1/promise", json=tiny_body("broken"), headers={"X-Request-ID": "req-broken-1"}
@@ -423,7 +432,7 @@ def test_weights_beyond_exact_integers_are_a_422_naming_the_weight(data_dir: Pat
     body["cart"]["lines"][0]["unit_price"] = 10**11
     body["weights"] = {"revenue": 1000}
     app = create_app(_settings(data_dir), initial_snapshot=lambda: tiny_snapshot("tiny-v1"))
-    with TestClient(app) as client:
+    with authorized_client(app) as client:
         assert _poll_ready(client).status_code == 200
         response = client.post("/v1/promise", json=body)
     assert response.status_code == 422

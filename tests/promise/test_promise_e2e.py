@@ -40,7 +40,9 @@ def _demo_bodies(snapshot: Snapshot, count: int) -> list[dict[str, Any]]:
 
 def _fresh_post(server: ServerProcess, path: str, body: dict[str, Any]) -> httpx.Response:
     """POST on a new connection, so successive calls spread over the workers."""
-    with httpx.Client(base_url=server.base_url, timeout=10.0) as client:
+    with httpx.Client(
+        base_url=server.base_url, headers=server.auth_headers, timeout=10.0
+    ) as client:
         return client.post(path, json=body)
 
 
@@ -256,3 +258,12 @@ def test_openapi_and_docs_are_published(demo_client: httpx.Client) -> None:
     page = demo_client.get("/schema/swagger")
     assert page.status_code == 200
     assert "text/html" in page.headers["content-type"]
+
+
+def test_metrics_and_docs_are_open_to_an_open_network(demo_server: ServerProcess) -> None:
+    """The demo server opens 127.0.0.1/32: metrics and docs answer there without a key."""
+    with httpx.Client(base_url=demo_server.base_url, timeout=10.0) as client:
+        assert client.get("/metrics").status_code == 200
+        assert client.get("/schema/openapi.json").status_code == 200
+        # Only those: everything else still needs a credential from an open network too.
+        assert client.get("/v1/snapshot").status_code == 401

@@ -166,7 +166,9 @@ def test_valid_carts_with_varied_options_get_checked_answers(
     demo_server: ServerProcess, demo_snapshot: Snapshot
 ) -> None:
     """Valid carts with any mix of options answer 200 (or a 422 problem), never a 5xx."""
-    with httpx.Client(base_url=demo_server.base_url, timeout=10.0) as client:
+    with httpx.Client(
+        base_url=demo_server.base_url, headers=demo_server.auth_headers, timeout=10.0
+    ) as client:
 
         @given(body=_promise_bodies(demo_snapshot))
         @settings(

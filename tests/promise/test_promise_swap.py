@@ -37,7 +37,9 @@ def _promises(server: ServerProcess, thread: int) -> list[dict[str, Any]]:
     """Send a fixed number of promises, each on a new connection."""
     answers: list[dict[str, Any]] = []
     for i in range(PROMISES_PER_THREAD):
-        with httpx.Client(base_url=server.base_url, timeout=10.0) as client:
+        with httpx.Client(
+            base_url=server.base_url, headers=server.auth_headers, timeout=10.0
+        ) as client:
             response = client.post("/v1/promise", json=tiny_body(cart_id=f"swap-{thread}-{i}"))
         assert response.status_code == 200, response.text
         answers.append(response.json())
@@ -48,7 +50,9 @@ def _version_on_both_workers(server: ServerProcess) -> dict[str, str]:
     """Worker pid -> snapshot version of a promise it answered, for two distinct workers."""
     seen: dict[str, str] = {}
     for i in range(MAX_CONNECTIONS_TO_REACH_BOTH):
-        with httpx.Client(base_url=server.base_url, timeout=10.0) as client:
+        with httpx.Client(
+            base_url=server.base_url, headers=server.auth_headers, timeout=10.0
+        ) as client:
             response = client.post("/v1/promise", json=tiny_body(cart_id=f"after-{i}"))
         assert response.status_code == 200, response.text
         seen[response.headers["x-worker-pid"]] = response.json()["snapshot_version"]
@@ -104,7 +108,9 @@ def test_snapshot_get_agrees_on_every_worker_after_a_swap(
     token = swapped.json()["token"]
     pids: set[str] = set()
     for _ in range(MAX_CONNECTIONS_TO_REACH_BOTH):
-        with httpx.Client(base_url=tiny_server.base_url, timeout=10.0) as client:
+        with httpx.Client(
+            base_url=tiny_server.base_url, headers=tiny_server.auth_headers, timeout=10.0
+        ) as client:
             response = client.get("/v1/snapshot")
         assert response.json()["version"] == "tiny-v1"
         assert response.json()["token"] == token

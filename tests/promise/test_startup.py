@@ -27,6 +27,7 @@ from promise import metrics_dir
 from promise.app import create_app
 from promise.launcher import ServerProcess, free_port, serve_command
 from promise.settings import Settings
+from tests.auth import authorized_client
 from tests.promise.promise_helpers import metric_value, tiny_snapshot
 from tests.stock.stock_cases import network
 
@@ -110,11 +111,15 @@ def test_a_third_server_leaves_the_metrics_of_running_servers_alone(
     try:
         assert [s.error for s in start_together(pair)] == [None, None]
         for i, running in enumerate(pair):
-            with httpx.Client(base_url=running.base_url, timeout=30) as client:
+            with httpx.Client(
+                base_url=running.base_url, headers=running.auth_headers, timeout=30
+            ) as client:
                 for j in range(3 + i):
                     assert client.post("/v1/promise", json=cart(j)).status_code == 200
         swapped = network(dc_a=7).model_copy(update={"version": "swapped"})
-        with httpx.Client(base_url=pair[0].base_url, timeout=30) as client:
+        with httpx.Client(
+            base_url=pair[0].base_url, headers=pair[0].auth_headers, timeout=30
+        ) as client:
             put = client.put(
                 "/v1/snapshot",
                 content=swapped.model_dump_json(),
@@ -127,12 +132,16 @@ def test_a_third_server_leaves_the_metrics_of_running_servers_alone(
         assert all(files.values())
         third.start()  # with the start-up --snapshot the pair began with
         for running in (*pair, third):
-            with httpx.Client(base_url=running.base_url, timeout=30) as client:
+            with httpx.Client(
+                base_url=running.base_url, headers=running.auth_headers, timeout=30
+            ) as client:
                 assert client.get("/v1/snapshot").json()["version"] == "swapped"
         assert dirs < instance_dirs(data_dir)
         assert {d: {f.name for f in d.glob("*.db")} for d in dirs} == files
         for i, running in enumerate(pair):
-            with httpx.Client(base_url=running.base_url, timeout=30) as client:
+            with httpx.Client(
+                base_url=running.base_url, headers=running.auth_headers, timeout=30
+            ) as client:
                 response = client.get("/metrics")
             assert response.status_code == 200
             served = metric_value(
@@ -201,9 +210,10 @@ def test_eight_processes_open_one_fresh_store_at_once(tmp_path: Path) -> None:
 class Load:
     """Client threads sending promises on fresh connections, counting every outcome."""
 
-    def __init__(self, base_url: str, threads: int = LOAD_THREADS) -> None:
-        """Prepare ``threads`` senders to ``base_url``; nothing runs until :meth:`start`."""
-        self.base_url = base_url
+    def __init__(self, server: ServerProcess, threads: int = LOAD_THREADS) -> None:
+        """Prepare ``threads`` senders to ``server``; nothing runs until :meth:`start`."""
+        self.base_url = server.base_url
+        self.auth_headers = server.auth_headers
         self.statuses: collections.Counter[int] = collections.Counter()
         self.not_ready: list[str] = []
         self.connection_errors: collections.Counter[str] = collections.Counter()
@@ -214,7 +224,9 @@ class Load:
     def _run(self, index: int) -> None:
         """Send promises until stopped (one new connection per request, spread by the kernel)."""
         limits = httpx.Limits(max_keepalive_connections=0)
-        with httpx.Client(base_url=self.base_url, timeout=30, limits=limits) as client:
+        with httpx.Client(
+            base_url=self.base_url, headers=self.auth_headers, timeout=30, limits=limits
+        ) as client:
             i = 0
             while not self._stop.is_set():
                 i += 1
@@ -277,7 +289,7 @@ def test_a_worker_killed_under_load_takes_traffic_again_only_once_warm(
 ) -> None:
     """SIGKILL of a worker under load: not one 503, and two ready workers again afterwards."""
     running = server(tmp_path / "data", small_snapshot, "server").start()
-    load = Load(running.base_url)
+    load = Load(running)
     try:
         load.start()
         deadline = time.monotonic() + 60
@@ -357,7 +369,7 @@ def test_in_process_app_is_ready_once_its_lifespan_started(data_dir: Path) -> No
         return tiny_snapshot("tiny-v1")
 
     app = create_app(Settings(data_dir=data_dir), initial_snapshot=slow_snapshot)
-    with TestClient(app) as client:
+    with authorized_client(app) as client:
         entered = time.monotonic()
         response = client.get("/readyz")
     assert response.status_code == 200

@@ -104,11 +104,13 @@ def servers_on_hosts(
     count: int = 2,
     workers: int = 2,
     env: dict[str, str] | None = None,
+    redis: tuple[str, int] | None = None,
 ) -> Iterator[tuple[list[ServerProcess], bool]]:
     """``count`` servers on hosts of their own sharing PostgreSQL ``dsn``; whether in namespaces.
 
     Each has its own data directory under ``root``. Without namespaces they run as separate
-    processes on 127.0.0.1.
+    processes on 127.0.0.1. With ``redis`` (host, port) every host also shares that Redis for
+    its rate limits, reached like the database.
     """
     use_netns = netns_available()
     with contextlib.ExitStack() as stack:
@@ -118,10 +120,17 @@ def servers_on_hosts(
         servers = []
         for index, place in enumerate(places):
             url = dsn
+            extra = dict(env or {})
             if place is not None:
                 # The host reaches PostgreSQL over its link, through a forwarder on this side.
                 proxy = TcpProxy.to_server_of(dsn, listen_host=place.gateway, port=free_port())
                 url = stack.enter_context(proxy).dsn(dsn)
+            if redis is not None:
+                redis_at = redis
+                if place is not None:
+                    forward = TcpProxy(*redis, listen_host=place.gateway, port=free_port())
+                    redis_at = (place.gateway, stack.enter_context(forward).port)
+                extra["PROMISE_RATE_LIMIT_REDIS_URL"] = f"redis://{redis_at[0]}:{redis_at[1]}/0"
             servers.append(
                 ServerProcess(
                     data_dir=root / f"host-{index}",
@@ -130,7 +139,7 @@ def servers_on_hosts(
                     env={
                         "PROMISE_DATABASE_URL": url,
                         "PROMISE_LOG_LEVEL": "WARNING",
-                        **(env or {}),
+                        **extra,
                     },
                     host="127.0.0.1" if place is None else place.address,
                     prefix=() if place is None else place.prefix,

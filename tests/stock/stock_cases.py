@@ -146,24 +146,25 @@ class RawResponse:
 
 
 async def raw_request(
-    port: int,
+    server: ServerProcess,
     method: str,
     path: str,
     body: object = None,
     *,
     headers: dict[str, str] | None = None,
-    host: str = "127.0.0.1",
 ) -> RawResponse:
-    """One request on its own new connection, straight on asyncio streams.
+    """One request to ``server`` with its key, on its own new connection, on asyncio streams.
 
     The storm tests open a thousand connections at once; httpx's pool spends seconds setting
     up that many, which would make the test measure the client rather than the servers.
     """
-    reader, writer = await asyncio.open_connection(host, port)
+    host = server.host
+    headers = {**server.auth_headers, **(headers or {})}
+    reader, writer = await asyncio.open_connection(host, server.port)
     try:
         payload = b"" if body is None else json.dumps(body).encode()
         lines = [f"{method} {path} HTTP/1.1", f"Host: {host}", "Connection: close"]
-        lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
+        lines += [f"{name}: {value}" for name, value in headers.items()]
         if body is not None:
             lines += ["Content-Type: application/json", f"Content-Length: {len(payload)}"]
         writer.write(("\r\n".join(lines) + "\r\n\r\n").encode() + payload)

@@ -24,6 +24,7 @@ from promise.stock import (
     StockSettings,
 )
 from promise.stock.backend import Clock, StoredAnswer
+from promise.stock.errors import HoldLimitError
 from solver import availability
 from tests.stock.conftest import OpenStore
 from tests.stock.stock_cases import FakeClock, FixedSnapshots, event
@@ -197,7 +198,7 @@ async def _together(*calls: Callable[[], Awaitable[object]]) -> list[object]:
     async def run(i: int) -> None:
         try:
             out[i] = await calls[i]()
-        except (ReservationConflictError, ReservationNotFoundError) as exc:
+        except (ReservationConflictError, ReservationNotFoundError, HoldLimitError) as exc:
             out[i] = exc
 
     async with anyio.create_task_group() as tasks:

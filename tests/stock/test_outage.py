@@ -53,16 +53,16 @@ def hold_body() -> dict[str, Any]:
     return {"lines": [{"node_id": "DC1", "sku": "A", "quantity": 1}], "channel": "web"}
 
 
-async def hold(port: int, key: str) -> RawResponse:
+async def hold(server: ServerProcess, key: str) -> RawResponse:
     """POST one hold under ``key``."""
     return await raw_request(
-        port, "POST", "/v1/reservations", hold_body(), headers={"Idempotency-Key": key}
+        server, "POST", "/v1/reservations", hold_body(), headers={"Idempotency-Key": key}
     )
 
 
-async def promise(port: int) -> RawResponse:
+async def promise(server: ServerProcess) -> RawResponse:
     """POST one promise of the outage cart."""
-    return await raw_request(port, "POST", "/v1/promise", PROMISE_BODY)
+    return await raw_request(server, "POST", "/v1/promise", PROMISE_BODY)
 
 
 @pytest.fixture
@@ -76,25 +76,27 @@ def proxied(pg_dsn: str, tmp_path: Path) -> Iterator[tuple[ServerProcess, TcpPro
             yield server, proxy
 
 
-async def until(port: int, path: str, status: int, limit_s: float) -> tuple[RawResponse, float]:
+async def until(
+    server: ServerProcess, path: str, status: int, limit_s: float
+) -> tuple[RawResponse, float]:
     """GET ``path`` every few ms until it answers ``status``: the answer and seconds taken."""
     started = time.perf_counter()
     while True:
-        answer = await raw_request(port, "GET", path)
+        answer = await raw_request(server, "GET", path)
         elapsed = time.perf_counter() - started
         if answer.status == status or elapsed > limit_s:
             return answer, elapsed
         await asyncio.sleep(POLL_S)
 
 
-async def during_outage(port: int) -> list[tuple[RawResponse, float]]:
+async def during_outage(server: ServerProcess) -> list[tuple[RawResponse, float]]:
     """Holds and promises from a few concurrent clients: each answer and its latency."""
     answers: list[tuple[RawResponse, float]] = []
 
     async def client(stream: int) -> None:
         for i in range(stream, OUTAGE_REQUESTS, STREAMS):
             started = time.perf_counter()
-            answer = await (hold(port, f"outage-{i}") if i % 2 else promise(port))
+            answer = await (hold(server, f"outage-{i}") if i % 2 else promise(server))
             answers.append((answer, time.perf_counter() - started))
 
     await asyncio.gather(*(client(stream) for stream in range(STREAMS)))
@@ -114,19 +116,18 @@ def test_a_lost_database_answers_503_at_once_and_the_first_hold_after_it_succeed
 ) -> None:
     """Cut: 503s with Retry-After, p99 ≤ 1 s, /readyz 503 within 2 s; restored: 201 within 1 s."""
     server, proxy = proxied
-    port = server.port
 
     async def scenario() -> dict[str, float]:
         # Warm every path first, so the pool holds connections the cut then kills.
-        assert (await hold(port, "before")).status == 201
-        assert (await promise(port)).status == 200
-        assert (await raw_request(port, "GET", "/readyz")).status == 200
+        assert (await hold(server, "before")).status == 201
+        assert (await promise(server)).status == 200
+        assert (await raw_request(server, "GET", "/readyz")).status == 200
 
         proxy.cut()
-        unready, readyz_s = await until(port, "/readyz", 503, READYZ_LIMIT_S)
+        unready, readyz_s = await until(server, "/readyz", 503, READYZ_LIMIT_S)
         assert_unavailable(unready, "not-ready")
         assert "stock database" in unready.json()["detail"]
-        answers = await during_outage(port)
+        answers = await during_outage(server)
         for answer, _ in answers:
             assert_unavailable(answer, "stock-unavailable")
         latencies = sorted(latency for _, latency in answers)
@@ -136,13 +137,13 @@ def test_a_lost_database_answers_503_at_once_and_the_first_hold_after_it_succeed
         attempt = 0
         while True:
             attempt += 1
-            answer = await hold(port, f"after-{attempt}")
+            answer = await hold(server, f"after-{attempt}")
             recovery_s = time.perf_counter() - restored
             if answer.status == 201 or recovery_s > RECOVERY_LIMIT_S:
                 break
             await asyncio.sleep(POLL_S)
         assert answer.status == 201, answer.body
-        ready, ready_again_s = await until(port, "/readyz", 200, RECOVERY_LIMIT_S)
+        ready, ready_again_s = await until(server, "/readyz", 200, RECOVERY_LIMIT_S)
         assert ready.status == 200, ready.body
         return {
             "p50_s": statistics.median(latencies),

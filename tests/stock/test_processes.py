@@ -97,13 +97,13 @@ def test_a_thousand_concurrent_holds_grant_exactly_the_ten_units(pair: list[Serv
         async def watch() -> None:
             # Sample the authority while the storm runs: holds never pass the 10 units.
             while not done.is_set():
-                answer = await raw_request(pair[len(samples) % 2].port, "GET", where)
+                answer = await raw_request(pair[len(samples) % 2], "GET", where)
                 samples.append(answer.json())
                 await asyncio.sleep(0.005)
 
         async def attempt(i: int) -> int:
             answer = await raw_request(
-                pair[i % 2].port,
+                pair[i % 2],
                 "POST",
                 "/v1/reservations",
                 body("A"),
@@ -115,7 +115,7 @@ def test_a_thousand_concurrent_holds_grant_exactly_the_ten_units(pair: list[Serv
         codes = await asyncio.gather(*(attempt(i) for i in range(HOLD_ATTEMPTS)))
         done.set()
         await watcher
-        final = (await raw_request(pair[0].port, "GET", where)).json()
+        final = (await raw_request(pair[0], "GET", where)).json()
         return list(codes), samples, final
 
     codes, samples, final = asyncio.run(asyncio.wait_for(scenario(), timeout=120))
@@ -133,17 +133,18 @@ def test_one_key_retried_a_hundred_times_holds_once(pair: list[ServerProcess]) -
         answers = await asyncio.gather(
             *(
                 raw_request(
-                    pair[i % 2].port,
+                    pair[i % 2],
                     "POST",
                     "/v1/reservations",
                     body("B", 3),
-                    headers={"Idempotency-Key": "once"},
+                    # One caller retrying on both servers (a key is the caller's own).
+                    headers={"Idempotency-Key": "once", **pair[0].auth_headers},
                 )
                 for i in range(IDEMPOTENT_RETRIES)
             )
         )
         where = "/v1/inventory/positions?node_id=DC1&sku=B"
-        return list(answers), (await raw_request(pair[1].port, "GET", where)).json()
+        return list(answers), (await raw_request(pair[1], "GET", where)).json()
 
     answers, final = asyncio.run(asyncio.wait_for(scenario(), timeout=60))
     assert {a.status for a in answers} == {201}
@@ -163,7 +164,10 @@ def test_sigkill_keeps_every_acknowledged_event_and_hold_and_nothing_else(
         server = stock_server(tmp_path, snapshot_file, env).start()
         try:
             sent, acked, holds_sent, holds_acked = asyncio.run(_load_until_killed(server))
-            with stock_server(tmp_path, snapshot_file, env).start() as restarted:
+            restarted = stock_server(tmp_path, snapshot_file, env)
+            # The same caller retries after the crash: its Idempotency-Keys are its own.
+            restarted.api_key = server.api_key
+            with restarted.start():
                 asyncio.run(_check_after_restart(restarted, sent, acked, holds_sent, holds_acked))
         finally:
             server.kill()
@@ -226,7 +230,9 @@ async def _load_until_killed(
         server.kill()
         killed.set()
 
-    async with httpx.AsyncClient(base_url=server.base_url, timeout=TIMEOUT) as client:
+    async with httpx.AsyncClient(
+        base_url=server.base_url, headers=server.auth_headers, timeout=TIMEOUT
+    ) as client:
         await asyncio.wait_for(
             asyncio.gather(
                 killer(), *(events(client) for _ in range(4)), *(holds(client) for _ in range(4))
@@ -244,7 +250,9 @@ async def _check_after_restart(
     holds_acked: dict[str, str],
 ) -> None:
     """Every acknowledged event and hold is there; state equals exactly what was recorded."""
-    async with httpx.AsyncClient(base_url=server.base_url, timeout=TIMEOUT) as client:
+    async with httpx.AsyncClient(
+        base_url=server.base_url, headers=server.auth_headers, timeout=TIMEOUT
+    ) as client:
         recorded = set()
         for event_id in sent:
             response = await client.get(f"/v1/inventory/events/{event_id}")

@@ -13,6 +13,7 @@ from litestar.testing import TestClient
 from promise.app import create_app
 from promise.settings import Settings
 from promise.stock import StockSettings
+from tests.auth import authorized_client
 from tests.stock.stock_cases import FakeClock, network
 
 PROBLEM = "application/problem+json"
@@ -29,7 +30,7 @@ def client(
         stock_settings=store_settings,
         clock=clock,
     )
-    with TestClient(app) as test_client:
+    with authorized_client(app) as test_client:
         deadline = time.monotonic() + 30
         while test_client.get("/readyz").status_code != 200:
             assert time.monotonic() < deadline, "the service did not get ready"

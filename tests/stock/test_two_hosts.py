@@ -118,7 +118,9 @@ def test_a_swap_on_one_host_is_served_by_the_other_within_a_second(
 
         def promise_loop() -> None:
             nonlocal answers
-            with httpx.Client(base_url=host_b.base_url, timeout=10.0) as client:
+            with httpx.Client(
+                base_url=host_b.base_url, headers=host_b.auth_headers, timeout=10.0
+            ) as client:
                 while not stop.is_set():
                     answer = promise_m(client)
                     second = answer["snapshot_version"].startswith("v2")
@@ -130,7 +132,7 @@ def test_a_swap_on_one_host_is_served_by_the_other_within_a_second(
         checker.start()
         delays: list[float] = []
         try:
-            with httpx.Client(timeout=30.0) as client:
+            with httpx.Client(timeout=30.0, headers=host_a.auth_headers) as client:
                 for n in range(1, SWAPS + 1):
                     version = f"v{1 + n % 2}-{n}"
                     body = network(version, second=n % 2 == 1).model_dump_json()
@@ -183,12 +185,11 @@ async def _storm(
         async with gate:
             try:
                 response: RawResponse | None = await raw_request(
-                    server.port,
+                    server,
                     "POST",
                     "/v1/reservations",
                     body,
                     headers={"Idempotency-Key": f"storm-{i}"},
-                    host=server.host,
                 )
             except (OSError, asyncio.IncompleteReadError):
                 response = None  # A was killed with this request in flight or unsent
@@ -202,11 +203,10 @@ async def _storm(
     async def swap() -> None:
         await swap_due.wait()
         response = await raw_request(
-            host_b.port,
+            host_b,
             "PUT",
             "/v1/snapshot",
             network("v2-storm", second=True).model_dump(mode="json"),
-            host=host_b.host,
         )
         assert response.status == 200, response.body
         generations["v2"] = int(response.json()["generation"])
@@ -224,7 +224,7 @@ def test_holds_across_two_hosts_never_oversell_through_a_swap_and_a_crash(
 ) -> None:
     """Acceptance 2: judged under v1, at most v1's ATP; once v2 is live, at most v2's; none lost."""
     with two_hosts(tmp_path, schema_dsn) as (host_a, host_b):
-        with httpx.Client(timeout=10.0) as client:
+        with httpx.Client(timeout=10.0, headers=host_b.auth_headers) as client:
             v1 = client.get(host_b.base_url + "/v1/snapshot").json()["generation"]
         results, generations = asyncio.run(_storm(host_a, host_b))
         acknowledged = {
@@ -234,7 +234,9 @@ def test_holds_across_two_hosts_never_oversell_through_a_swap_and_a_crash(
         }
         statuses = [response.status for _, response in results if response is not None]
         lost = sum(1 for _, response in results if response is None)
-        with httpx.Client(base_url=host_b.base_url, timeout=10.0) as client:
+        with httpx.Client(
+            base_url=host_b.base_url, headers=host_b.auth_headers, timeout=10.0
+        ) as client:
             for reservation_id, sku in acknowledged.items():
                 found = client.get(f"/v1/reservations/{reservation_id}")
                 assert found.status_code == 200, found.text

@@ -1,0 +1,208 @@
+"""What authentication adds to a request: the same route with and without the access guard.
+
+One app on the demo network, driven in process over ASGI (no sockets, so the difference is
+the guard's own cost, not network noise). Rounds interleave the variants so that drift hits
+all of them alike:
+
+- ``floor``: the route declared public for the request (no credential read, no rate token);
+- ``key``: an API key (cached lookup, SHA-256 of the secret, role check, local rate bucket);
+- ``token-es256`` / ``token-rs256``: a JWT verified against the issuer's key;
+- ``key+redis`` (with ``--redis URL``): an API key with the rate bucket shared in Redis.
+
+Routes: ``POST /v1/promise/validate`` (parse and check, the framework floor) and ``POST
+/v1/promise`` (a realistic cart solved on live stock). Reported per variant: median and p99
+in ms, and the median's excess over the floor in the same run.
+
+Usage::
+
+    python -m bench.auth --json out/auth.json [--rounds 2000] [--redis redis://127.0.0.1:6379/0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import pathlib
+import statistics
+import tempfile
+import time
+from typing import Any
+
+import httpx
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from litestar import Litestar
+
+import scenarios
+from bench._common import machine, percentiles, write_outputs
+from promise.access.keys import make_key
+from promise.access.principal import Limits, Scope
+from promise.access.rules import ACCESS_OPT, Access
+from promise.app import create_app
+from promise.settings import Settings
+
+AUDIENCE = "promise-bench"
+PUBLIC = Access(public=True)
+
+
+def _token(key: Any, algorithm: str) -> str:
+    """A long-lived token with the promise role."""
+    now = dt.datetime.now(dt.UTC)
+    claims = {
+        "sub": "bench",
+        "aud": AUDIENCE,
+        "iat": now,
+        "exp": now + dt.timedelta(hours=1),
+        "scope": "promise",
+    }
+    return jwt.encode(claims, key, algorithm=algorithm)
+
+
+def _pem(public_key: Any, path: pathlib.Path) -> pathlib.Path:
+    """Write a public key as PEM."""
+    path.write_bytes(
+        public_key.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    return path
+
+
+def _app(root: pathlib.Path, public_key_file: pathlib.Path, redis_url: str) -> Litestar:
+    """The demo app taking tokens of ``public_key_file``; Redis rate buckets when a URL is given."""
+    settings = Settings.from_env(
+        {},
+        data_dir=root / "data",
+        jwt_public_key_file=public_key_file,
+        jwt_audience=AUDIENCE,
+        rate_limit_redis_url=redis_url,
+        rate_limit_per_s=1e6,
+        rate_limit_burst=10**6,
+    )
+    return create_app(settings, initial_snapshot=scenarios.generate_network)
+
+
+def _grant(app: Litestar) -> str:
+    """An unlimited promise key in the app's authority."""
+    made = make_key(
+        "bench", [Scope.PROMISE], created_by="bench", limits=Limits(rate_per_s=1e6, burst=10**6)
+    )
+    app.state.service.stock.backend.create_key(made.record, lambda: dt.datetime.now(dt.UTC))
+    return made.plaintext
+
+
+async def _measure(
+    app: Litestar, variants: dict[str, dict[str, str]], bodies: list[bytes], rounds: int
+) -> dict[str, dict[str, list[float]]]:
+    """Interleaved rounds of every variant on both routes; latencies in ms."""
+    out: dict[str, dict[str, list[float]]] = {}
+    transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
+    handlers = {
+        path: app.route_handler_method_map[path]["POST"]
+        for path in ("/v1/promise/validate", "/v1/promise")
+    }
+    async with app.lifespan(), httpx.AsyncClient(transport=transport, base_url="http://b") as c:
+        while (await c.get("/readyz")).status_code != 200:
+            await asyncio.sleep(0.05)
+        for path, handler in handlers.items():
+            declared = handler.opt[ACCESS_OPT]
+            series: dict[str, list[float]] = {name: [] for name in variants}
+            count = rounds if path.endswith("validate") else max(rounds // 4, 50)
+            for i in range(count + 20):
+                body = bodies[i % len(bodies)]
+                for name, headers in variants.items():
+                    handler.opt[ACCESS_OPT] = PUBLIC if name == "floor" else declared
+                    started = time.perf_counter()
+                    answer = await c.post(
+                        path, content=body, headers={"content-type": "application/json", **headers}
+                    )
+                    elapsed = (time.perf_counter() - started) * 1000.0
+                    if answer.status_code != 200:
+                        raise RuntimeError(f"{name} {path}: {answer.status_code} {answer.text}")
+                    if i >= 20:  # the first rounds warm caches and connections
+                        series[name].append(elapsed)
+            handler.opt[ACCESS_OPT] = declared
+            out[path] = series
+    return out
+
+
+def run(rounds: int, redis_url: str) -> dict[str, Any]:
+    """Measure every variant; the report."""
+    snapshot = scenarios.generate_network()
+    carts = scenarios.generate_carts(snapshot, count=200, seed=5)
+    bodies = [cart.model_dump_json(exclude_none=True).encode() for cart in carts]
+    ec_key = ec.generate_private_key(ec.SECP256R1())
+    rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    results: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="bench-auth-") as tmp:
+        root = pathlib.Path(tmp)
+        for algorithm, key in (("ES256", ec_key), ("RS256", rsa_key)):
+            pem = _pem(key.public_key(), root / f"{algorithm}.pem")
+            app = _app(root / algorithm, pem, "")
+            variants = {
+                "floor": {},
+                "key": {"Authorization": f"Bearer {_grant(app)}"},
+                f"token-{algorithm.lower()}": {"Authorization": f"Bearer {_token(key, algorithm)}"},
+            }
+            if redis_url and algorithm == "ES256":
+                shared = _app(root / "redis", pem, redis_url)
+                measured = asyncio.run(
+                    _measure(
+                        shared,
+                        {"floor": {}, "key+redis": {"Authorization": f"Bearer {_grant(shared)}"}},
+                        bodies,
+                        rounds,
+                    )
+                )
+                for path, series in measured.items():
+                    results.setdefault(path, {})["key+redis"] = series["key+redis"]
+                    results[path]["floor (redis app)"] = series["floor"]
+            measured = asyncio.run(_measure(app, variants, bodies, rounds))
+            for path, series in measured.items():
+                slot = results.setdefault(path, {})
+                for name, samples in series.items():
+                    slot[name if name != "floor" else f"floor ({algorithm} app)"] = samples
+    report: dict[str, Any] = {"benchmark": "auth", "machine": machine(), "routes": {}}
+    for path, series in results.items():
+        floors = [statistics.median(v) for k, v in series.items() if k.startswith("floor")]
+        floor = min(floors)
+        report["routes"][path] = {
+            name: {
+                **percentiles(samples),
+                "n": len(samples),
+                "excess_p50_ms": round(statistics.median(samples) - floor, 3),
+            }
+            for name, samples in series.items()
+        }
+    return report
+
+
+def _markdown(report: dict[str, Any]) -> str:
+    """The report as a table."""
+    lines = ["# Authentication cost", "", "| route | variant | p50 ms | p99 ms | p50 over floor |"]
+    lines.append("|---|---|---|---|---|")
+    for path, variants in report["routes"].items():
+        for name, row in variants.items():
+            lines.append(
+                f"| {path} | {name} | {row['p50_ms']} | {row['p99_ms']} | {row['excess_p50_ms']} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line entry point."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", type=pathlib.Path, default=pathlib.Path("out/auth.json"))
+    parser.add_argument("--rounds", type=int, default=2000)
+    parser.add_argument("--redis", default="", help="also measure Redis rate buckets")
+    args = parser.parse_args(argv)
+    report = run(args.rounds, args.redis)
+    write_outputs(args.json, report, _markdown(report))
+    print(_markdown(report))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
