@@ -38,6 +38,7 @@ from promise.stock.backend import (
 from promise.stock.config import StockSettings
 from promise.stock.errors import (
     EventNotFoundError,
+    HoldLimitError,
     InsufficientStockError,
     ReservationNotFoundError,
     SnapshotMovedError,
@@ -573,7 +574,11 @@ class StockService:
             snapshot_generation=live.generation,
             **self.limits_of(principal),
         )
-        answer = await self._hold(plan, policy, rules)
+        try:
+            answer = await self._hold(plan, policy, rules)
+        except HoldLimitError as exc:
+            # The promise stands; only the hold is refused, and the answer says why.
+            return PromiseHold(held=False, service_level=level, detail=exc.message)
         if answer.status_code == CREATED:
             reservation = Reservation.model_validate_json(answer.body)
             return PromiseHold(held=True, service_level=level, reservation=reservation)
