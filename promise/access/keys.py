@@ -106,10 +106,5 @@ def principal_of(record: KeyRecord) -> Principal:
         kind="key",
         scopes=frozenset(Scope(s) for s in record.scopes if s in known),
         name=record.name,
-        limits=Limits(
-            rate_per_s=record.rate_per_s,
-            burst=record.burst,
-            max_open_holds=record.max_open_holds,
-            max_held_units=record.max_held_units,
-        ),
+        limits=Limits.of(record),
     )

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from typing import Literal
+from typing import Literal, Protocol
 
-__all__ = ["Limits", "Principal", "Scope"]
+__all__ = ["HasLimits", "Limits", "Principal", "Scope"]
 
 
 class Scope(enum.StrEnum):
@@ -19,6 +19,30 @@ class Scope(enum.StrEnum):
     ANALYST = "analyst"  # read-only views (audit trail)
 
 
+class HasLimits(Protocol):
+    """Anything that states a principal's limits (a stored key, a key request)."""
+
+    @property
+    def rate_per_s(self) -> float | None:
+        """Sustained requests per second."""
+        ...
+
+    @property
+    def burst(self) -> int | None:
+        """Requests above the sustained rate, at once."""
+        ...
+
+    @property
+    def max_open_holds(self) -> int | None:
+        """Open holds at once."""
+        ...
+
+    @property
+    def max_held_units(self) -> int | None:
+        """Units held at once."""
+        ...
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class Limits:
     """What one principal may consume; None leaves the service-wide default."""
@@ -27,6 +51,16 @@ class Limits:
     burst: int | None = None  # requests above the sustained rate, at once
     max_open_holds: int | None = None
     max_held_units: int | None = None
+
+    @classmethod
+    def of(cls, source: HasLimits) -> Limits:
+        """The limits ``source`` states."""
+        return cls(
+            rate_per_s=source.rate_per_s,
+            burst=source.burst,
+            max_open_holds=source.max_open_holds,
+            max_held_units=source.max_held_units,
+        )
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -70,12 +70,7 @@ async def create_key(
         data.name,
         data.scopes,
         created_by=principal.id,
-        limits=Limits(
-            rate_per_s=data.rate_per_s,
-            burst=data.burst,
-            max_open_holds=data.max_open_holds,
-            max_held_units=data.max_held_units,
-        ),
+        limits=Limits.of(data),
     )
     backend: StockBackend = stock.backend
     stored = await anyio.to_thread.run_sync(backend.create_key, made.record, stock.clock)

@@ -220,18 +220,18 @@ class AccessQueries(SqlPrimitives):
 
         return self._write([], clock, work)
 
+    def _key(self, cur: Any, key_id: str) -> KeyRecord | None:
+        """The key with this id in the open transaction."""
+        row = self._run(
+            cur,
+            f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE key_id = ?",  # noqa: S608 - constant column list
+            (key_id,),
+        ).fetchone()
+        return None if row is None else _key_of(row)
+
     def key(self, key_id: str) -> KeyRecord | None:
         """The key with this id, revoked or not (None when there is none)."""
-
-        def work(cur: Any) -> KeyRecord | None:
-            row = self._run(
-                cur,
-                f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE key_id = ?",  # noqa: S608 - constant column list
-                (key_id,),
-            ).fetchone()
-            return None if row is None else _key_of(row)
-
-        return self._read(work)
+        return self._read(lambda cur: self._key(cur, key_id))
 
     def keys(self) -> list[KeyRecord]:
         """Every key, oldest first."""
@@ -256,12 +256,7 @@ class AccessQueries(SqlPrimitives):
             )
             if cur.rowcount == 1:
                 self._audit(cur, now, actor, action="key.revoke", subject=key_id, detail={})
-            row = self._run(
-                cur,
-                f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE key_id = ?",  # noqa: S608 - constant column list
-                (key_id,),
-            ).fetchone()
-            return None if row is None else _key_of(row)
+            return self._key(cur, key_id)
 
         return self._write([], clock, work)
 
