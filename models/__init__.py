@@ -7,11 +7,15 @@ from models._availability import AvailabilityReport, NodeAvailability, SkuAvaila
 from models._base import (
     EARLIEST_DATE,
     LATEST_DATE,
+    MAX_DATED_ENTRIES,
+    MAX_NODES,
     BooleanOnly,
     Day,
+    Entries,
     Frozen,
     Instant,
     IntegerOnly,
+    Many,
     at_most,
 )
 from models._cache import PerSnapshot
@@ -53,7 +57,9 @@ from models._snapshot import Snapshot
 __all__ = [
     "EARLIEST_DATE",
     "LATEST_DATE",
+    "MAX_DATED_ENTRIES",
     "MAX_LINE_QUANTITY",
+    "MAX_NODES",
     "ZONE_COUNT",
     "AvailabilityReport",
     "BooleanOnly",
@@ -67,6 +73,7 @@ __all__ = [
     "Day",
     "Destination",
     "Engine",
+    "Entries",
     "Frozen",
     "InTransitLot",
     "Instant",
@@ -74,6 +81,7 @@ __all__ = [
     "InventoryPosition",
     "InventoryTable",
     "Location",
+    "Many",
     "Node",
     "NodeAvailability",
     "NodeKind",

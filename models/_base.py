@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
-from typing import Annotated
+from collections.abc import Callable, Iterator, Mapping
+from typing import Annotated, Any
 
+from annotated_types import GroupedMetadata
 from pydantic import (
     AfterValidator,
     AwareDatetime,
@@ -14,19 +15,28 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
+    model_validator,
 )
-from pydantic_core import PydanticCustomError
+from pydantic.config import JsonDict
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 __all__ = [
     "EARLIEST_DATE",
     "LATEST_DATE",
+    "MAX_DATED_ENTRIES",
+    "MAX_NODES",
     "BooleanOnly",
     "Cents",
     "Day",
+    "Entries",
     "Frozen",
     "Identifier",
     "Instant",
     "IntegerOnly",
+    "Many",
     "NonNegInt",
     "PosInt",
     "Weekday",
@@ -34,10 +44,47 @@ __all__ = [
 ]
 
 
+# Bounds of a snapshot's collections, far above any real network (2,000 nodes is a large
+# one). What a body may cost in memory is bounded before decoding (promise.body_limits); these
+# bounds let validation refuse an absurd collection at once and state it in the schema.
+MAX_NODES = 20_000
+# Dated overrides (labour, carrier capacity) per node: the horizon is 14 days.
+MAX_DATED_ENTRIES = 1_000
+
+# An error names at most this many of an object's unknown keys.
+_NAMED_UNKNOWN_KEYS = 5
+
+
 class Frozen(BaseModel):
     """Immutable model that rejects unknown fields (variants via ``model_copy``)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _few_unknown_keys(cls, data: Any) -> Any:
+        """Refuse an object with more keys than the model has fields as one error.
+
+        pydantic reports each unknown key as an error of its own, and an object of a million
+        keys (a few MiB of JSON) would cost a million errors; with no more keys than fields,
+        at most that many can be unknown, which pydantic reports as usual.
+        """
+        # The class attribute, not the model_fields property: this runs once per object.
+        fields = cls.__pydantic_fields__
+        if isinstance(data, dict) and len(data) > len(fields):
+            unknown = len(data) - sum(1 for name in fields if name in data)
+            names = []
+            for key in data:
+                if key not in fields:
+                    names.append(repr(str(key)[:64]))
+                    if len(names) == _NAMED_UNKNOWN_KEYS:
+                        break
+            raise PydanticCustomError(
+                "extra_forbidden",
+                "Extra inputs are not permitted: {count} unknown fields ({names})",
+                {"count": unknown, "names": ", ".join(names)},
+            )
+        return data
 
 
 # Ids travel in URLs, logs and SQL parameters: keep them short and printable.
@@ -81,18 +128,24 @@ Instant = Annotated[
 
 
 def at_most(limit: int) -> Callable[[object], object]:
-    """A before-validator that rejects a list longer than ``limit`` before its items are checked.
+    """A before-validator that rejects a list or mapping longer than ``limit`` before its items.
 
     pydantic validates every item (and collects every error) before it applies ``max_length``,
-    so a huge list of invalid items would cost seconds and gigabytes to reject.
+    so a huge list or object of invalid items would cost seconds and gigabytes to reject.
     """
 
     def check(value: object) -> object:
-        """Refuse an over-long list at once; anything else goes on to normal validation."""
+        """Refuse an over-long list or mapping at once; anything else goes on as usual."""
         if isinstance(value, (list, tuple)) and len(value) > limit:
             raise PydanticCustomError(
                 "too_long",
                 "List should have at most {max_length} items, not {actual_length}",
+                {"max_length": limit, "actual_length": len(value)},
+            )
+        if isinstance(value, Mapping) and len(value) > limit:
+            raise PydanticCustomError(
+                "too_long",
+                "Object should have at most {max_length} entries, not {actual_length}",
                 {"max_length": limit, "actual_length": len(value)},
             )
         return value
@@ -123,3 +176,82 @@ def _boolean_only(value: object) -> object:
 # Metadata for Annotated request fields: JSON numbers only for integers, true/false for flags.
 IntegerOnly = BeforeValidator(_integer_only)
 BooleanOnly = BeforeValidator(_boolean_only)
+
+
+def _at_least(minimum: int) -> Callable[[object], object]:
+    """A before-validator that rejects a list shorter than ``minimum`` before its items."""
+
+    def check(value: object) -> object:
+        """Refuse a short list at once; anything else goes on to normal validation."""
+        if isinstance(value, (list, tuple)) and len(value) < minimum:
+            raise PydanticCustomError(
+                "too_short",
+                "List should have at least {min_length} item(s), not {actual_length}",
+                {"min_length": minimum, "actual_length": len(value)},
+            )
+        return value
+
+    return check
+
+
+class Many(GroupedMetadata):
+    """``Annotated`` metadata: a list of ``at_least`` to ``limit`` items that stops at a bad one.
+
+    An over-long list is refused before any item is checked (``at_most``), and ``fail_fast``
+    ends validation at the first invalid item, so a list of a million bad items costs one
+    error rather than a million (each costs pydantic and Litestar about 2 KiB). The bounds are
+    also the published ``minItems`` and ``maxItems``. (The minimum is checked before the items,
+    not by ``min_length``: with ``fail_fast`` that also reports a stopped list as too short.)
+    """
+
+    def __init__(self, limit: int, *, at_least: int = 0) -> None:
+        """Allow ``at_least`` to ``limit`` items."""
+        self.limit = limit
+        self.at_least = at_least
+
+    def __iter__(self) -> Iterator[Any]:
+        """The pydantic constraints this stands for."""
+        schema: JsonDict | None = {"minItems": self.at_least} if self.at_least else None
+        yield Field(max_length=self.limit, fail_fast=True, json_schema_extra=schema)
+        yield BeforeValidator(at_most(self.limit))
+        if self.at_least:
+            yield BeforeValidator(_at_least(self.at_least))
+
+
+def _first_error_only(value: object, handler: ValidatorFunctionWrapHandler) -> object:
+    """Validate a mapping, reporting only its first invalid entry when several are invalid.
+
+    pydantic has no ``fail_fast`` for mappings: an object of a million bad entries (or of
+    thousands of nested objects of bad entries) would cost a million errors. Here the errors of
+    one mapping are dropped as soon as it is checked, and at most one goes on.
+    """
+    try:
+        return handler(value)
+    except ValidationError as exc:
+        if exc.error_count() <= 1:
+            raise
+        first = exc.errors(include_url=False)[0]
+    detail: InitErrorDetails = {
+        "type": PydanticCustomError(first["type"], first["msg"], first.get("ctx")),
+        "loc": first["loc"],
+        "input": first.get("input"),
+    }
+    raise ValidationError.from_exception_data("mapping", [detail])
+
+
+class Entries(GroupedMetadata):
+    """``Annotated`` metadata: an object of at most ``limit`` entries, reporting one bad entry.
+
+    An over-long object is refused before its entries are checked (``at_most``); otherwise only
+    its first invalid entry is reported, as ``Many`` does for lists.
+    """
+
+    def __init__(self, limit: int) -> None:
+        """Allow at most ``limit`` entries."""
+        self.limit = limit
+
+    def __iter__(self) -> Iterator[Any]:
+        """The pydantic constraints this stands for."""
+        yield Field(max_length=self.limit)
+        yield WrapValidator(_first_error_only)
+        yield BeforeValidator(at_most(self.limit))

@@ -7,11 +7,13 @@ from typing import Annotated
 
 from pydantic import Field, model_validator
 
-from models._base import Cents, Day, Frozen, Identifier, NonNegInt, PosInt
+from models._base import Cents, Day, Entries, Frozen, Identifier, Many, NonNegInt, PosInt
 from models._enums import NodeKind
 from models._exact import DecimalPlaces, ceil_percent, floor_share
 
 __all__ = [
+    "MAX_LOTS_PER_ROW",
+    "MAX_ROWS",
     "Buffer",
     "ChannelPolicy",
     "InTransitLot",
@@ -20,6 +22,14 @@ __all__ = [
     "ObjectiveWeights",
     "WeightOverrides",
 ]
+
+
+# Inventory rows of one snapshot (2,000 nodes × 5,000 SKUs fully stocked is 10 million) and
+# in-transit lots of one row: bounds far above any real network (see models._base.MAX_NODES).
+MAX_ROWS = 50_000_000
+MAX_LOTS_PER_ROW = 1_000
+RowColumn = Annotated[tuple[Identifier, ...], Many(MAX_ROWS)]
+CountColumn = Annotated[tuple[NonNegInt, ...], Many(MAX_ROWS)]
 
 
 class InTransitLot(Frozen):
@@ -38,7 +48,7 @@ class InventoryPosition(Frozen):
     reserved: NonNegInt = 0
     safety_stock: NonNegInt = 0
     unit_cost: Cents = 0
-    in_transit: tuple[InTransitLot, ...] = ()
+    in_transit: Annotated[tuple[InTransitLot, ...], Many(MAX_LOTS_PER_ROW)] = ()
 
     @model_validator(mode="after")
     def _reserved_within_on_hand(self) -> InventoryPosition:
@@ -58,15 +68,15 @@ class InventoryTable(Frozen):
     nothing per row is kept once the solver has turned the columns into arrays.
     """
 
-    node_id: tuple[Identifier, ...]
-    sku: tuple[Identifier, ...]
-    on_hand: tuple[NonNegInt, ...]
-    reserved: tuple[NonNegInt, ...]
-    safety_stock: tuple[NonNegInt, ...]
-    unit_cost: tuple[Cents, ...]
-    lot_row: tuple[NonNegInt, ...] = Field(default=(), description="Row of each in-transit lot.")
-    lot_quantity: tuple[PosInt, ...] = ()
-    lot_eta: tuple[dt.date, ...] = ()
+    node_id: RowColumn
+    sku: RowColumn
+    on_hand: CountColumn
+    reserved: CountColumn
+    safety_stock: CountColumn
+    unit_cost: Annotated[tuple[Cents, ...], Many(MAX_ROWS)]
+    lot_row: CountColumn = Field(default=(), description="Row of each in-transit lot.")
+    lot_quantity: Annotated[tuple[PosInt, ...], Many(MAX_ROWS)] = ()
+    lot_eta: Annotated[tuple[dt.date, ...], Many(MAX_ROWS)] = ()
 
     @model_validator(mode="after")
     def _consistent(self) -> InventoryTable:
@@ -168,7 +178,7 @@ class ChannelPolicy(Frozen):
     """How a sales channel may use stock and what it optimises."""
 
     channel: Identifier
-    buffers: dict[NodeKind, Buffer] = Field(default_factory=dict)
+    buffers: Annotated[dict[NodeKind, Buffer], Entries(len(NodeKind))] = Field(default_factory=dict)
     in_transit_share: Share = 0.95
     max_shipments: Annotated[int, Field(ge=1, le=20)] = 3
     min_margin_pct: Percent | None = None

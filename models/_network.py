@@ -9,7 +9,18 @@ from typing import Annotated
 
 from pydantic import Field, field_validator, model_validator
 
-from models._base import Cents, Frozen, Identifier, NonNegInt, PosInt, Weekday
+from models._base import (
+    MAX_DATED_ENTRIES,
+    MAX_NODES,
+    Cents,
+    Entries,
+    Frozen,
+    Identifier,
+    Many,
+    NonNegInt,
+    PosInt,
+    Weekday,
+)
 from models._enums import NodeKind, ServiceLevel
 
 __all__ = [
@@ -25,6 +36,9 @@ __all__ = [
 ZONE_COUNT = 8
 WEEKDAYS_MON_FRI: tuple[int, ...] = (0, 1, 2, 3, 4)
 WEEKDAYS_MON_SAT: tuple[int, ...] = (0, 1, 2, 3, 4, 5)
+Weekdays = Annotated[tuple[Weekday, ...], Many(7)]
+# Packages left per date at one node.
+DatedCapacity = Annotated[dict[dt.date, NonNegInt], Entries(MAX_DATED_ENTRIES)]
 
 
 def _weekday_set(days: tuple[int, ...]) -> tuple[int, ...]:
@@ -60,7 +74,7 @@ class Node(Frozen):
     time_zone: str = Field(description="IANA time zone name, e.g. America/Chicago.")
     cutoff: dt.time = Field(default=dt.time(14, 0), description="Order cutoff, node local time.")
     lead_time_days: Annotated[int, Field(ge=0, le=30)] = 0
-    operating_weekdays: tuple[Weekday, ...] = WEEKDAYS_MON_SAT
+    operating_weekdays: Weekdays = WEEKDAYS_MON_SAT
     holiday_country: str = Field(default="US", min_length=2, max_length=2)
     holiday_subdivision: str | None = None
     handling_cost: Cents = Field(default=0, description="Cents per package.")
@@ -69,7 +83,7 @@ class Node(Frozen):
     daily_labour_minutes: NonNegInt | None = Field(
         default=None, description="Labour minutes per operating day; None means not limiting."
     )
-    labour_minutes: dict[dt.date, NonNegInt] = Field(
+    labour_minutes: Annotated[dict[dt.date, NonNegInt], Entries(MAX_DATED_ENTRIES)] = Field(
         default_factory=dict, description="Remaining labour minutes on given dates (overrides)."
     )
     priority: Annotated[int, Field(ge=0, le=10**6)] = 100
@@ -113,24 +127,26 @@ class CarrierService(Frozen):
     service_id: Identifier
     carrier: str = ""
     service_level: ServiceLevel
-    node_ids: tuple[Identifier, ...] = Field(
+    node_ids: Annotated[tuple[Identifier, ...], Many(MAX_NODES)] = Field(
         default=(), description="Nodes served; empty means every node."
     )
-    pickup_weekdays: tuple[Weekday, ...] = WEEKDAYS_MON_FRI
-    delivery_weekdays: tuple[Weekday, ...] = WEEKDAYS_MON_FRI
+    pickup_weekdays: Weekdays = WEEKDAYS_MON_FRI
+    delivery_weekdays: Weekdays = WEEKDAYS_MON_FRI
     holiday_country: str = Field(default="US", min_length=2, max_length=2)
-    transit_days: tuple[Annotated[int, Field(ge=0, le=30)], ...] = Field(
-        description="Transit business days for zones 1..8."
+    transit_days: Annotated[tuple[Annotated[int, Field(ge=0, le=30)], ...], Many(ZONE_COUNT)] = (
+        Field(description="Transit business days for zones 1..8.")
     )
     max_distance_km: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
-    rates: tuple[ZoneRate, ...] = Field(description="Rates for zones 1..8.")
+    rates: Annotated[tuple[ZoneRate, ...], Many(ZONE_COUNT)] = Field(
+        description="Rates for zones 1..8."
+    )
     daily_capacity: NonNegInt | None = Field(
         default=None, description="Packages per node per day; None means unlimited."
     )
-    daily_capacity_by_node: dict[Identifier, NonNegInt] = Field(
+    daily_capacity_by_node: Annotated[dict[Identifier, NonNegInt], Entries(MAX_NODES)] = Field(
         default_factory=dict, description="Packages per day at given nodes (overrides the default)."
     )
-    remaining_capacity: dict[Identifier, dict[dt.date, NonNegInt]] = Field(
+    remaining_capacity: Annotated[dict[Identifier, DatedCapacity], Entries(MAX_NODES)] = Field(
         default_factory=dict, description="Packages left per node and date (overrides)."
     )
 

@@ -5,15 +5,21 @@ from __future__ import annotations
 import datetime as dt
 from collections import Counter
 from collections.abc import Iterator
+from typing import Annotated
 
 from pydantic import Field, model_validator
 
-from models._base import Frozen, Instant
+from models._base import MAX_NODES, Frozen, Instant, Many
 from models._cache import PerSnapshot
-from models._inventory import ChannelPolicy, InventoryPosition, InventoryTable
+from models._inventory import MAX_ROWS, ChannelPolicy, InventoryPosition, InventoryTable
 from models._network import CarrierService, CatalogItem, Node
 
-__all__ = ["Snapshot"]
+__all__ = ["MAX_CATALOG_ITEMS", "MAX_POLICIES", "MAX_SERVICES", "Snapshot"]
+
+# Bounds far above any real network (see models._base.MAX_NODES).
+MAX_SERVICES = 10_000
+MAX_CATALOG_ITEMS = 10_000_000
+MAX_POLICIES = 1_000
 
 
 def _repeats(values: list[str]) -> list[str]:
@@ -26,14 +32,14 @@ class Snapshot(Frozen):
 
     version: str = Field(min_length=1, max_length=64)
     as_of: Instant
-    nodes: tuple[Node, ...] = Field(min_length=1)
-    services: tuple[CarrierService, ...] = Field(min_length=1)
-    items: tuple[CatalogItem, ...] = ()
-    inventory: tuple[InventoryPosition, ...] = ()
+    nodes: Annotated[tuple[Node, ...], Many(MAX_NODES, at_least=1)]
+    services: Annotated[tuple[CarrierService, ...], Many(MAX_SERVICES, at_least=1)]
+    items: Annotated[tuple[CatalogItem, ...], Many(MAX_CATALOG_ITEMS)] = ()
+    inventory: Annotated[tuple[InventoryPosition, ...], Many(MAX_ROWS)] = ()
     inventory_table: InventoryTable | None = Field(
         default=None, description="The same rows as columns (large networks); not with inventory."
     )
-    policies: tuple[ChannelPolicy, ...] = Field(min_length=1)
+    policies: Annotated[tuple[ChannelPolicy, ...], Many(MAX_POLICIES, at_least=1)]
 
     @model_validator(mode="after")
     def _references(self) -> Snapshot:

@@ -9,7 +9,7 @@ from typing import Annotated
 
 from pydantic import AwareDatetime, BeforeValidator, Field, StringConstraints, model_validator
 
-from models import Day, Frozen, Instant, IntegerOnly, ServiceLevel, at_most
+from models import Day, Frozen, Instant, IntegerOnly, Many, ServiceLevel, at_most
 from promise.errors import Problem
 
 __all__ = [
@@ -130,9 +130,9 @@ class InventoryEvent(Frozen):
 class EventBatch(Frozen):
     """Body of ``POST /v1/inventory/events``."""
 
-    events: Annotated[tuple[InventoryEvent, ...], BeforeValidator(at_most(MAX_EVENT_BATCH))] = (
-        Field(min_length=1, max_length=MAX_EVENT_BATCH)
-    )
+    # A batch is refused whole, so its validation stops at the first invalid event: 5,000
+    # invalid events would otherwise cost up to 85,000 field errors (200 MiB).
+    events: Annotated[tuple[InventoryEvent, ...], Many(MAX_EVENT_BATCH, at_least=1)]
 
 
 class EventOutcome(enum.StrEnum):
