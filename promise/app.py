@@ -25,6 +25,7 @@ from litestar import Litestar, MediaType, Request, Response, Router, get, post, 
 from litestar.config.cors import CORSConfig
 from litestar.di import NamedDependency, Provide
 from litestar.exceptions import HTTPException, ValidationException
+from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.plugins import ScalarRenderPlugin
@@ -45,6 +46,7 @@ from promise.access.ratelimit import LocalRateLimiter, RateLimiter, RedisRateLim
 from promise.access.routes import access_router
 from promise.access.rules import SECURITY_SCHEME, public, secured
 from promise.access.tokens import TokenSettings, TokenVerifier
+from promise.body_limits import body_opt, promise_body_opt
 from promise.errors import (
     PROBLEM_MEDIA_TYPE,
     FieldError,
@@ -434,7 +436,8 @@ def _http_problem(request: AnyRequest, exc: HTTPException) -> Response[bytes]:
             extra={"request_id": request_id_of(request.scope), "path": request.url.path},
         )
     detail = exc.detail
-    if status == 413:
+    # The byte limit's 413; the memory pre-scan's (promise.body_limits) says its own numbers.
+    if isinstance(exc, RequestEntityTooLarge):
         limit = request.route_handler.resolve_request_max_body_size()
         detail = f"the body exceeds the {limit} bytes this route accepts"
     elif status == 404:
@@ -607,11 +610,14 @@ def create_app(
             metrics_text,
         ],
         request_max_body_size=settings.max_body_bytes,
+        # Also refuses an inline snapshot that is off or too large before it is validated.
+        opt=promise_body_opt(settings),
     )
     snapshot_bodies = Router(
         path="/",
         route_handlers=[get_snapshot, put_snapshot],
         request_max_body_size=settings.max_snapshot_bytes,
+        opt=body_opt(settings.max_snapshot_memory_mib),
     )
     origins = settings.cors_allow_list()
     app = ObservedLitestar(
@@ -638,6 +644,8 @@ def create_app(
         # Who first: an anonymous caller learns nothing, not even that its body is not JSON.
         guards=[guard, json_bodies_only],
         request_class=JsonRequest,
+        # Every route's body memory budget unless its router sets another (promise.body_limits).
+        opt=body_opt(settings.max_body_memory_mib),
         # Off unless origins are listed: browsers of other sites get no CORS grant by default.
         cors_config=CORSConfig(allow_origins=list(origins)) if origins else None,
         openapi_config=OpenAPIConfig(

@@ -1,7 +1,9 @@
-"""Rules every route shares: JSON-only bodies and a JSON decoder that refuses deep nesting.
+"""Rules every route shares: JSON-only bodies and a bounded JSON decoder.
 
-They apply app-wide (a guard and the request class of :func:`promise.app.create_app`), so a
-new route, including those of the stock router, cannot forget them.
+The decoder refuses deep nesting, and bodies that could cost more memory than their route's
+budget (:mod:`promise.body_limits`). They apply app-wide (a guard and the request class of
+:func:`promise.app.create_app`), so a new route, including those of the stock router, cannot
+forget them.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from litestar import Request
 from litestar.connection import ASGIConnection
 from litestar.exceptions import ClientException, HTTPException
 from litestar.handlers.base import BaseRouteHandler
+
+from promise.body_limits import BODY_CHECK_OPT, refuse_costly
 
 __all__ = ["ACCEPTED_MEDIA_TYPE", "JsonRequest", "json_bodies_only"]
 
@@ -55,11 +59,26 @@ def json_bodies_only(
 
 
 class JsonRequest(Request[Any, Any, Any]):
-    """A request whose JSON decoding answers 400, not 500, for a body nested too deeply."""
+    """A request whose JSON decoding is bounded: in memory before decoding, in depth during it.
+
+    Every route that takes a JSON body decodes it here (Litestar's body extractor calls
+    :meth:`json`), so the limits of :mod:`promise.body_limits` hold on every such route.
+    """
 
     async def json(self) -> Any:
-        """The decoded body; msgspec's RecursionError on deep nesting becomes a 400."""
+        """The decoded body, refused first when it could take more memory than its route allows.
+
+        The pre-scan (a 413) runs on the raw bytes before anything is decoded; msgspec's
+        RecursionError on deep nesting becomes a 400; a route's ``body_check`` opt then sees
+        the decoded body before validation does.
+        """
+        opt = self.route_handler.opt
+        refuse_costly(await self.body(), opt)
         try:
-            return await super().json()
+            data = await super().json()
         except RecursionError as exc:
             raise ClientException("the JSON body is nested too deeply") from exc
+        check = opt.get(BODY_CHECK_OPT)
+        if check is not None:
+            check(data, self)
+        return data

@@ -30,6 +30,7 @@ from models import (
     Snapshot,
 )
 from promise.access.principal import Principal, Scope
+from promise.body_limits import check_inline_snapshot
 from promise.capture import CaptureSink
 from promise.errors import (
     NotReadyError,
@@ -261,26 +262,16 @@ class PromiseService:
 
     def _check_inline_snapshot(self, snapshot: Snapshot, *, allowed: bool) -> None:
         """Refuse an inline snapshot unless ``allowed`` or enabled, and within the limits."""
+        # The request class ran the same check on the decoded body already (before validation);
+        # this one guards callers of the service that bring a validated body of their own.
         settings = self._settings
-        if not (allowed or settings.inline_snapshots):
-            raise RequestLimitError(
-                "inline snapshots are for the admin role on this service "
-                "(or for every caller with PROMISE_INLINE_SNAPSHOTS)",
-                ("snapshot",),
-            )
-        nodes, rows = len(snapshot.nodes), snapshot.row_count
-        if nodes > settings.max_inline_snapshot_nodes:
-            raise RequestLimitError(
-                f"the inline snapshot has {nodes} nodes; this service accepts at most "
-                f"{settings.max_inline_snapshot_nodes}",
-                ("snapshot", "nodes"),
-            )
-        if rows > settings.max_inline_snapshot_rows:
-            raise RequestLimitError(
-                f"the inline snapshot has {rows} inventory rows; this service accepts at most "
-                f"{settings.max_inline_snapshot_rows}",
-                ("snapshot",),
-            )
+        check_inline_snapshot(
+            enabled=allowed or settings.inline_snapshots,
+            max_nodes=settings.max_inline_snapshot_nodes,
+            max_rows=settings.max_inline_snapshot_rows,
+            nodes=len(snapshot.nodes),
+            rows=snapshot.row_count,
+        )
 
     def validate(self, body: PromiseBody, principal: Principal | None = None) -> ValidationAnswer:
         """The framework floor: the body is parsed already; apply the limits, solve nothing."""

@@ -13,10 +13,13 @@ from typing import Annotated, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-__all__ = ["ENV_PREFIX", "Settings", "SettingsError", "from_env"]
+__all__ = ["DEFAULT_BODY_MEMORY_MIB", "ENV_PREFIX", "Settings", "SettingsError", "from_env"]
 
 ENV_PREFIX = "PROMISE_"
 MIB = 1024 * 1024
+# The memory budget of the routes with ordinary bodies (promise.body_limits): an events batch of
+# 5,000 (about 25 MiB by its bound), a cart, inline snapshots up to 4 MiB of JSON (125 MiB).
+DEFAULT_BODY_MEMORY_MIB = 160
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
@@ -47,8 +50,33 @@ class Settings(BaseModel):
             "worker) or a .duckdb file (one worker); None captures nothing."
         ),
     )
-    max_body_bytes: Annotated[int, Field(ge=1024)] = 4 * MIB
-    max_snapshot_bytes: Annotated[int, Field(ge=1024)] = 1024 * MIB
+    max_body_bytes: Annotated[int, Field(ge=1024)] = Field(
+        default=4 * MIB, description="Largest body of every route but PUT /v1/snapshot (413)."
+    )
+    max_snapshot_bytes: Annotated[int, Field(ge=1024)] = Field(
+        default=64 * MIB,
+        description=(
+            "Largest PUT /v1/snapshot body (413). A large network, 2,000 nodes × 5,000 SKUs in "
+            "the columnar inventory_table form, is about 42 MiB; the demo network's rows 7 MiB."
+        ),
+    )
+    # What a body may cost once decoded and validated, judged from its bytes before decoding
+    # (promise.body_limits; docs/limits.md derives the worker memory ceiling from these).
+    max_body_memory_mib: Annotated[int, Field(ge=8, le=1024 * 1024)] = Field(
+        default=DEFAULT_BODY_MEMORY_MIB,
+        description=(
+            "MiB a body of a route other than PUT /v1/snapshot may take decoded and validated, "
+            "as bounded from its bytes before decoding; a body that could take more is a 413."
+        ),
+    )
+    max_snapshot_memory_mib: Annotated[int, Field(ge=8, le=1024 * 1024)] = Field(
+        default=1536,
+        description=(
+            "MiB a PUT /v1/snapshot body may take decoded and validated, as bounded from its "
+            "bytes before decoding (a 2,000-node × 5,000-SKU columnar network: about 1.4 GiB); "
+            "a body that could take more is a 413."
+        ),
+    )
     max_cart_lines: Annotated[int, Field(ge=1, le=500)] = 100
     max_time_budget_ms: Annotated[int, Field(ge=1, le=60_000)] = 2_000
     default_time_budget_ms: Annotated[int, Field(ge=1, le=60_000)] = 50
