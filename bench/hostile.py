@@ -1,0 +1,791 @@
+"""Hostile bodies against a real server: status, time to answer and worker peak memory.
+
+Starts ``promise serve`` (2 workers, the demo network, the default limits, inline snapshots on)
+and sends, one at a time, each on a fresh connection:
+
+- oversized bodies: one byte over each route's byte limit, and 32 MiB and 256 MiB to
+  ``PUT /v1/snapshot`` (256 MiB both with a Content-Length and chunked, without one);
+- amplifying bodies: millions of ``{}`` within the byte limit, 349,526 empty items in 1 MiB to
+  ``POST /v1/promise`` and ``POST /v1/inventory/events``, bodies just over each route's memory
+  budget, nesting a million deep, an object of 100,000 unknown keys, field-error floods;
+- 20 inline snapshots over the node or the row limit;
+- bodies the pre-scan admits, just under each budget: the most a body within the limits costs.
+
+For each input: the status (a problem+json 4xx is expected), the time until the whole answer
+was read, and each worker's peak resident memory (VmHWM, reset before each input by writing 5
+to /proc/PID/clear_refs) against the ceiling docs/limits.md states: the worker's resident
+memory at rest plus the route's memory budget. Meanwhile a client in another process sends
+realistic carts of the demo network to ``POST /v1/promise`` (closed loop, 2 connections);
+its p50/p99 during the attack is compared with a baseline measured first in the same run.
+The machine's other load (CPU of processes outside the bench) is reported beside them.
+
+Every HTTP call of the bench goes through :class:`Http`, which adds ``Authorization: Bearer
+KEY`` when a key is given (``--api-key``, default the PROMISE_API_KEY environment variable);
+only the launcher's own readiness polls of ``/readyz`` (a probe, left open) do not.
+
+Usage::
+
+    python -m bench.hostile --json out/hostile.json [--quick] [--api-key KEY]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import functools
+import http.client
+import itertools
+import json
+import multiprocessing
+import os
+import pathlib
+import socket
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from multiprocessing.synchronize import Event
+from typing import Any
+
+import httpx
+
+from bench._common import machine, percentiles, write_outputs
+from promise.body_limits import ERRORS_MIB, BodyCost, worker_ceiling_mib
+from promise.launcher import ServerProcess, rss_kib
+from promise.settings import Settings
+
+__all__ = ["Attack", "Body", "Http", "run"]
+
+MIB = 1024 * 1024
+KIB = 1024
+WORKERS = 2
+# Closed-loop connections of the ordinary-promise client: one per worker.
+PROMISE_CONNECTIONS = 2
+# What every refused input must meet.
+ANSWER_WITHIN_S = 1.0
+INLINE_ATTEMPTS = 20
+# Sockets give up on an answer after this long (an input that hangs is a finding, not a hang).
+ANSWER_TIMEOUT_S = 120.0
+CHUNK = MIB
+SERVER_ENV = {"PROMISE_INLINE_SNAPSHOTS": "true", "PROMISE_LOG_LEVEL": "WARNING"}
+
+
+# --- HTTP: the one place that talks to the server -----------------------------------------
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Body:
+    """A request body: its chunks and the Content-Length to declare (None: send it chunked)."""
+
+    chunks: Callable[[], Iterator[bytes]]
+    length: int | None
+
+    @classmethod
+    def of(cls, data: bytes) -> Body:
+        """A body of these bytes, sent with their length."""
+
+        def chunks() -> Iterator[bytes]:
+            view = memoryview(data)
+            for start in range(0, len(data), CHUNK):
+                yield bytes(view[start : start + CHUNK])
+
+        return cls(chunks, len(data))
+
+    @classmethod
+    def repeated(cls, unit: bytes, size: int, *, declare: bool) -> Body:
+        """``size`` bytes of ``unit`` repeated (never held whole), declared or chunked."""
+        block = unit * (CHUNK // len(unit))
+
+        def chunks() -> Iterator[bytes]:
+            left = size
+            while left > 0:
+                piece = block[:left]
+                left -= len(piece)
+                yield piece
+
+        return cls(chunks, size if declare else None)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Answer:
+    """What the server answered: status, media type, body, answering worker, seconds taken."""
+
+    status: int
+    content_type: str
+    body: bytes
+    worker_pid: int | None
+    seconds: float
+
+
+class Http:
+    """Every HTTP call of the bench: the server's address and the Authorization it needs."""
+
+    def __init__(self, base_url: str, api_key: str | None) -> None:
+        """Talk to ``base_url``; send ``Authorization: Bearer api_key`` when a key is given."""
+        self.base_url = base_url
+        url = httpx.URL(base_url)
+        self.host = url.host
+        self.port = url.port or 80
+        self._api_key = api_key
+
+    def headers(self, extra: dict[str, str] | None = None) -> dict[str, str]:
+        """Headers of every request: JSON bodies, and the bearer key when there is one."""
+        headers = {"content-type": "application/json"}
+        if self._api_key:
+            headers["authorization"] = f"Bearer {self._api_key}"
+        return {**headers, **(extra or {})}
+
+    def client(self, timeout_s: float = 30.0) -> httpx.Client:
+        """An httpx client of the server that sends :meth:`headers` on every request."""
+        return httpx.Client(base_url=self.base_url, headers=self.headers(), timeout=timeout_s)
+
+    def send(
+        self, method: str, path: str, body: Body, extra: dict[str, str] | None = None
+    ) -> Answer:
+        """Send on a fresh socket, reading the answer while the body is still being written.
+
+        A server may answer (413) before it read the body, and then close: a client that
+        writes the whole body first would see a broken pipe instead of the answer.
+        """
+        headers = self.headers(extra)
+        if body.length is None:
+            headers["transfer-encoding"] = "chunked"
+        else:
+            headers["content-length"] = str(body.length)
+        head = f"{method} {path} HTTP/1.1\r\nhost: {self.host}:{self.port}\r\nconnection: close\r\n"
+        head += "".join(f"{name}: {value}\r\n" for name, value in headers.items()) + "\r\n"
+        sock = socket.create_connection((self.host, self.port), timeout=ANSWER_TIMEOUT_S)
+        started = time.perf_counter()
+        try:
+            sock.sendall(head.encode("latin-1"))
+            writer = threading.Thread(
+                target=_write_body, args=(sock, body), name="body-writer", daemon=True
+            )
+            writer.start()
+            response = http.client.HTTPResponse(sock, method=method)
+            response.begin()
+            content = response.read()
+            seconds = time.perf_counter() - started
+            pid = response.getheader("x-worker-pid")
+            answer = Answer(
+                status=response.status,
+                content_type=response.getheader("content-type") or "",
+                body=content,
+                worker_pid=int(pid) if pid and pid.isdigit() else None,
+                seconds=seconds,
+            )
+        finally:
+            # Wakes the writer if it is still blocked on a body the server stopped reading.
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+        writer.join(10.0)
+        return answer
+
+
+def _write_body(sock: socket.socket, body: Body) -> None:
+    """Write the body (chunked framing when it has no length) until done or refused."""
+    try:
+        for chunk in body.chunks():
+            if body.length is None:
+                sock.sendall(b"%x\r\n%b\r\n" % (len(chunk), chunk))
+            else:
+                sock.sendall(chunk)
+        if body.length is None:
+            sock.sendall(b"0\r\n\r\n")
+    except OSError:
+        # The server answered and closed before reading it all: what a refusal looks like.
+        return
+
+
+# --- the ordinary-promise client (another process) ----------------------------------------
+
+
+def _promise_client(
+    base_url: str, api_key: str | None, payload_path: str, stop: Event, out: Any
+) -> None:
+    """Closed-loop promises on PROMISE_CONNECTIONS connections until ``stop``; send samples."""
+    http = Http(base_url, api_key)
+    payloads = pathlib.Path(payload_path).read_text().splitlines()
+    samples: list[tuple[float, float, int]] = []
+    lock = threading.Lock()
+
+    def connection(index: int) -> None:
+        with http.client() as client:
+            for payload in itertools.islice(itertools.cycle(payloads), index, None, 2):
+                if stop.is_set():
+                    return
+                started = time.monotonic()
+                try:
+                    status = client.post("/v1/promise", content=payload).status_code
+                except httpx.HTTPError:
+                    status = 0
+                with lock:
+                    samples.append((started, (time.monotonic() - started) * 1000.0, status))
+
+    threads = [threading.Thread(target=connection, args=(i,)) for i in range(PROMISE_CONNECTIONS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    out.put(samples)
+
+
+# --- inputs ---------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Attack:
+    """One input: where it goes, its body, and whether the limits should refuse it."""
+
+    name: str
+    method: str
+    path: str
+    body: Callable[[], Body]
+    budget_mib: int
+    refused: bool = True
+    extra_headers: tuple[tuple[str, str], ...] = ()
+
+
+def _items(prefix: bytes, item: bytes, suffix: bytes, count: int) -> bytes:
+    """``prefix`` + ``count`` copies of ``item`` joined by commas + ``suffix``."""
+    return prefix + b",".join(itertools.repeat(item, count)) + suffix
+
+
+def _sized(prefix: bytes, item: bytes, suffix: bytes, budget_mib: int, *, over: bool) -> bytes:
+    """Items whose pre-scan bound lies just over (or just under) a budget of ``budget_mib``."""
+    # The bound is linear in the count: measure it at two counts and solve.
+    one = BodyCost.of(_items(prefix, item, suffix, 1)).bound
+    two = BodyCost.of(_items(prefix, item, suffix, 2)).bound
+    per_item = two - one
+    count = (budget_mib * MIB - (one - per_item)) // per_item
+    count = count + 1 if over else count
+    body = _items(prefix, item, suffix, count)
+    assert (BodyCost.of(body).bound > budget_mib * MIB) == over
+    return body
+
+
+PROMISE_PREFIX = b'{"cart":{"cart_id":"c","lines":['
+PROMISE_SUFFIX = b']},"destination":{"postal_code":"10001"}}'
+EVENTS_PREFIX = b'{"events":['
+EVENTS_SUFFIX = b"]}"
+# The flood of the security review: 1 MiB of empty items.
+FLOOD_ITEMS = 349_526
+# An event of as many unknown keys as the model has fields: 17 field errors each, unbounded.
+TEN_UNKNOWN_KEYS = b"{" + b",".join(b'"k%d":0' % i for i in range(10)) + b"}"
+
+
+def _bad_capacities(nodes: int) -> bytes:
+    """A snapshot whose one service has a bad capacity for each of ``nodes`` nodes, twice."""
+    daily = b",".join(b'"n%d":-1' % i for i in range(nodes))
+    dated = b",".join(b'"n%d":{"2026-12-01":-1}' % i for i in range(nodes))
+    return (
+        b'{"services":[{"service_id":"s","service_level":"ground",'
+        b'"transit_days":[1,1,1,1,1,1,1,1],"rates":[],'
+        b'"daily_capacity_by_node":{' + daily + b'},"remaining_capacity":{' + dated + b"}}]}"
+    )
+
+
+def _inline_over_nodes(cart: dict[str, Any], settings: Settings) -> bytes:
+    """A promise body whose inline snapshot is the demo network with one node too many."""
+    import scenarios  # noqa: PLC0415 - heavy, only while the inputs are built
+
+    snapshot = scenarios.demo_snapshot()
+    nodes = [node.model_dump(mode="json") for node in snapshot.nodes]
+    template = nodes[0]
+    while len(nodes) <= settings.max_inline_snapshot_nodes:
+        nodes.append({**template, "node_id": f"extra-{len(nodes)}"})
+    inline = snapshot.model_dump(mode="json", exclude={"inventory", "inventory_table"})
+    inline["nodes"] = nodes
+    return json.dumps({**cart, "snapshot": inline}).encode()
+
+
+def _inline_over_rows(cart: dict[str, Any], settings: Settings) -> bytes:
+    """A promise body whose inline snapshot holds one inventory row too many (columnar)."""
+    import scenarios  # noqa: PLC0415
+
+    snapshot = scenarios.demo_snapshot()
+    # Short node ids first: 100,001 rows must fit in the 4 MiB a promise body may have.
+    node_ids = sorted((n.node_id for n in snapshot.nodes), key=len)
+    pairs = itertools.islice(
+        itertools.product(node_ids, [i.sku for i in snapshot.items]),
+        settings.max_inline_snapshot_rows + 1,
+    )
+    row_nodes, skus = (list(column) for column in zip(*pairs, strict=True))
+    rows = len(row_nodes)
+    table = {
+        "node_id": row_nodes,
+        "sku": skus,
+        "on_hand": [5] * rows,
+        "reserved": [0] * rows,
+        "safety_stock": [0] * rows,
+        "unit_cost": [0] * rows,
+    }
+    inline = snapshot.model_dump(mode="json", exclude={"inventory", "inventory_table"})
+    inline["inventory_table"] = table
+    return json.dumps({**cart, "snapshot": inline}).encode()
+
+
+def _attacks(settings: Settings, cart: dict[str, Any]) -> tuple[list[Attack], list[Attack]]:
+    """The inputs the limits must refuse fast, and those they admit (just under a budget)."""
+    small, snap = settings.max_body_memory_mib, settings.max_snapshot_memory_mib
+    over_body = settings.max_body_bytes + 1
+    over_snapshot = settings.max_snapshot_bytes + 1
+    row = b'{"node_id":"dc-01","sku":"SKU-000001","on_hand":1}'
+    refused = [
+        Attack(
+            "promise: 1 byte over the byte limit",
+            "POST",
+            "/v1/promise",
+            lambda: Body.repeated(b" ", over_body, declare=True),
+            small,
+        ),
+        Attack(
+            "events: 1 byte over the byte limit",
+            "POST",
+            "/v1/inventory/events",
+            lambda: Body.repeated(b" ", over_body, declare=True),
+            small,
+        ),
+        Attack(
+            "reservations: 1 byte over the byte limit",
+            "POST",
+            "/v1/reservations",
+            lambda: Body.repeated(b" ", over_body, declare=True),
+            small,
+            extra_headers=(("idempotency-key", "hostile-1"),),
+        ),
+        Attack(
+            "snapshot: 1 byte over the byte limit",
+            "PUT",
+            "/v1/snapshot",
+            lambda: Body.repeated(b" ", over_snapshot, declare=True),
+            snap,
+        ),
+        Attack(
+            "snapshot: 256 MiB, Content-Length",
+            "PUT",
+            "/v1/snapshot",
+            lambda: Body.repeated(b"{},", 256 * MIB, declare=True),
+            snap,
+        ),
+        Attack(
+            "snapshot: 256 MiB, chunked",
+            "PUT",
+            "/v1/snapshot",
+            lambda: Body.repeated(b"{},", 256 * MIB, declare=False),
+            snap,
+        ),
+        Attack(
+            "snapshot: 32 MiB of {} (11 M objects)",
+            "PUT",
+            "/v1/snapshot",
+            lambda: Body.of(_items(b'{"nodes":[', b"{}", b"]}", (32 * MIB - 12) // 3)),
+            snap,
+        ),
+        Attack(
+            "snapshot: {} just over the memory budget",
+            "PUT",
+            "/v1/snapshot",
+            lambda: Body.of(_sized(b'{"nodes":[', b"{}", b"]}", snap, over=True)),
+            snap,
+        ),
+        Attack(
+            "promise: 349,526 {} in 1 MiB",
+            "POST",
+            "/v1/promise",
+            lambda: Body.of(_items(PROMISE_PREFIX, b"{}", PROMISE_SUFFIX, FLOOD_ITEMS)),
+            small,
+        ),
+        Attack(
+            "events: 349,526 {} in 1 MiB",
+            "POST",
+            "/v1/inventory/events",
+            lambda: Body.of(_items(EVENTS_PREFIX, b"{}", EVENTS_SUFFIX, FLOOD_ITEMS)),
+            small,
+        ),
+        Attack(
+            "promise: {} just over the memory budget",
+            "POST",
+            "/v1/promise",
+            lambda: Body.of(_sized(PROMISE_PREFIX, b"{}", PROMISE_SUFFIX, small, over=True)),
+            small,
+        ),
+        Attack(
+            "promise: arrays nested 1,000,000 deep",
+            "POST",
+            "/v1/promise",
+            lambda: Body.of(b"[" * 1_000_000 + b"]" * 1_000_000),
+            small,
+        ),
+        Attack(
+            "snapshot: objects nested 100,000 deep",
+            "PUT",
+            "/v1/snapshot",
+            lambda: Body.of(b'{"a":' * 100_000 + b"1" + b"}" * 100_000),
+            snap,
+        ),
+        Attack(
+            "promise: a cart of 100,000 unknown keys",
+            "POST",
+            "/v1/promise",
+            lambda: Body.of(
+                b'{"cart":{"cart_id":"c",'
+                + b",".join(b'"k%d":0' % i for i in range(100_000))
+                + b'},"destination":{"postal_code":"10001"}}'
+            ),
+            small,
+        ),
+        Attack(
+            "events: 5,000 events of 10 unknown keys",
+            "POST",
+            "/v1/inventory/events",
+            lambda: Body.of(_items(EVENTS_PREFIX, TEN_UNKNOWN_KEYS, EVENTS_SUFFIX, 5000)),
+            small,
+        ),
+        Attack(
+            "snapshot: a service of 40,000 bad capacity entries",
+            "PUT",
+            "/v1/snapshot",
+            lambda: Body.of(_bad_capacities(20_000)),
+            snap,
+        ),
+        Attack(
+            "promise: 500 empty lines (1,500 field errors)",
+            "POST",
+            "/v1/promise",
+            lambda: Body.of(_items(PROMISE_PREFIX, b"{}", PROMISE_SUFFIX, 500)),
+            small,
+        ),
+    ]
+    nodes_body = _inline_over_nodes(cart, settings)
+    rows_body = _inline_over_rows(cart, settings)
+    for attempt in range(INLINE_ATTEMPTS):
+        over_nodes = attempt % 2 == 0
+        refused.append(
+            Attack(
+                f"inline snapshot over the {'node' if over_nodes else 'row'} limit #{attempt + 1}",
+                "POST",
+                "/v1/promise",
+                functools.partial(Body.of, nodes_body if over_nodes else rows_body),
+                small,
+            )
+        )
+    admitted = [
+        Attack(
+            "snapshot: {} just under the memory budget",
+            "PUT",
+            "/v1/snapshot",
+            lambda: Body.of(_sized(b'{"nodes":[', b"{}", b"]}", snap, over=False)),
+            snap,
+            refused=False,
+        ),
+        Attack(
+            "snapshot: valid rows just under the memory budget",
+            "PUT",
+            "/v1/snapshot",
+            lambda: Body.of(_sized(b'{"inventory":[', row, b"]}", snap, over=False)),
+            snap,
+            refused=False,
+        ),
+        Attack(
+            "promise: {} just under the memory budget",
+            "POST",
+            "/v1/promise",
+            lambda: Body.of(_sized(PROMISE_PREFIX, b"{}", PROMISE_SUFFIX, small, over=False)),
+            small,
+            refused=False,
+        ),
+    ]
+    return refused, admitted
+
+
+# --- measuring ------------------------------------------------------------------------------
+
+
+def _reset_peaks(pids: list[int]) -> bool:
+    """Reset each worker's VmHWM to its current RSS (Linux, the process's owner or root)."""
+    try:
+        for pid in pids:
+            pathlib.Path(f"/proc/{pid}/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
+def _measure(http: Http, attack: Attack, pids: list[int]) -> dict[str, Any]:
+    """Send one input; its answer, time and the workers' memory around it."""
+    body = attack.body()
+    size = body.length
+    reset = _reset_peaks(pids)
+    before = {pid: rss_kib(pid) for pid in pids}
+    answer = http.send(attack.method, attack.path, body, dict(attack.extra_headers))
+    after = {pid: rss_kib(pid) for pid in pids}
+    growth = {pid: (after[pid]["VmHWM"] - before[pid]["VmRSS"]) / KIB for pid in pids}
+    try:
+        detail = str(json.loads(answer.body).get("detail", ""))[:160]
+    except ValueError:
+        detail = answer.body[:160].decode("utf-8", "replace")
+    return {
+        "status": answer.status,
+        "problem_json": answer.content_type.startswith("application/problem+json"),
+        "seconds": answer.seconds,
+        "bytes": size,
+        "worker_pid": answer.worker_pid,
+        "peak_reset": reset,
+        "peak_mib": {str(pid): round(after[pid]["VmHWM"] / KIB, 1) for pid in pids},
+        "peak_growth_mib": round(max(growth.values()), 1),
+        "detail": detail,
+    }
+
+
+def _summarise(attack: Attack, tries: list[dict[str, Any]], ceiling_mib: float) -> dict[str, Any]:
+    """One row of the report: the input's tries folded (median time, worst memory)."""
+    statuses = sorted({t["status"] for t in tries})
+    seconds = [t["seconds"] for t in tries]
+    growth = max(t["peak_growth_mib"] for t in tries)
+    peak = max(max(t["peak_mib"].values()) for t in tries)
+    four_xx = all(400 <= s < 500 for s in statuses) and all(t["problem_json"] for t in tries)
+    row = {
+        "input": attack.name,
+        "route": f"{attack.method} {attack.path}",
+        "expected": "refused" if attack.refused else "admitted",
+        "tries": len(tries),
+        "bytes": tries[0]["bytes"],
+        "statuses": statuses,
+        "seconds_p50": round(statistics.median(seconds), 4),
+        "seconds_max": round(max(seconds), 4),
+        "peak_rss_mib": peak,
+        "peak_growth_mib": growth,
+        "budget_mib": attack.budget_mib,
+        # The body's own cost (its route's budget plus the error allowance), and the worker's.
+        "within_budget": growth <= attack.budget_mib + ERRORS_MIB,
+        "within_ceiling": peak <= ceiling_mib,
+        "problem_4xx": four_xx,
+        "detail": tries[0]["detail"],
+    }
+    if attack.refused:
+        row["within_1s"] = max(seconds) < ANSWER_WITHIN_S
+    return row
+
+
+def _carts(path: pathlib.Path, count: int) -> dict[str, Any]:
+    """Write realistic carts of the demo network as JSON lines; the first, as a dict."""
+    import scenarios  # noqa: PLC0415
+
+    carts = scenarios.generate_carts(scenarios.demo_snapshot(), count=count, seed=11)
+    lines = [cart.model_dump_json(exclude_none=True) for cart in carts]
+    path.write_text("\n".join(lines) + "\n")
+    first: dict[str, Any] = json.loads(lines[0])
+    return first
+
+
+def _busy_ticks() -> int:
+    """Busy CPU time of the whole machine so far, in clock ticks."""
+    fields = [int(v) for v in pathlib.Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return sum(fields[:8]) - fields[3] - fields[4]
+
+
+def _process_ticks(pids: list[int]) -> int:
+    """CPU time (user + system) of processes and their reaped children, in clock ticks."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += sum(int(v) for v in fields[11:15])
+    return total
+
+
+class _Phases:
+    """Named time windows of the run, and the machine's CPU spent outside the bench in each."""
+
+    def __init__(self, ours: list[int]) -> None:
+        """Count ``ours`` (server, workers, bench, promise client) as the bench's own CPU."""
+        self.ours = ours
+        self.windows: dict[str, tuple[float, float]] = {}
+        self.foreign_cores: dict[str, float] = {}
+
+    def run(self, name: str, body: Callable[[], None]) -> None:
+        """Run ``body`` as the phase ``name``."""
+        busy, own = _busy_ticks(), _process_ticks(self.ours)
+        started = time.monotonic()
+        body()
+        ended = time.monotonic()
+        foreign = max(0, (_busy_ticks() - busy) - (_process_ticks(self.ours) - own))
+        self.windows[name] = (started, ended)
+        ticks = os.sysconf("SC_CLK_TCK")
+        self.foreign_cores[name] = round(foreign / ticks / max(ended - started, 1e-9), 2)
+
+
+def _latency(
+    samples: list[tuple[float, float, int]], window: tuple[float, float]
+) -> dict[str, Any]:
+    """Percentiles of the ordinary promises that started inside ``window``."""
+    inside = [(ms, status) for started, ms, status in samples if window[0] <= started < window[1]]
+    ok = [ms for ms, status in inside if status == 200]
+    stats = percentiles(ok)
+    return {
+        "requests": len(inside),
+        "errors": len(inside) - len(ok),
+        "p50_ms": round(stats["p50_ms"], 2),
+        "p99_ms": round(stats["p99_ms"], 2),
+        "max_ms": round(max(ok), 2) if ok else float("nan"),
+    }
+
+
+def run(*, quick: bool, api_key: str | None) -> dict[str, Any]:
+    """Start the server, attack it while ordinary promises flow, and report."""
+    settings = Settings.from_env(SERVER_ENV)
+    repeats = 1 if quick else 3
+    baseline_s = 5.0 if quick else 15.0
+    context = multiprocessing.get_context("spawn")
+    with tempfile.TemporaryDirectory(prefix="hostile-") as tmp:
+        root = pathlib.Path(tmp)
+        cart = _carts(root / "carts.jsonl", 200 if quick else 1000)
+        refused, admitted = _attacks(settings, cart)
+        server = ServerProcess(data_dir=root / "data", workers=WORKERS, env=SERVER_ENV)
+        with server.start():
+            http = Http(server.base_url, api_key)
+            pids = sorted(server.worker_pids)
+            rest = {pid: round(rss_kib(pid)["VmRSS"] / KIB, 1) for pid in pids}
+            stop = context.Event()
+            out = context.Queue()
+            client = context.Process(
+                target=_promise_client,
+                args=(server.base_url, api_key, str(root / "carts.jsonl"), stop, out),
+            )
+            client.start()
+            ours = [os.getpid(), *pids, *([server.pid] if server.pid else []), client.pid or 0]
+            phases = _Phases(ours)
+            tries: dict[str, list[dict[str, Any]]] = {}
+
+            def attack(inputs: list[Attack]) -> Callable[[], None]:
+                def go() -> None:
+                    for _ in range(repeats):
+                        for item in inputs:
+                            tries.setdefault(item.name, []).append(_measure(http, item, pids))
+
+                return go
+
+            phases.run("warm-up", lambda: time.sleep(2.0))
+            phases.run("baseline", lambda: time.sleep(baseline_s))
+            phases.run("attack", attack(refused))
+            phases.run("admitted", attack(admitted))
+            stop.set()
+            samples: list[tuple[float, float, int]] = out.get(timeout=60)
+            client.join(30)
+            end_memory = {str(pid): rss_kib(pid) for pid in pids}
+            alive = all(pathlib.Path(f"/proc/{pid}").exists() for pid in pids)
+    ceiling = round(worker_ceiling_mib(settings, max(rest.values())), 1)
+    rows = [_summarise(a, tries[a.name], ceiling) for a in (*refused, *admitted)]
+    promises = {
+        name: {**_latency(samples, window), "background_cpu_cores": phases.foreign_cores[name]}
+        for name, window in phases.windows.items()
+        if name != "warm-up"
+    }
+    refused_rows = [r for r in rows if r["expected"] == "refused"]
+    return {
+        "benchmark": "hostile",
+        "quick": quick,
+        "machine": machine(),
+        "server": {
+            "workers": WORKERS,
+            "network": "demo (200 nodes, 2,000 SKUs, 56,530 rows)",
+            "max_body_bytes": settings.max_body_bytes,
+            "max_snapshot_bytes": settings.max_snapshot_bytes,
+            "max_body_memory_mib": settings.max_body_memory_mib,
+            "max_snapshot_memory_mib": settings.max_snapshot_memory_mib,
+            "inline_snapshots": settings.inline_snapshots,
+            "worker_rss_at_rest_mib": {str(pid): mib for pid, mib in rest.items()},
+            "errors_mib": ERRORS_MIB,
+            "ceiling_mib": ceiling,
+            "worker_memory_at_end_kib": end_memory,
+            "workers_alive_at_end": alive,
+        },
+        "inputs": rows,
+        "promises": promises,
+        "checks": {
+            "every refused input a problem+json 4xx": all(r["problem_4xx"] for r in refused_rows),
+            "every refused input answered within 1 s": all(r["within_1s"] for r in refused_rows),
+            "every input within its route's budget": all(r["within_budget"] for r in rows),
+            "every input within the worker ceiling": all(r["within_ceiling"] for r in rows),
+            "every admitted input a problem+json 4xx": all(
+                r["problem_4xx"] for r in rows if r["expected"] == "admitted"
+            ),
+            "workers alive": alive,
+        },
+    }
+
+
+def _markdown(report: dict[str, Any]) -> str:
+    """The inputs, the ordinary promises and the checks as Markdown tables."""
+    server = report["server"]
+    rest = ", ".join(f"{v} MiB" for v in server["worker_rss_at_rest_mib"].values())
+    lines = [
+        f"# Hostile bodies ({'quick' if report['quick'] else 'full'} run)\n",
+        f"2 workers on the demo network; worker RSS at rest {rest}; ceiling (rest + the snapshot "
+        f"route's budget of {server['max_snapshot_memory_mib']} MiB + {server['errors_mib']} MiB "
+        f"of field errors, docs/limits.md): {server['ceiling_mib']} MiB; other routes' budget "
+        f"{server['max_body_memory_mib']} MiB.\n",
+        "| input | route | MiB sent | status | s (p50) | s (max) | peak RSS MiB | growth MiB "
+        "| budget MiB |",
+        "|---|---|---:|---|---:|---:|---:|---:|---:|",
+    ]
+    for row in report["inputs"]:
+        if row["input"].startswith("inline snapshot") and not row["input"].endswith(("#1", "#2")):
+            continue
+        sent = row["bytes"] / MIB if row["bytes"] is not None else 256.0
+        lines.append(
+            f"| {row['input']} | {row['route']} | {sent:,.2f} | "
+            f"{'/'.join(map(str, row['statuses']))} | {row['seconds_p50']} | "
+            f"{row['seconds_max']} | {row['peak_rss_mib']} | {row['peak_growth_mib']} | "
+            f"{row['budget_mib']} |"
+        )
+    inline = [r for r in report["inputs"] if r["input"].startswith("inline snapshot")]
+    if inline:
+        worst = max(r["seconds_max"] for r in inline)
+        statuses = sorted({s for r in inline for s in r["statuses"]})
+        lines.append(
+            f"\n{len(inline)} inline snapshots over a limit (one row above per kind): statuses "
+            f"{statuses}, slowest answer {worst} s.\n"
+        )
+    lines += [
+        "| ordinary promises (2 connections) | requests | errors | p50 ms | p99 ms | max ms "
+        "| other load (cores) |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, p in report["promises"].items():
+        lines.append(
+            f"| {name} | {p['requests']} | {p['errors']} | {p['p50_ms']} | {p['p99_ms']} | "
+            f"{p['max_ms']} | {p['background_cpu_cores']} |"
+        )
+    lines += ["", "| check | met |", "|---|---|"]
+    lines += [f"| {name} | {met} |" for name, met in report["checks"].items()]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the attack and write the JSON (and Markdown) report; non-zero if a check failed."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--json", type=pathlib.Path, required=True, help="write the report here")
+    parser.add_argument("--quick", action="store_true", help="one try per input, 5 s baseline")
+    parser.add_argument(
+        "--api-key",
+        default=os.environ.get("PROMISE_API_KEY"),
+        help="sent as 'Authorization: Bearer KEY' (default: $PROMISE_API_KEY)",
+    )
+    args = parser.parse_args(argv)
+    report = run(quick=args.quick, api_key=args.api_key or None)
+    markdown = _markdown(report)
+    write_outputs(args.json, report, markdown)
+    sys.stdout.write(markdown)
+    return 0 if all(report["checks"].values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
