@@ -4,7 +4,8 @@ Starts ``promise serve`` (2 workers, the demo network, the default limits, inlin
 and sends, one at a time, each on a fresh connection:
 
 - oversized bodies: one byte over each route's byte limit, and 32 MiB and 256 MiB to
-  ``PUT /v1/snapshot`` (256 MiB both with a Content-Length and chunked, without one);
+  ``PUT /v1/snapshot`` (256 MiB both with a Content-Length and chunked, without one); headers
+  of 1 MiB and 64 MiB;
 - amplifying bodies: millions of ``{}`` within the byte limit, 349,526 empty items in 1 MiB to
   ``POST /v1/promise`` and ``POST /v1/inventory/events``, bodies just over each route's memory
   budget, nesting a million deep, an object of 100,000 unknown keys, field-error floods;
@@ -143,12 +144,19 @@ class Http:
         return httpx.Client(base_url=self.base_url, headers=self.headers(), timeout=timeout_s)
 
     def send(
-        self, method: str, path: str, body: Body, extra: dict[str, str] | None = None
+        self,
+        method: str,
+        path: str,
+        body: Body,
+        extra: dict[str, str] | None = None,
+        *,
+        head_padding: int = 0,
     ) -> Answer:
-        """Send on a fresh socket, reading the answer while the body is still being written.
+        """Send on a fresh socket, reading the answer while the request is still being written.
 
-        A server may answer (413) before it read the body, and then close: a client that
-        writes the whole body first would see a broken pipe instead of the answer.
+        A server may answer (413, 431) before it read the whole request, and then close: a
+        client that writes it all first would see a broken pipe instead of the answer.
+        ``head_padding`` adds a header of that many bytes.
         """
         headers = self.headers(extra)
         if body.length is None:
@@ -156,13 +164,16 @@ class Http:
         else:
             headers["content-length"] = str(body.length)
         head = f"{method} {path} HTTP/1.1\r\nhost: {self.host}:{self.port}\r\nconnection: close\r\n"
-        head += "".join(f"{name}: {value}\r\n" for name, value in headers.items()) + "\r\n"
+        head += "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+        padding = Body.repeated(b"a", head_padding, declare=True)
         sock = socket.create_connection((self.host, self.port), timeout=ANSWER_TIMEOUT_S)
         started = time.perf_counter()
         try:
-            sock.sendall(head.encode("latin-1"))
             writer = threading.Thread(
-                target=_write_body, args=(sock, body), name="body-writer", daemon=True
+                target=_write_request,
+                args=(sock, head.encode("latin-1"), padding, body),
+                name="request-writer",
+                daemon=True,
             )
             writer.start()
             response = http.client.HTTPResponse(sock, method=method)
@@ -186,9 +197,16 @@ class Http:
         return answer
 
 
-def _write_body(sock: socket.socket, body: Body) -> None:
-    """Write the body (chunked framing when it has no length) until done or refused."""
+def _write_request(sock: socket.socket, head: bytes, padding: Body, body: Body) -> None:
+    """Write the head (with a padding header), then the body, until done or refused."""
     try:
+        sock.sendall(head)
+        if padding.length:
+            sock.sendall(b"x-padding: ")
+            for chunk in padding.chunks():
+                sock.sendall(chunk)
+            sock.sendall(b"\r\n")
+        sock.sendall(b"\r\n")
         for chunk in body.chunks():
             if body.length is None:
                 sock.sendall(b"%x\r\n%b\r\n" % (len(chunk), chunk))
@@ -248,6 +266,7 @@ class Attack:
     budget_mib: int
     refused: bool = True
     extra_headers: tuple[tuple[str, str], ...] = ()
+    head_padding: int = 0
 
 
 def _items(prefix: bytes, item: bytes, suffix: bytes, count: int) -> bytes:
@@ -357,6 +376,24 @@ def _attacks(settings: Settings, cart: dict[str, Any]) -> tuple[list[Attack], li
             lambda: Body.repeated(b" ", over_body, declare=True),
             small,
             extra_headers=(("idempotency-key", "hostile-1"),),
+        ),
+        Attack(
+            # A head is refused once a read ends inside it past the limit: one read (up to
+            # 256 KiB) may complete a head a little over the limit, and is then answered.
+            "promise: a header of 1 MiB",
+            "POST",
+            "/v1/promise",
+            lambda: Body.of(b"{}"),
+            small,
+            head_padding=MIB,
+        ),
+        Attack(
+            "promise: a header of 64 MiB",
+            "POST",
+            "/v1/promise",
+            lambda: Body.of(b"{}"),
+            small,
+            head_padding=64 * MIB,
         ),
         Attack(
             "snapshot: 1 byte over the byte limit",
@@ -519,10 +556,17 @@ def _reset_peaks(pids: list[int]) -> bool:
 def _measure(http: Http, attack: Attack, pids: list[int]) -> dict[str, Any]:
     """Send one input; its answer, time and the workers' memory around it."""
     body = attack.body()
-    size = body.length
+    # What was sent: the body (None when chunked, 256 MiB here) and any padding header.
+    size = None if body.length is None else body.length + attack.head_padding
     reset = _reset_peaks(pids)
     before = {pid: rss_kib(pid) for pid in pids}
-    answer = http.send(attack.method, attack.path, body, dict(attack.extra_headers))
+    answer = http.send(
+        attack.method,
+        attack.path,
+        body,
+        dict(attack.extra_headers),
+        head_padding=attack.head_padding,
+    )
     after = {pid: rss_kib(pid) for pid in pids}
     growth = {pid: (after[pid]["VmHWM"] - before[pid]["VmRSS"]) / KIB for pid in pids}
     try:

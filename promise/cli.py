@@ -121,6 +121,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     import uvicorn  # noqa: PLC0415 - after the environment is set, see the module docstring
 
+    from promise.http_protocol import BoundedHttpToolsProtocol  # noqa: PLC0415
     from promise.logs import configure_logging, uvicorn_log_config  # noqa: PLC0415
     from promise.supervisor import Supervisor, supports_reuseport  # noqa: PLC0415
 
@@ -144,6 +145,7 @@ def _serve(args: argparse.Namespace) -> int:
     uvicorn.run(
         "promise.app:serve_app",
         factory=True,
+        http=BoundedHttpToolsProtocol,
         host=settings.host,
         port=settings.port,
         workers=settings.workers,

@@ -77,6 +77,10 @@ class Settings(BaseModel):
             "a body that could take more is a 413."
         ),
     )
+    max_head_bytes: Annotated[int, Field(ge=4096, le=16 * MIB)] = Field(
+        default=64 * 1024,
+        description="Largest request line and headers a worker reads (431 beyond, then closed).",
+    )
     max_cart_lines: Annotated[int, Field(ge=1, le=500)] = 100
     max_time_budget_ms: Annotated[int, Field(ge=1, le=60_000)] = 2_000
     default_time_budget_ms: Annotated[int, Field(ge=1, le=60_000)] = 50

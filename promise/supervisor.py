@@ -28,6 +28,8 @@ from typing import Any
 import uvicorn
 from uvicorn.config import STARTUP_FAILURE
 
+from promise.http_protocol import BoundedHttpToolsProtocol
+
 __all__ = ["Supervisor", "reuseport_socket", "supports_reuseport"]
 
 log = logging.getLogger(__name__)
@@ -64,6 +66,8 @@ def _worker(host: str, port: int, log_config: dict[str, Any]) -> None:
     config = uvicorn.Config(
         APP,
         factory=True,
+        # httptools with a bound on a request's head (promise.http_protocol).
+        http=BoundedHttpToolsProtocol,
         log_config=log_config,
         access_log=False,
         timeout_graceful_shutdown=int(GRACEFUL_S),

@@ -23,6 +23,7 @@ from litestar import Litestar
 from litestar.testing import TestClient
 
 import scenarios
+from bench.hostile import Body, Http
 from models import Snapshot
 from promise.body_limits import ERRORS_MIB, MIB, BodyCost
 from promise.launcher import ServerProcess, rss_kib
@@ -330,3 +331,16 @@ def test_the_worst_bodies_stay_under_the_ceiling_on_a_real_server(
         assert growth < limit_mib, f"{growth:.0f} MiB"
     # Both workers still answer at once.
     assert demo_client.get("/healthz").status_code == 200
+
+
+def test_an_oversized_request_head_is_refused_on_a_real_server(demo_server: ServerProcess) -> None:
+    """A 1 MiB and a 64 MiB header are a 431 problem at once (a 64 MiB one was 200 in 6 s)."""
+    http = Http(demo_server.base_url, None)
+    for padding in (MIB, 64 * MIB):
+        answer = http.send("POST", "/v1/promise/validate", Body.of(b"{}"), head_padding=padding)
+        assert answer.status == 431
+        assert answer.content_type == "application/problem+json"
+        assert answer.seconds < QUICK_S
+    # A head within the limit still reaches the app.
+    answer = http.send("POST", "/v1/promise/validate", Body.of(b"{}"), head_padding=8 * 1024)
+    assert answer.status == 422
