@@ -4,8 +4,8 @@ Starts ``promise serve`` (2 workers, the demo network, the default limits, inlin
 and sends, one at a time, each on a fresh connection:
 
 - oversized bodies: one byte over each route's byte limit, and 32 MiB and 256 MiB to
-  ``PUT /v1/snapshot`` (256 MiB both with a Content-Length and chunked, without one); headers
-  of 1 MiB and 64 MiB;
+  ``PUT /v1/snapshot`` (256 MiB both with a Content-Length and chunked, without one), four
+  32 MiB uploads at once (a worker takes one at a time); headers of 1 MiB and 64 MiB;
 - amplifying bodies: millions of ``{}`` within the byte limit, 349,526 empty items in 1 MiB to
   ``POST /v1/promise`` and ``POST /v1/inventory/events``, bodies just over each route's memory
   budget, nesting a million deep, an object of 100,000 unknown keys, field-error floods;
@@ -32,6 +32,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import contextlib
 import dataclasses
 import functools
@@ -267,6 +268,8 @@ class Attack:
     refused: bool = True
     extra_headers: tuple[tuple[str, str], ...] = ()
     head_padding: int = 0
+    # Copies sent at once (each worker takes one upload to the snapshot route at a time).
+    concurrency: int = 1
 
 
 def _items(prefix: bytes, item: bytes, suffix: bytes, count: int) -> bytes:
@@ -424,6 +427,14 @@ def _attacks(settings: Settings, cart: dict[str, Any]) -> tuple[list[Attack], li
             snap,
         ),
         Attack(
+            "snapshot: 4 uploads of 32 MiB of {} at once",
+            "PUT",
+            "/v1/snapshot",
+            lambda: Body.of(_items(b'{"nodes":[', b"{}", b"]}", (32 * MIB - 12) // 3)),
+            snap,
+            concurrency=4,
+        ),
+        Attack(
             "snapshot: {} just over the memory budget",
             "PUT",
             "/v1/snapshot",
@@ -554,31 +565,37 @@ def _reset_peaks(pids: list[int]) -> bool:
 
 
 def _measure(http: Http, attack: Attack, pids: list[int]) -> dict[str, Any]:
-    """Send one input; its answer, time and the workers' memory around it."""
+    """Send one input (``concurrency`` copies at once); its answers, time and worker memory."""
     body = attack.body()
     # What was sent: the body (None when chunked, 256 MiB here) and any padding header.
     size = None if body.length is None else body.length + attack.head_padding
     reset = _reset_peaks(pids)
     before = {pid: rss_kib(pid) for pid in pids}
-    answer = http.send(
-        attack.method,
-        attack.path,
-        body,
-        dict(attack.extra_headers),
-        head_padding=attack.head_padding,
-    )
+
+    def one(_: int) -> Answer:
+        """One copy of the input."""
+        return http.send(
+            attack.method,
+            attack.path,
+            body,
+            dict(attack.extra_headers),
+            head_padding=attack.head_padding,
+        )
+
+    with concurrent.futures.ThreadPoolExecutor(attack.concurrency) as pool:
+        answers = list(pool.map(one, range(attack.concurrency)))
     after = {pid: rss_kib(pid) for pid in pids}
     growth = {pid: (after[pid]["VmHWM"] - before[pid]["VmRSS"]) / KIB for pid in pids}
     try:
-        detail = str(json.loads(answer.body).get("detail", ""))[:160]
+        detail = str(json.loads(answers[0].body).get("detail", ""))[:160]
     except ValueError:
-        detail = answer.body[:160].decode("utf-8", "replace")
+        detail = answers[0].body[:160].decode("utf-8", "replace")
     return {
-        "status": answer.status,
-        "problem_json": answer.content_type.startswith("application/problem+json"),
-        "seconds": answer.seconds,
+        "statuses": sorted({a.status for a in answers}),
+        "problem_json": all(a.content_type.startswith("application/problem+json") for a in answers),
+        "seconds": max(a.seconds for a in answers),
         "bytes": size,
-        "worker_pid": answer.worker_pid,
+        "worker_pids": sorted({a.worker_pid for a in answers if a.worker_pid is not None}),
         "peak_reset": reset,
         "peak_mib": {str(pid): round(after[pid]["VmHWM"] / KIB, 1) for pid in pids},
         "peak_growth_mib": round(max(growth.values()), 1),
@@ -588,7 +605,7 @@ def _measure(http: Http, attack: Attack, pids: list[int]) -> dict[str, Any]:
 
 def _summarise(attack: Attack, tries: list[dict[str, Any]], ceiling_mib: float) -> dict[str, Any]:
     """One row of the report: the input's tries folded (median time, worst memory)."""
-    statuses = sorted({t["status"] for t in tries})
+    statuses = sorted({status for t in tries for status in t["statuses"]})
     seconds = [t["seconds"] for t in tries]
     growth = max(t["peak_growth_mib"] for t in tries)
     peak = max(max(t["peak_mib"].values()) for t in tries)

@@ -46,7 +46,7 @@ from promise.access.ratelimit import LocalRateLimiter, RateLimiter, RedisRateLim
 from promise.access.routes import access_router
 from promise.access.rules import SECURITY_SCHEME, public, secured
 from promise.access.tokens import TokenSettings, TokenVerifier
-from promise.body_limits import body_opt, promise_body_opt
+from promise.body_limits import body_opt, one_body_at_a_time, promise_body_opt
 from promise.errors import (
     PROBLEM_MEDIA_TYPE,
     FieldError,
@@ -618,6 +618,8 @@ def create_app(
         route_handlers=[get_snapshot, put_snapshot],
         request_max_body_size=settings.max_snapshot_bytes,
         opt=body_opt(settings.max_snapshot_memory_mib),
+        # Concurrent uploads would each hold a network: one at a time (promise.body_limits).
+        middleware=[one_body_at_a_time],
     )
     origins = settings.cors_allow_list()
     app = ObservedLitestar(

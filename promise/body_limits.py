@@ -21,12 +21,16 @@ import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import anyio
 from litestar.connection import ASGIConnection
+from litestar.enums import ScopeType
 from litestar.exceptions import ClientException
+from litestar.types import ASGIApp, Receive, Send
+from litestar.types import Scope as ASGIScope
 
 from promise.access.guard import PRINCIPAL_STATE
 from promise.access.principal import Principal, Scope
-from promise.errors import RequestLimitError
+from promise.errors import RequestLimitError, ServiceUnavailableError
 from promise.settings import DEFAULT_BODY_MEMORY_MIB, Settings
 
 __all__ = [
@@ -37,11 +41,13 @@ __all__ = [
     "ITEM_BYTES",
     "MEMORY_OPT",
     "OBJECT_BYTES",
+    "UPLOAD_WAIT_S",
     "BodyCost",
     "BodyTooCostlyError",
     "body_opt",
     "check_inline_snapshot",
     "inline_snapshot_precheck",
+    "one_body_at_a_time",
     "promise_body_opt",
     "refuse_costly",
     "worker_ceiling_mib",
@@ -68,6 +74,8 @@ BYTE_BYTES = 12
 # of 20,000 bad entries, about 1.2 KiB each while their object is checked), another body about
 # 4,000 (a 500-line cart, about 2 KiB each once rendered): at most this much over a budget.
 ERRORS_MIB = 64
+# How long a request waits for a route that takes one body at a time before it answers 503.
+UPLOAD_WAIT_S = 30.0
 # Route ``opt`` keys: the memory budget in bytes, and a check of the decoded body run before
 # validation (both resolved like any ``opt``: the handler's over its router's over the app's).
 MEMORY_OPT = "body_memory_bytes"
@@ -211,3 +219,39 @@ def worker_ceiling_mib(settings: Settings, rest_mib: float) -> float:
     """
     budget = max(settings.max_body_memory_mib, settings.max_snapshot_memory_mib)
     return rest_mib + budget + ERRORS_MIB
+
+
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
+def one_body_at_a_time(app: ASGIApp) -> ASGIApp:
+    """Route middleware: the route's requests with a body run one at a time in a worker.
+
+    A body is held while it is received, and a valid snapshot then waits for the store's lock
+    holding its validated network, so concurrent uploads would each add theirs to the ceiling.
+    A waiting request holds only what uvicorn reads ahead of the app (64 KiB); one that cannot
+    start within ``UPLOAD_WAIT_S`` answers 503 with Retry-After.
+    """
+    lock: anyio.Lock | None = None
+
+    async def middleware(scope: ASGIScope, receive: Receive, send: Send) -> None:
+        """Run the request once no other request with a body runs on this route."""
+        nonlocal lock
+        if scope["type"] != ScopeType.HTTP or scope.get("method") not in _BODY_METHODS:
+            await app(scope, receive, send)
+            return
+        if lock is None:
+            # Created lazily: an anyio lock belongs to the event loop that first uses it.
+            lock = anyio.Lock()
+        acquired = False
+        with anyio.move_on_after(UPLOAD_WAIT_S):
+            await lock.acquire()
+            acquired = True
+        if not acquired:
+            raise ServiceUnavailableError("another upload to this route is in progress", 1)
+        try:
+            await app(scope, receive, send)
+        finally:
+            lock.release()
+
+    return middleware

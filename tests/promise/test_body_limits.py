@@ -13,19 +13,23 @@ import time
 import tracemalloc
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
+import anyio
 import httpx
 import msgspec
 import pydantic
 import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
+from litestar.types import Receive, Scope, Send
 
 import scenarios
 from bench.hostile import Body, Http
 from models import Snapshot
-from promise.body_limits import ERRORS_MIB, MIB, BodyCost
+from promise import body_limits
+from promise.body_limits import ERRORS_MIB, MIB, BodyCost, one_body_at_a_time
+from promise.errors import ServiceUnavailableError
 from promise.launcher import ServerProcess, rss_kib
 from promise.schemas import PromiseBody
 from promise.settings import Settings
@@ -344,3 +348,59 @@ def test_an_oversized_request_head_is_refused_on_a_real_server(demo_server: Serv
     # A head within the limit still reaches the app.
     answer = http.send("POST", "/v1/promise/validate", Body.of(b"{}"), head_padding=8 * 1024)
     assert answer.status == 422
+
+
+# --- one upload at a time -------------------------------------------------------------------
+
+
+def _most_at_once(method: str, requests: int, hold_s: float) -> int:
+    """How many of ``requests`` concurrent ``method`` requests a one-at-a-time route ran at once."""
+    running = most = 0
+
+    async def app(_scope: Scope, _receive: Receive, _send: Send) -> None:
+        nonlocal running, most
+        running += 1
+        most = max(most, running)
+        await anyio.sleep(hold_s)
+        running -= 1
+
+    route = one_body_at_a_time(app)
+    scope = cast("Scope", {"type": "http", "method": method})
+
+    async def request() -> None:
+        await route(scope, _no_receive, _no_send)
+
+    async def main() -> None:
+        async with anyio.create_task_group() as tasks:
+            for _ in range(requests):
+                tasks.start_soon(request)
+
+    anyio.run(main)
+    return most
+
+
+async def _no_receive() -> Any:
+    """An ASGI receive that is never called."""
+    raise AssertionError
+
+
+async def _no_send(_message: Any) -> None:
+    """An ASGI send that is never called."""
+    raise AssertionError
+
+
+def test_uploads_to_a_one_at_a_time_route_never_overlap() -> None:
+    """Three PUTs run one after another; three GETs (no body) run together."""
+    assert _most_at_once("PUT", 3, 0.02) == 1
+    assert _most_at_once("GET", 3, 0.02) == 3
+
+
+def test_an_upload_that_waits_too_long_is_a_503(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A second upload that cannot start within UPLOAD_WAIT_S answers 503 (Retry-After)."""
+    monkeypatch.setattr(body_limits, "UPLOAD_WAIT_S", 0.01)
+    with pytest.raises(ExceptionGroup) as caught:
+        _most_at_once("PUT", 2, 0.2)
+    refused = caught.value.exceptions
+    assert len(refused) == 1
+    assert isinstance(refused[0], ServiceUnavailableError)
+    assert refused[0].retry_after_s == 1
