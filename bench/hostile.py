@@ -21,8 +21,10 @@ its p50/p99 during the attack is compared with a baseline measured first in the 
 The machine's other load (CPU of processes outside the bench) is reported beside them.
 
 Every HTTP call of the bench goes through :class:`Http`, which adds ``Authorization: Bearer
-KEY`` when a key is given (``--api-key``, default the PROMISE_API_KEY environment variable);
-only the launcher's own readiness polls of ``/readyz`` (a probe, left open) do not.
+KEY``: the key given (``--api-key``, default the PROMISE_API_KEY environment variable), else the
+key of every role the launcher makes for the server it starts. The hostile bodies come from an
+authenticated caller: an anonymous one is refused (401) before its body is read. Only the
+launcher's own calls (key creation, readiness polls) do not go through :class:`Http`.
 
 Usage::
 
@@ -711,14 +713,16 @@ def run(*, quick: bool, api_key: str | None) -> dict[str, Any]:
         refused, admitted = _attacks(settings, cart)
         server = ServerProcess(data_dir=root / "data", workers=WORKERS, env=SERVER_ENV)
         with server.start():
-            http = Http(server.base_url, api_key)
+            # The launcher made the started server a key of every role; a given key wins.
+            key = api_key or server.api_key
+            http = Http(server.base_url, key)
             pids = sorted(server.worker_pids)
             rest = {pid: round(rss_kib(pid)["VmRSS"] / KIB, 1) for pid in pids}
             stop = context.Event()
             out = context.Queue()
             client = context.Process(
                 target=_promise_client,
-                args=(server.base_url, api_key, str(root / "carts.jsonl"), stop, out),
+                args=(server.base_url, key, str(root / "carts.jsonl"), stop, out),
             )
             client.start()
             ours = [os.getpid(), *pids, *([server.pid] if server.pid else []), client.pid or 0]
@@ -838,7 +842,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--api-key",
         default=os.environ.get("PROMISE_API_KEY"),
-        help="sent as 'Authorization: Bearer KEY' (default: $PROMISE_API_KEY)",
+        help="sent as 'Authorization: Bearer KEY' (default: $PROMISE_API_KEY, else a key the "
+        "launcher makes for the server it starts)",
     )
     args = parser.parse_args(argv)
     report = run(quick=args.quick, api_key=args.api_key or None)

@@ -28,13 +28,22 @@ import scenarios
 from bench.hostile import Body, Http
 from models import Snapshot
 from promise import body_limits
+from promise.access.principal import Scope as Role
+from promise.app import create_app
 from promise.body_limits import ERRORS_MIB, MIB, BodyCost, one_body_at_a_time
 from promise.errors import ServiceUnavailableError
 from promise.launcher import ServerProcess, rss_kib
 from promise.schemas import PromiseBody
 from promise.settings import Settings
 from promise.stock.schemas import EventBatch
-from tests.promise.promise_helpers import problem_fields, problem_of, tiny_app_client, tiny_body
+from tests.auth import authorized_client
+from tests.promise.promise_helpers import (
+    problem_fields,
+    problem_of,
+    tiny_app_client,
+    tiny_body,
+    tiny_snapshot,
+)
 
 # Small budgets keep the bodies of the status tests small.
 BODY_MIB = 8
@@ -285,11 +294,16 @@ def test_an_inline_snapshot_over_a_limit_is_refused_before_validation(
     assert problem_fields(problem) == {field}
 
 
-def test_an_inline_snapshot_is_refused_unvalidated_when_off(
-    app_client: TestClient[Litestar],
+def test_an_inline_snapshot_is_refused_unvalidated_for_a_caller_without_admin(
+    data_dir: Path,
 ) -> None:
-    """With inline snapshots off, even a malformed one is the 422 saying they are off."""
-    problem = problem_of(app_client.post("/v1/promise", json=_inline({"nodes": 5})), 422)
+    """Inline snapshots off and no admin role: even a malformed one is the 422 saying so."""
+    app = create_app(
+        Settings.from_env({}, data_dir=data_dir),
+        initial_snapshot=lambda: tiny_snapshot("tiny-v1"),
+    )
+    with authorized_client(app, Role.PROMISE) as client:
+        problem = problem_of(client.post("/v1/promise", json=_inline({"nodes": 5})), 422)
     assert "PROMISE_INLINE_SNAPSHOTS" in problem["detail"]
     assert problem_fields(problem) == {"snapshot"}
 
@@ -339,7 +353,7 @@ def test_the_worst_bodies_stay_under_the_ceiling_on_a_real_server(
 
 def test_an_oversized_request_head_is_refused_on_a_real_server(demo_server: ServerProcess) -> None:
     """A 1 MiB and a 64 MiB header are a 431 problem at once (a 64 MiB one was 200 in 6 s)."""
-    http = Http(demo_server.base_url, None)
+    http = Http(demo_server.base_url, demo_server.api_key)
     for padding in (MIB, 64 * MIB):
         answer = http.send("POST", "/v1/promise/validate", Body.of(b"{}"), head_padding=padding)
         assert answer.status == 431
