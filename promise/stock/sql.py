@@ -47,6 +47,7 @@ from promise.stock.errors import (
 )
 from promise.stock.events import CountState, after, digest, judge
 from promise.stock.holds import consume
+from promise.stock.outbox import ALL_NODES, OUTBOX_SCHEMA, Change, OutboxQueries
 from promise.stock.schemas import (
     EventOutcome,
     EventResult,
@@ -178,6 +179,7 @@ MIGRATIONS = (
         _SNAPSHOT_AUTHORITY,
     ),
     Migration(3, "api keys, audit trail, principal on holds", ACCESS_SCHEMA),
+    Migration(4, "transactional outbox of changes to publish", OUTBOX_SCHEMA),
 )
 
 HOLD_SELECT = (
@@ -234,12 +236,53 @@ LOT_OPEN = " AND closed = 0"
 LINE_LIVE = " AND status IN ('held', 'confirmed')"
 
 
+def _event_change(event: InventoryEvent, result: EventResult) -> Change:
+    """The message of an applied event: the event as recorded and its row's new ATP."""
+    return Change(
+        kind="event",
+        node_id=event.node_id,
+        msg_id=f"event:{event.event_id}",
+        body={
+            "event": event.model_dump(mode="json", exclude_none=True),
+            "outcome": result.outcome.value,
+            "reason": result.reason,
+        },
+        rows=((event.node_id, event.sku),),
+    )
+
+
+def _hold_changes(kind: str, hold: HoldRecord, *, with_rows: bool = True) -> list[Change]:
+    """One message per node of a hold: its lines there and (``with_rows``) their new ATP."""
+    nodes: dict[str, list[ReservedLine]] = {}
+    for line in hold.lines:
+        nodes.setdefault(line.node_id, []).append(line)
+    return [
+        Change(
+            kind=kind,
+            node_id=node_id,
+            msg_id=f"{kind}:{hold.hold_id}:{node_id}",
+            body={
+                "reservation": {
+                    "reservation_id": hold.hold_id,
+                    "status": hold.status.value,
+                    "channel": hold.channel,
+                    "principal": hold.principal,
+                    "expires_at": from_us(hold.expires_at).isoformat(),
+                    "lines": [line.model_dump(mode="json") for line in lines],
+                }
+            },
+            rows=tuple(sorted({(node_id, line.sku) for line in lines})) if with_rows else (),
+        )
+        for node_id, lines in sorted(nodes.items())
+    ]
+
+
 def _result(event: InventoryEvent, outcome: EventOutcome, reason: str | None) -> EventResult:
     """One event's result."""
     return EventResult(event_id=event.event_id, outcome=outcome, reason=reason)
 
 
-class SqlStockBackend(AccessQueries):
+class SqlStockBackend(AccessQueries, OutboxQueries):
     """Live stock in a SQL database; subclasses bring connections and locking."""
 
     for_update = ""  # row-lock suffix of a SELECT inside a write transaction
@@ -555,6 +598,25 @@ class SqlStockBackend(AccessQueries):
                 "snapshot_history WHERE generation > ?)",
                 (pointer.generation - RETAINED_SNAPSHOTS,),
             )
+            self._record(
+                cur,
+                now,
+                [
+                    Change(
+                        kind="snapshot",
+                        node_id=ALL_NODES,
+                        msg_id=f"snapshot:{pointer.generation}",
+                        body={
+                            "snapshot": {
+                                "generation": pointer.generation,
+                                "version": version,
+                                "digest": digest,
+                                "origin": origin,
+                            }
+                        },
+                    )
+                ],
+            )
             self._audit(
                 cur,
                 now,
@@ -604,10 +666,13 @@ class SqlStockBackend(AccessQueries):
             states = {key: o.count for key, o in self._overlays_of(cur, keys).items()}
             touched: set[Key] = set()
             charges: Charges = {}
+            changes: list[Change] = []
             for i in todo:
                 results[i] = self._apply_one(
                     cur, events[i], states, touched, now, judged=judged, charges=charges
                 )
+                if results[i].outcome is EventOutcome.APPLIED and self.outbox_enabled:
+                    changes.append(_event_change(events[i], results[i]))
             cur.executemany(
                 self._sql(
                     "UPDATE stock_rows SET count_seq = ?, count_value = ?, delta_sum = ? "
@@ -620,6 +685,7 @@ class SqlStockBackend(AccessQueries):
             )
             self._audit_batch(cur, now, actor, results)
             self._settle(cur, charges)
+            self._record(cur, now, changes)
             return self._bump(cur, touched) if touched else self._version(cur)
 
         version = self._write(keys, clock, work)
@@ -844,6 +910,7 @@ class SqlStockBackend(AccessQueries):
                         max_open_holds=plan.max_open_holds,
                         max_held_units=plan.max_held_units,
                     )
+                self._record(cur, now, _hold_changes("hold", record))
                 self._bump(cur, plan.keys)
             return StoredAnswer(status_code, body)
 
@@ -994,6 +1061,11 @@ class SqlStockBackend(AccessQueries):
                 return False
             # A firm line never lapses: no quantity changes, so no new state version.
             self._set_status(cur, hold_id, "confirmed", only="held")
+            if self.outbox_enabled:
+                record = self._hold(cur, hold_id)
+                assert record is not None
+                # Nothing changed in stock, so the messages carry no rows.
+                self._record(cur, now, _hold_changes("confirm", record, with_rows=False))
             return True
 
         return self._transition(
@@ -1038,6 +1110,10 @@ class SqlStockBackend(AccessQueries):
             ).fetchone()[0]
             if owner is not None:
                 self._charge(cur, owner, -1, -sum(int(left) for _, _, left in live))
+            if self.outbox_enabled:
+                record = self._hold(cur, hold_id)
+                assert record is not None
+                self._record(cur, now, _hold_changes("release", record))
             self._bump(cur, set(keys))
             return True
 
@@ -1099,6 +1175,18 @@ class SqlStockBackend(AccessQueries):
                     done_ids,
                 )
                 self._settle(cur, {str(p): [-int(n), -int(u)] for p, n, u in owned})
+                if self.outbox_enabled:
+                    expired_holds = [self._hold(cur, hold_id) for hold_id in done_ids]
+                    self._record(
+                        cur,
+                        now,
+                        [
+                            change
+                            for hold in expired_holds
+                            if hold is not None
+                            for change in _hold_changes("expiry", hold)
+                        ],
+                    )
                 done_set = set(done_ids)
                 self._bump(cur, {(n, s) for hold_id, n, s in found if hold_id in done_set})
                 return len(done_ids)

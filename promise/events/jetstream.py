@@ -1,0 +1,304 @@
+"""The broker on NATS JetStream (nats-py): file-backed streams and durable pull consumers.
+
+A durable pull consumer is shared by every process that pulls from it: JetStream hands each
+message to one of them and redelivers it (to any) when it is not acknowledged within the ack
+wait, or is refused with a delay. The client reconnects by itself for as long as the process
+lives; calls made while it is away fail with :class:`BrokerError`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+from collections.abc import AsyncIterator, Sequence
+
+import nats
+import nats.errors
+import nats.js.errors
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StorageType
+
+from promise.events.broker import (
+    MSG_ID,
+    BrokerError,
+    Delivery,
+    Outgoing,
+    Published,
+    Received,
+    Subscription,
+)
+
+__all__ = ["JetStreamBroker", "connect"]
+
+log = logging.getLogger(__name__)
+
+# Messages handed out and not yet acknowledged, per durable consumer: enough for several
+# consumers' batches in flight, bounded so one stuck consumer does not take everything.
+MAX_ACK_PENDING = 20_000
+READ_BATCH = 1000
+# A read consumer left behind by a crashed tool disappears after this.
+READ_INACTIVE_S = 60.0
+CONNECT_TIMEOUT_S = 2.0
+RECONNECT_WAIT_S = 0.5
+NATS_ERRORS = (nats.errors.Error, nats.js.errors.Error, asyncio.TimeoutError, OSError)
+
+
+def _received(msg: Msg) -> Received:
+    """A delivered JetStream message as the backbone sees it."""
+    meta = msg.metadata
+    return Received(
+        subject=msg.subject,
+        data=msg.data,
+        headers=dict(msg.headers or {}),
+        stream_seq=meta.sequence.stream,
+        stored_at=meta.timestamp,
+        deliveries=meta.num_delivered,
+    )
+
+
+class _Delivery:
+    """A message of a durable pull consumer."""
+
+    __slots__ = ("_msg", "message")
+
+    def __init__(self, msg: Msg) -> None:
+        """Wrap ``msg``."""
+        self._msg = msg
+        self.message = _received(msg)
+
+    async def ack(self) -> None:
+        """Acknowledge it (fire and forget: a lost ack only means a redelivery)."""
+        try:
+            await self._msg.ack()
+        except NATS_ERRORS as exc:
+            raise BrokerError(f"ack failed: {exc!r}") from exc
+
+    async def nak(self, delay_s: float) -> None:
+        """Ask for a redelivery after ``delay_s``."""
+        try:
+            await self._msg.nak(delay=delay_s)
+        except NATS_ERRORS as exc:
+            raise BrokerError(f"nak failed: {exc!r}") from exc
+
+
+class _Subscription:
+    """A process's handle on a durable pull consumer."""
+
+    def __init__(self, sub: JetStreamContext.PullSubscription) -> None:
+        """Wrap ``sub``."""
+        self._sub = sub
+
+    async def fetch(self, batch: int, timeout_s: float) -> list[Delivery]:
+        """What is there now (up to ``batch``), else the first to arrive within ``timeout_s``."""
+        try:
+            msgs = await self._sub.fetch(batch, timeout=timeout_s)
+        except nats.errors.TimeoutError:
+            return []
+        except NATS_ERRORS as exc:
+            raise BrokerError(f"fetch failed: {exc!r}") from exc
+        return [_Delivery(msg) for msg in msgs]
+
+    async def lag(self) -> int:
+        """Messages not yet delivered plus those delivered and not yet acknowledged."""
+        try:
+            info = await self._sub.consumer_info()
+        except NATS_ERRORS as exc:
+            raise BrokerError(f"consumer info failed: {exc!r}") from exc
+        return int(info.num_pending or 0) + int(info.num_ack_pending or 0)
+
+
+class JetStreamBroker:
+    """Streams, consumers and publishing on one NATS connection."""
+
+    def __init__(self, nc: Client) -> None:
+        """Use the connected client ``nc``."""
+        self._nc = nc
+        self._js = nc.jetstream()
+
+    async def ensure_stream(
+        self, name: str, subjects: Sequence[str], *, dedup_window_s: float | None = None
+    ) -> None:
+        """Create a file-backed stream unless it exists."""
+        try:
+            await self._js.stream_info(name)
+            return
+        except nats.js.errors.NotFoundError:
+            pass
+        except NATS_ERRORS as exc:
+            raise BrokerError(f"stream info of {name} failed: {exc!r}") from exc
+        try:
+            await self._js.add_stream(
+                name=name,
+                subjects=list(subjects),
+                storage=StorageType.FILE,
+                duplicate_window=dedup_window_s or 120.0,
+            )
+        except nats.js.errors.BadRequestError:
+            # Another process created it meanwhile (a stream of that name already exists).
+            await self._js.stream_info(name)
+        except NATS_ERRORS as exc:
+            raise BrokerError(f"creating stream {name} failed: {exc!r}") from exc
+
+    async def subscribe(
+        self, stream: str, durable: str, subject_filter: str, *, ack_wait_s: float
+    ) -> Subscription:
+        """Bind to the durable pull consumer, creating it on first use."""
+        config = ConsumerConfig(
+            ack_policy=AckPolicy.EXPLICIT,
+            ack_wait=ack_wait_s,
+            # Never give up on a message: an outage can outlast any count. Poison messages
+            # are dead-lettered by the consumer itself.
+            max_deliver=-1,
+            max_ack_pending=MAX_ACK_PENDING,
+            deliver_policy=DeliverPolicy.ALL,
+        )
+        try:
+            sub = await self._js.pull_subscribe(
+                subject_filter, durable=durable, stream=stream, config=config
+            )
+        except NATS_ERRORS as exc:
+            raise BrokerError(f"joining consumer {durable} of {stream} failed: {exc!r}") from exc
+        return _Subscription(sub)
+
+    async def publish(self, message: Outgoing, *, timeout_s: float = 5.0) -> Published:
+        """Publish and wait for the stream's acknowledgement."""
+        headers = dict(message.headers)
+        if message.msg_id is not None:
+            headers[MSG_ID] = message.msg_id
+        try:
+            ack = await self._js.publish(
+                message.subject, message.data, timeout=timeout_s, headers=headers or None
+            )
+        except NATS_ERRORS as exc:
+            raise BrokerError(f"publish to {message.subject} failed: {exc!r}") from exc
+        return Published(seq=ack.seq, duplicate=bool(ack.duplicate))
+
+    async def publish_many(
+        self, messages: Sequence[Outgoing], *, timeout_s: float = 5.0
+    ) -> list[Published | BrokerError]:
+        """Publish every message without waiting in between, then collect the acknowledgements.
+
+        One connection delivers its messages in the order they were written, so the stream
+        stores them in this order.
+        """
+        futures: list[asyncio.Future[object] | BrokerError] = []
+        for message in messages:
+            headers = dict(message.headers)
+            if message.msg_id is not None:
+                headers[MSG_ID] = message.msg_id
+            try:
+                future = await self._js.publish_async(
+                    message.subject, message.data, wait_stall=timeout_s, headers=headers or None
+                )
+                futures.append(future)  # type: ignore[arg-type]
+            except NATS_ERRORS as exc:
+                futures.append(BrokerError(f"publish to {message.subject} failed: {exc!r}"))
+        pending = [f for f in futures if isinstance(f, asyncio.Future)]
+        if pending:
+            # The acknowledgements carry no timeout of their own.
+            await asyncio.wait(pending, timeout=timeout_s)
+        out: list[Published | BrokerError] = []
+        for item in futures:
+            if isinstance(item, BrokerError):
+                out.append(item)
+            elif not item.done():
+                item.cancel()
+                out.append(BrokerError("no acknowledgement from the stream in time"))
+            elif item.exception() is not None:
+                out.append(BrokerError(f"publish refused: {item.exception()!r}"))
+            else:
+                ack = item.result()
+                out.append(Published(seq=ack.seq, duplicate=bool(ack.duplicate)))  # type: ignore[attr-defined]
+        return out
+
+    async def read(
+        self,
+        stream: str,
+        *,
+        subject_filter: str | None = None,
+        from_seq: int | None = None,
+        since: dt.datetime | None = None,
+    ) -> AsyncIterator[Received]:
+        """Every message from ``from_seq`` (or stored at or after ``since``) to the end now."""
+        end = await self.last_seq(stream)
+        if end == 0:
+            return
+        if since is not None:
+            config = ConsumerConfig(
+                deliver_policy=DeliverPolicy.BY_START_TIME, opt_start_time=since
+            )
+        else:
+            config = ConsumerConfig(
+                deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=max(1, from_seq or 1)
+            )
+        config.ack_policy = AckPolicy.NONE
+        config.inactive_threshold = READ_INACTIVE_S
+        try:
+            sub = await self._js.pull_subscribe(subject_filter or ">", stream=stream, config=config)
+        except NATS_ERRORS as exc:
+            raise BrokerError(f"reading {stream} failed: {exc!r}") from exc
+        try:
+            while True:
+                try:
+                    msgs = await sub.fetch(READ_BATCH, timeout=2.0)
+                except nats.errors.TimeoutError:
+                    return  # nothing left in the filter's range
+                for msg in msgs:
+                    received = _received(msg)
+                    if received.stream_seq > end:
+                        return
+                    yield received
+                    if received.stream_seq == end or msg.metadata.num_pending == 0:
+                        return
+        finally:
+            with contextlib.suppress(*NATS_ERRORS):
+                await sub.unsubscribe()
+
+    async def delete(self, stream: str, seq: int) -> bool:
+        """Remove message ``seq`` from ``stream``."""
+        try:
+            return bool(await self._js.delete_msg(stream, seq))
+        except nats.js.errors.NotFoundError:
+            return False
+        except NATS_ERRORS as exc:
+            raise BrokerError(f"deleting {stream}:{seq} failed: {exc!r}") from exc
+
+    async def last_seq(self, stream: str) -> int:
+        """The stream's last sequence number (0 when it is empty or missing)."""
+        try:
+            info = await self._js.stream_info(stream)
+        except nats.js.errors.NotFoundError:
+            return 0
+        except NATS_ERRORS as exc:
+            raise BrokerError(f"stream info of {stream} failed: {exc!r}") from exc
+        return int(info.state.last_seq or 0) if info.state.messages else 0
+
+    async def close(self) -> None:
+        """Flush what is buffered and disconnect."""
+        with contextlib.suppress(*NATS_ERRORS):
+            await self._nc.drain()
+
+
+async def connect(url: str, *, name: str) -> JetStreamBroker:
+    """Connect to the NATS server at ``url`` (BrokerError when it cannot be reached now).
+
+    Once connected, the client reconnects by itself after any loss, forever.
+    """
+    try:
+        nc = await nats.connect(
+            url,
+            name=name,
+            connect_timeout=CONNECT_TIMEOUT_S,
+            allow_reconnect=True,
+            max_reconnect_attempts=-1,
+            reconnect_time_wait=RECONNECT_WAIT_S,
+            # The first connection fails fast: the caller retries with its own back-off.
+            max_outstanding_pings=3,
+        )
+    except NATS_ERRORS as exc:
+        raise BrokerError(f"cannot connect to NATS at {url}: {exc!r}") from exc
+    return JetStreamBroker(nc)
