@@ -17,9 +17,11 @@ from promise.events.config import EventSettings
 from promise.events.metrics import EventMetrics
 from promise.stock import StockService
 from promise.stock.config import StockSettings
+from promise.stock.service import open_backend
 from promise.stock.sql import SqlStockBackend
 from tests.events.events_cases import (
     clean_apply,
+    consumer_lag,
     event_state,
     generate_stream,
     publish_all,
@@ -28,7 +30,8 @@ from tests.events.events_cases import (
     wide_network,
 )
 from tests.stock.conftest import OpenStore
-from tests.stock.stock_cases import FakeClock, FixedSnapshots
+from tests.stock.stock_cases import FakeClock, FixedSnapshots, pg_schema
+from tests.stock.tcp_proxy import TcpProxy
 
 
 async def _consume_until_drained(
@@ -111,3 +114,51 @@ def test_consumer_publishes_each_applied_event_with_the_rows_new_atp(
             position = asyncio.run(stock.position(node, sku, channel))
             assert row["atp"][channel] == position.available
             assert row["on_hand"] == position.on_hand
+
+
+def test_an_outage_of_the_store_acknowledges_nothing_and_retries_until_it_is_back(
+    streams: EventSettings, pg_dsn: str
+) -> None:
+    """While PostgreSQL is cut off nothing is acknowledged; once back, each event applies once."""
+    snap = wide_network(2)
+    stream = generate_stream(snap, streams, 400, seed=8, invalid=0)
+    settings = streams.model_copy(
+        update={"events_consume": True, "events_max_backoff_s": 0.5, "events_ack_wait_s": 5}
+    )
+    with pg_schema(pg_dsn) as schema_dsn, TcpProxy.to_server_of(schema_dsn) as proxy:
+        store_settings = StockSettings(database_url=proxy.dsn(schema_dsn))
+        backend = open_backend(store_settings)
+        stock = StockService(
+            backend, store_settings, snapshots=FixedSnapshots(snap), clock=FakeClock()
+        )
+        registry = CollectorRegistry()
+        metrics = EventMetrics(registry)
+
+        def sample(name: str, **labels: str) -> float:
+            return registry.get_sample_value(name, labels) or 0.0
+
+        async def run() -> tuple[str, int | None, float]:
+            backbone = Backbone(settings, stock, metrics)
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(backbone.run)
+                proxy.cut()
+                await publish_all(settings, stream.messages)
+                await anyio.sleep(3)
+                seen = (
+                    backbone.health.state,
+                    await consumer_lag(settings),
+                    metrics.retries._value.get(),
+                )
+                proxy.restore()
+                await wait_drained(settings, 60)
+                tasks.cancel_scope.cancel()
+            return seen
+
+        state, lag, retries = asyncio.run(run())
+        assert state == "failing"
+        assert lag == len(stream.messages)  # nothing acknowledged during the outage
+        assert retries >= 2  # handed back and tried again, with back-off
+        applied = sample("promise_events_consumed_total", outcome="applied")
+        stale = sample("promise_events_consumed_total", outcome="stale")
+        assert applied + stale == len(stream.valid)
+        backend.close()
