@@ -60,6 +60,11 @@ class EventSettings(BaseModel):
     events_batch: Annotated[int, Field(ge=1, le=5000)] = Field(
         default=500, description="Inventory events fetched and applied per transaction, at most."
     )
+    events_fetch_wait_ms: Annotated[int, Field(ge=1, le=5000)] = Field(
+        default=10,
+        description="An idle consumer's pull waits this long; once a message arrives, the pull "
+        "still gathers more for the rest of it, so it bounds the latency a pull adds.",
+    )
     events_ack_wait_s: Annotated[float, Field(ge=1, le=3600)] = Field(
         default=30.0, description="An unacknowledged event is redelivered after this."
     )

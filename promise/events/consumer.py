@@ -47,7 +47,6 @@ log = logging.getLogger(__name__)
 
 # Failures that say nothing about the events: try the same events again later.
 TRANSIENT = (StockUnavailableError, SnapshotMovedError, BrokerError, NotReadyError)
-FETCH_TIMEOUT_S = 1.0
 LAG_EVERY_S = 1.0
 FIRST_BACKOFF_S = 0.25
 
@@ -122,7 +121,9 @@ class Consumer:
                 next_lag = time.monotonic() + LAG_EVERY_S
                 await self._refresh_lag(sub)
             try:
-                deliveries = await sub.fetch(self._batch, FETCH_TIMEOUT_S)
+                deliveries = await sub.fetch(
+                    self._batch, self._settings.events_fetch_wait_ms / 1000
+                )
             except BrokerError as exc:
                 await self._failed(exc)
                 continue

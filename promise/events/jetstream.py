@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import json
 import logging
 from collections.abc import AsyncIterator, Sequence
 
@@ -19,6 +20,7 @@ import nats.errors
 import nats.js.errors
 from nats.aio.client import Client
 from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription as NatsSubscription
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StorageType
 
@@ -44,6 +46,7 @@ READ_BATCH = 1000
 READ_INACTIVE_S = 60.0
 CONNECT_TIMEOUT_S = 2.0
 RECONNECT_WAIT_S = 0.5
+CLOSE_FLUSH_S = 2
 NATS_ERRORS = (nats.errors.Error, nats.js.errors.Error, asyncio.TimeoutError, OSError)
 
 
@@ -91,15 +94,28 @@ class _Subscription:
     def __init__(self, sub: JetStreamContext.PullSubscription) -> None:
         """Wrap ``sub``."""
         self._sub = sub
+        # The client hands over every message its earlier pulls left queued, however many:
+        # what goes beyond a batch waits here for the next fetch.
+        self._overflow: list[Msg] = []
 
     async def fetch(self, batch: int, timeout_s: float) -> list[Delivery]:
-        """What is there now (up to ``batch``), else the first to arrive within ``timeout_s``."""
-        try:
-            msgs = await self._sub.fetch(batch, timeout=timeout_s)
-        except nats.errors.TimeoutError:
-            return []
-        except NATS_ERRORS as exc:
-            raise BrokerError(f"fetch failed: {exc!r}") from exc
+        """What is there now (up to ``batch``), else what arrives within ``timeout_s``.
+
+        When nothing is waiting the client's pull gathers messages until the batch is full or
+        the time is up, whichever is first: a short ``timeout_s`` keeps that from adding
+        latency.
+        """
+        msgs = self._overflow
+        self._overflow = []
+        if len(msgs) < batch:
+            try:
+                msgs += await self._sub.fetch(batch - len(msgs), timeout=timeout_s)
+            except nats.errors.TimeoutError:
+                pass
+            except NATS_ERRORS as exc:
+                self._overflow = msgs
+                raise BrokerError(f"fetch failed: {exc!r}") from exc
+        msgs, self._overflow = msgs[:batch], msgs[batch:]
         return [_Delivery(msg) for msg in msgs]
 
     async def lag(self) -> int:
@@ -111,6 +127,28 @@ class _Subscription:
         return int(info.num_pending or 0) + int(info.num_ack_pending or 0)
 
 
+class _AckBatch:
+    """The acknowledgements of one pipelined batch, as they arrive."""
+
+    def __init__(self, size: int) -> None:
+        """Wait for ``size`` answers."""
+        self.results: list[Published | BrokerError | None] = [None] * size
+        self._left = size
+        self.done = asyncio.Event()
+
+    def store(self, index: int, result: Published | BrokerError) -> None:
+        """Record message ``index``'s outcome (the first answer counts)."""
+        if self.results[index] is None:
+            self.results[index] = result
+            self._left -= 1
+            if self._left == 0:
+                self.done.set()
+
+    def fail(self, index: int, error: BrokerError) -> None:
+        """Record that message ``index`` failed."""
+        self.store(index, error)
+
+
 class JetStreamBroker:
     """Streams, consumers and publishing on one NATS connection."""
 
@@ -118,6 +156,10 @@ class JetStreamBroker:
         """Use the connected client ``nc``."""
         self._nc = nc
         self._js = nc.jetstream()
+        self._ack_prefix = ""
+        self._ack_sub: NatsSubscription | None = None
+        self._batch_no = 0
+        self._batches: dict[int, _AckBatch] = {}
 
     async def ensure_stream(
         self, name: str, subjects: Sequence[str], *, dedup_window_s: float | None = None
@@ -183,37 +225,65 @@ class JetStreamBroker:
         """Publish every message without waiting in between, then collect the acknowledgements.
 
         One connection delivers its messages in the order they were written, so the stream
-        stores them in this order.
+        stores them in this order. The acknowledgements come back on one inbox subscription
+        (cheaper per message than the client's own asynchronous publish, which makes a task
+        and a future for each).
         """
-        futures: list[asyncio.Future[object] | BrokerError] = []
-        for message in messages:
-            headers = dict(message.headers)
-            if message.msg_id is not None:
-                headers[MSG_ID] = message.msg_id
+        if not messages:
+            return []
+        if self._ack_sub is None:
+            self._ack_prefix = self._nc.new_inbox()
             try:
-                future = await self._js.publish_async(
-                    message.subject, message.data, wait_stall=timeout_s, headers=headers or None
-                )
-                futures.append(future)  # type: ignore[arg-type]
+                self._ack_sub = await self._nc.subscribe(f"{self._ack_prefix}.*", cb=self._on_ack)
             except NATS_ERRORS as exc:
-                futures.append(BrokerError(f"publish to {message.subject} failed: {exc!r}"))
-        pending = [f for f in futures if isinstance(f, asyncio.Future)]
-        if pending:
-            # The acknowledgements carry no timeout of their own.
-            await asyncio.wait(pending, timeout=timeout_s)
-        out: list[Published | BrokerError] = []
-        for item in futures:
-            if isinstance(item, BrokerError):
-                out.append(item)
-            elif not item.done():
-                item.cancel()
-                out.append(BrokerError("no acknowledgement from the stream in time"))
-            elif item.exception() is not None:
-                out.append(BrokerError(f"publish refused: {item.exception()!r}"))
-            else:
-                ack = item.result()
-                out.append(Published(seq=ack.seq, duplicate=bool(ack.duplicate)))  # type: ignore[attr-defined]
-        return out
+                raise BrokerError(f"subscribing to acknowledgements failed: {exc!r}") from exc
+        self._batch_no += 1
+        batch = _AckBatch(len(messages))
+        self._batches[self._batch_no] = batch
+        try:
+            for i, message in enumerate(messages):
+                headers = dict(message.headers)
+                if message.msg_id is not None:
+                    headers[MSG_ID] = message.msg_id
+                try:
+                    await self._nc.publish(
+                        message.subject,
+                        message.data,
+                        reply=f"{self._ack_prefix}.{self._batch_no}_{i}",
+                        headers=headers or None,
+                    )
+                except NATS_ERRORS as exc:
+                    batch.fail(i, BrokerError(f"publish to {message.subject} failed: {exc!r}"))
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(batch.done.wait(), timeout_s)
+        finally:
+            del self._batches[self._batch_no]
+        return [
+            BrokerError("no acknowledgement from the stream in time") if result is None else result
+            for result in batch.results
+        ]
+
+    async def _on_ack(self, msg: Msg) -> None:
+        """Record the stream's answer to one message of a pipelined batch."""
+        token = msg.subject.rsplit(".", 1)[-1]
+        batch_no, _, index = token.partition("_")
+        batch = self._batches.get(int(batch_no))
+        if batch is None:
+            return  # a batch that timed out already
+        try:
+            answer = json.loads(msg.data)
+        except ValueError:
+            # An empty status message: no stream listens on the subject.
+            status = (msg.headers or {}).get("Status", "")
+            batch.fail(int(index), BrokerError(f"no stream stored the message (status {status})"))
+            return
+        if "error" in answer:
+            error = answer["error"].get("description", answer["error"])
+            batch.fail(int(index), BrokerError(f"the stream refused the message: {error}"))
+            return
+        batch.store(
+            int(index), Published(seq=int(answer["seq"]), duplicate=bool(answer.get("duplicate")))
+        )
 
     async def read(
         self,
@@ -278,9 +348,15 @@ class JetStreamBroker:
         return int(info.state.last_seq or 0) if info.state.messages else 0
 
     async def close(self) -> None:
-        """Flush what is buffered and disconnect."""
+        """Flush what is buffered (acknowledgements) and disconnect.
+
+        Not a drain: that waits for every subscription's pending messages, up to 30 s, and
+        unacknowledged messages are redelivered anyway.
+        """
         with contextlib.suppress(*NATS_ERRORS):
-            await self._nc.drain()
+            await self._nc.flush(timeout=CLOSE_FLUSH_S)
+        with contextlib.suppress(*NATS_ERRORS):
+            await self._nc.close()
 
 
 async def connect(url: str, *, name: str) -> JetStreamBroker:

@@ -112,17 +112,27 @@ class OutboxQueries(SqlPrimitives):
         """Whether changes are written to the outbox."""
         return self.outbox_rows is not None
 
-    def _record(self, cur: Any, now: int, changes: Sequence[Change]) -> None:
+    def _record(
+        self,
+        cur: Any,
+        now: int,
+        changes: Sequence[Change],
+        *,
+        overlays: Mapping[Key, RowOverlay] | None = None,
+    ) -> None:
         """Write ``changes`` to the outbox in this transaction (nothing when it is off).
 
-        Call it after every other lock the transaction takes but the state version's: the
-        outbox counter stays locked until commit, which orders the ids by commit.
+        ``overlays`` are the touched rows as this transaction leaves them, when the caller
+        knows them; otherwise they are read. Call it after every other lock the transaction
+        takes but the state version's: the outbox counter stays locked until commit, which
+        orders the ids by commit.
         """
         row_state = self.outbox_rows
         if row_state is None or not changes:
             return
         keys = sorted({key for change in changes for key in change.rows})
-        overlays = self._overlays_of(cur, keys) if keys else {}
+        if overlays is None:
+            overlays = self._overlays_of(cur, keys) if keys else {}
         states = {key: row_state(key, overlays[key], now) for key in keys}
         last = int(
             self._run(

@@ -14,6 +14,7 @@ touched with it; a reader that saw version V fetches the rows stamped after V.
 from __future__ import annotations
 
 import abc
+import dataclasses
 import functools
 import uuid
 import zlib
@@ -236,6 +237,20 @@ LOT_OPEN = " AND closed = 0"
 LINE_LIVE = " AND status IN ('held', 'confirmed')"
 
 
+class _Journal:
+    """The journal rows of one batch: digests known so far, and the rows still to insert."""
+
+    def __init__(self, digests: dict[str, str]) -> None:
+        """Start from the digests of the batch's events already recorded."""
+        self.digests = digests
+        self.pending: list[tuple[Any, ...]] = []
+
+    def record(self, row: tuple[Any, ...]) -> None:
+        """Add a new event's row (``row[0]`` its id, ``row[13]`` its digest)."""
+        self.digests[str(row[0])] = str(row[13])
+        self.pending.append(row)
+
+
 def _event_change(event: InventoryEvent, result: EventResult) -> Change:
     """The message of an applied event: the event as recorded and its row's new ATP."""
     return Change(
@@ -305,16 +320,24 @@ class SqlStockBackend(AccessQueries, OutboxQueries):
 
     # --- helpers --------------------------------------------------------------------------
 
+    def _key_filter(self, keys: Sequence[Key], extra: str = "") -> tuple[str, list[Any]]:
+        """A predicate matching the rows of ``keys`` (each also meeting ``extra``)."""
+        return key_filter(keys, extra)
+
     def _bump(self, cur: Cursor, keys: Iterable[Key]) -> int:
         """Next state version, stamped on ``keys``; the counter row is always locked last."""
         row = self._run(
             cur, "UPDATE stock_meta SET value = value + 1 WHERE key = 'version' RETURNING value"
         ).fetchone()
         version = int(row[0])
-        cur.executemany(
-            self._sql("UPDATE stock_rows SET changed_version = ? WHERE node_id = ? AND sku = ?"),
-            [(version, node, sku) for node, sku in sorted(keys)],
-        )
+        for chunk in chunks(sorted(keys)):
+            # One statement per chunk of rows (they are locked already, in key order).
+            where, params = self._key_filter(chunk)
+            self._run(
+                cur,
+                f"UPDATE stock_rows SET changed_version = ? WHERE {where}",  # noqa: S608 - only constant fragments and ? markers
+                [version, *params],
+            )
         return version
 
     def _version(self, cur: Cursor) -> int:
@@ -394,7 +417,7 @@ class SqlStockBackend(AccessQueries, OutboxQueries):
         """Overlays of ``keys``; rows never touched come back empty."""
         out: dict[Key, RowOverlay] = {}
         for chunk in chunks(keys):
-            out.update(self._overlays(cur, functools.partial(key_filter, chunk)))
+            out.update(self._overlays(cur, functools.partial(self._key_filter, chunk)))
         return {key: out.get(key, EMPTY_OVERLAY) for key in keys}
 
     def _hold(self, cur: Cursor, hold_id: str, *, lock: bool = False) -> HoldRecord | None:
@@ -663,16 +686,26 @@ class SqlStockBackend(AccessQueries, OutboxQueries):
 
         def work(cur: Cursor, now: int) -> int:
             judged = self._judged_under(cur, generation)
-            states = {key: o.count for key, o in self._overlays_of(cur, keys).items()}
+            before = self._overlays_of(cur, keys)
+            states = {key: o.count for key, o in before.items()}
             touched: set[Key] = set()
             charges: Charges = {}
             changes: list[Change] = []
+            journal = self._journal_of(cur, [events[i].event_id for i in todo])
             for i in todo:
                 results[i] = self._apply_one(
-                    cur, events[i], states, touched, now, judged=judged, charges=charges
+                    cur,
+                    events[i],
+                    states,
+                    touched,
+                    now,
+                    judged=judged,
+                    charges=charges,
+                    journal=journal,
                 )
                 if results[i].outcome is EventOutcome.APPLIED and self.outbox_enabled:
                     changes.append(_event_change(events[i], results[i]))
+            self._write_journal(cur, journal)
             cur.executemany(
                 self._sql(
                     "UPDATE stock_rows SET count_seq = ?, count_value = ?, delta_sum = ? "
@@ -685,7 +718,17 @@ class SqlStockBackend(AccessQueries, OutboxQueries):
             )
             self._audit_batch(cur, now, actor, results)
             self._settle(cur, charges)
-            self._record(cur, now, changes)
+            # Plain deltas and counts change only the count state: the rows' overlays are
+            # known without reading them again. Lots and consumed holds are read afresh.
+            plain = not any(
+                events[i].lot_id or events[i].reservation_id or events[i].eta for i in todo
+            )
+            after_batch = (
+                {key: dataclasses.replace(before[key], count=states[key]) for key in keys}
+                if plain
+                else None
+            )
+            self._record(cur, now, changes, overlays=after_batch)
             return self._bump(cur, touched) if touched else self._version(cur)
 
         version = self._write(keys, clock, work)
@@ -720,6 +763,7 @@ class SqlStockBackend(AccessQueries, OutboxQueries):
         *,
         judged: int | None,
         charges: Charges,
+        journal: _Journal,
     ) -> EventResult:
         """Record one event and apply it to ``states`` (the batch's rows, locked)."""
         key = (event.node_id, event.sku)
@@ -742,12 +786,13 @@ class SqlStockBackend(AccessQueries, OutboxQueries):
                 return _result(event, EventOutcome.REJECTED, why)
         state = states[key]
         outcome, reason = judge(event, state)
-        self._run(
-            cur,
-            "INSERT INTO stock_events (event_id, node_id, sku, type, quantity, delta, seq, "
-            "occurred_at, eta, reservation_id, lot_id, outcome, reason, digest, recorded_at, "
-            "snapshot_generation) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT (event_id) DO NOTHING",
+        fingerprint = digest(event)
+        known = journal.digests.get(event.event_id)
+        if known is not None:
+            same = known == fingerprint
+            what = "already recorded" if same else "already recorded with different content"
+            return _result(event, EventOutcome.DUPLICATE, f"event_id {what}; ignored")
+        journal.record(
             (
                 event.event_id,
                 event.node_id,
@@ -762,24 +807,19 @@ class SqlStockBackend(AccessQueries, OutboxQueries):
                 event.lot_id,
                 outcome.value,
                 reason,
-                digest(event),
+                fingerprint,
                 now,
                 judged,
-            ),
+            )
         )
-        if cur.rowcount != 1:
-            row = self._run(
-                cur, "SELECT digest FROM stock_events WHERE event_id = ?", (event.event_id,)
-            ).fetchone()
-            same = row is not None and row[0] == digest(event)
-            what = "already recorded" if same else "already recorded with different content"
-            return _result(event, EventOutcome.DUPLICATE, f"event_id {what}; ignored")
         if outcome is EventOutcome.APPLIED:
             touched.add(key)
             if event.type is EventType.IN_TRANSIT:
                 self._open_lot(cur, event)
             else:
-                states[key] = after(event, state, lambda seq: self._deltas_after(cur, key, seq))
+                states[key] = after(
+                    event, state, lambda seq: self._deltas_after(cur, key, seq, journal)
+                )
         if event.lot_id is not None:
             # Units that arrived have left transit, whether or not a count already has them.
             self._close_lot(cur, event.lot_id, key)
@@ -792,8 +832,9 @@ class SqlStockBackend(AccessQueries, OutboxQueries):
                 reason = "; ".join(part for part in (reason, note) if part)
         return _result(event, outcome, reason)
 
-    def _deltas_after(self, cur: Cursor, key: Key, seq: int) -> int:
-        """Sum of the recorded deltas of a row with a seq after ``seq``."""
+    def _deltas_after(self, cur: Cursor, key: Key, seq: int, journal: _Journal) -> int:
+        """Sum of the recorded deltas of a row with a seq after ``seq`` (this batch's too)."""
+        self._write_journal(cur, journal)
         row = self._run(
             cur,
             "SELECT CAST(COALESCE(SUM(delta), 0) AS BIGINT) FROM stock_events "
@@ -801,6 +842,41 @@ class SqlStockBackend(AccessQueries, OutboxQueries):
             (*key, seq),
         ).fetchone()
         return int(row[0])
+
+    def _journal_of(self, cur: Cursor, event_ids: Sequence[str]) -> _Journal:
+        """The digests of the batch's events already in the journal (the rest are new)."""
+        ids = sorted(set(event_ids))
+        found: dict[str, str] = {}
+        for start in range(0, len(ids), KEY_CHUNK):
+            chunk = ids[start : start + KEY_CHUNK]
+            marks = ", ".join("?" for _ in chunk)
+            for event_id, fingerprint in self._run(
+                cur,
+                f"SELECT event_id, digest FROM stock_events WHERE event_id IN ({marks})",  # noqa: S608 - only ? markers
+                chunk,
+            ).fetchall():
+                found[str(event_id)] = str(fingerprint)
+        return _Journal(found)
+
+    def _write_journal(self, cur: Cursor, journal: _Journal) -> None:
+        """Insert the batch's new journal rows gathered so far, in one round of statements.
+
+        The batch's rows are locked, so no other transaction records an event of them; one
+        reusing an event_id for another row may, and its primary key conflict rolls this
+        transaction back to be tried again (PostgreSQL), where the id reads as a duplicate.
+        """
+        if not journal.pending:
+            return
+        cur.executemany(
+            self._sql(
+                "INSERT INTO stock_events (event_id, node_id, sku, type, quantity, delta, seq, "
+                "occurred_at, eta, reservation_id, lot_id, outcome, reason, digest, "
+                "recorded_at, snapshot_generation) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            ),
+            journal.pending,
+        )
+        journal.pending = []
 
     def _open_lot(self, cur: Cursor, event: InventoryEvent) -> None:
         """Add an in-transit lot (a receipt that closed it earlier keeps it closed)."""
