@@ -103,9 +103,17 @@ class Broker(Protocol):
     """Streams, durable consumers, publishing and reading back."""
 
     async def ensure_stream(
-        self, name: str, subjects: Sequence[str], *, dedup_window_s: float | None = None
+        self,
+        name: str,
+        subjects: Sequence[str],
+        *,
+        dedup_window_s: float | None = None,
+        memory: bool = False,
     ) -> None:
-        """Create the stream unless it exists (an existing one is left as it is)."""
+        """Create the stream unless it exists (an existing one is left as it is).
+
+        ``memory`` keeps it in the broker's memory rather than on its disk.
+        """
         ...
 
     async def subscribe(

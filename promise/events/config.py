@@ -39,6 +39,12 @@ class EventSettings(BaseModel):
         description="Write every change to the outbox and publish it (serve and consume).",
     )
     events_stream: StreamName = "INVENTORY"
+    events_stream_memory: bool = Field(
+        default=False,
+        description="Create the inventory stream in the broker's memory instead of on disk "
+        "(when this service creates it): events published but not yet consumed are lost if the "
+        "broker restarts.",
+    )
     events_subject: SubjectPrefix = Field(
         default="inventory.events",
         description="Inventory events arrive on <events_subject>.<node_id>.",
@@ -61,9 +67,9 @@ class EventSettings(BaseModel):
         default=500, description="Inventory events fetched and applied per transaction, at most."
     )
     events_fetch_wait_ms: Annotated[int, Field(ge=1, le=5000)] = Field(
-        default=10,
-        description="An idle consumer's pull waits this long; once a message arrives, the pull "
-        "still gathers more for the rest of it, so it bounds the latency a pull adds.",
+        default=500,
+        description="How long an idle consumer waits for a message before it looks at its "
+        "lag and pull requests again (a message that arrives is applied at once).",
     )
     events_ack_wait_s: Annotated[float, Field(ge=1, le=3600)] = Field(
         default=30.0, description="An unacknowledged event is redelivered after this."

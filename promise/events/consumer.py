@@ -89,7 +89,9 @@ class Consumer:
         s = self._settings
         while True:
             try:
-                await self._broker.ensure_stream(s.events_stream, [f"{s.events_subject}.>"])
+                await self._broker.ensure_stream(
+                    s.events_stream, [f"{s.events_subject}.>"], memory=s.events_stream_memory
+                )
                 await self._broker.ensure_stream(
                     s.events_dlq_stream,
                     [f"{s.events_dlq_subject}.>"],
@@ -116,14 +118,13 @@ class Consumer:
         )
         self._set_state("running", "")
         next_lag = 0.0
+        wait = self._settings.events_fetch_wait_ms / 1000
         while True:
             if time.monotonic() >= next_lag:
                 next_lag = time.monotonic() + LAG_EVERY_S
                 await self._refresh_lag(sub)
             try:
-                deliveries = await sub.fetch(
-                    self._batch, self._settings.events_fetch_wait_ms / 1000
-                )
+                deliveries = await sub.fetch(self._batch, wait)
             except BrokerError as exc:
                 await self._failed(exc)
                 continue
@@ -151,6 +152,7 @@ class Consumer:
             await self._hand_back(deliveries, exc, poison=True)
             return
         self._backoff = 0.0
+        log.debug("inventory events applied", extra={"events": len(deliveries)})
         if self.on_applied is not None:
             self.on_applied()
         self.health.batches += 1
