@@ -252,7 +252,10 @@ class JetStreamBroker:
             deliver_policy=DeliverPolicy.ALL,
         )
         config.durable_name = durable
-        config.filter_subject = subject_filter
+        # No filter: the stream holds only its subjects. nats-server 2.9 walks its file store
+        # per message for a filtered consumer over many subjects (a backlog then drains at a
+        # few hundred a second); an unfiltered one reads it in order.
+        del subject_filter
         try:
             try:
                 await self._js.add_consumer(stream, config=config)
@@ -366,8 +369,13 @@ class JetStreamBroker:
             )
         config.ack_policy = AckPolicy.NONE
         config.inactive_threshold = READ_INACTIVE_S
+        if subject_filter is not None:
+            config.filter_subject = subject_filter
         try:
-            sub = await self._js.pull_subscribe(subject_filter or ">", stream=stream, config=config)
+            # Made first, then bound: without a filter, as the subscribe helper would set one
+            # (a filtered read of a file stream over many subjects is slow on nats-server 2.9).
+            info = await self._js.add_consumer(stream, config=config)
+            sub = await self._js.pull_subscribe_bind(consumer=info.name, stream=stream)
         except NATS_ERRORS as exc:
             raise BrokerError(f"reading {stream} failed: {exc!r}") from exc
         try:

@@ -154,12 +154,9 @@ async def replay(
         for result in results:
             report.outcomes[result.outcome.value] += 1
 
-    async for message in broker.read(
-        settings.events_stream,
-        subject_filter=f"{settings.events_subject}.>",
-        from_seq=from_seq,
-        since=since,
-    ):
+    # The whole stream: it holds only inventory events (a message on another subject is
+    # judged and counted as invalid, like the consumer dead-letters it).
+    async for message in broker.read(settings.events_stream, from_seq=from_seq, since=since):
         report.messages += 1
         report.first_seq = report.first_seq or message.stream_seq
         report.last_seq = message.stream_seq

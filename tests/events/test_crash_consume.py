@@ -121,5 +121,19 @@ def test_consumer_killed_five_times_ends_like_one_clean_in_order_apply(
     assert event_state(live) == event_state(reference)
     dead = asyncio.run(read_stream(streams, streams.events_dlq_stream))
     assert len(dead) == stream.invalid
+    audit = live.audit_trail(principal=f"consumer:{streams.events_durable}", limit=10**7)
+    outcomes: dict[str, int] = {}
+    for entry in audit:
+        for outcome, count in entry.detail["outcomes"].items():
+            outcomes[outcome] = outcomes.get(outcome, 0) + count
+    # Each valid event recorded once; the copies and the redeliveries after kills read as
+    # duplicates; the unknown-node events were rejected (and dead-lettered).
+    assert outcomes.get("applied", 0) + outcomes.get("stale", 0) == len(stream.valid)
+    redelivered = outcomes.get("duplicate", 0) - stream.duplicates
+    assert redelivered >= 0
+    print(
+        f"events={len(stream.valid)} copies={stream.duplicates} kills={KILLS} {outcomes} "
+        f"redelivered_after_kills={redelivered} dead={len(dead)}"
+    )
     live.close()
     reference.close()
