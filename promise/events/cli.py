@@ -57,12 +57,17 @@ def _open_live(args: argparse.Namespace) -> StockBackend:
     return open_backend(StockSettings.from_env(data_dir=_data_dir(args)))
 
 
+def _is_dsn(target: str) -> bool:
+    """Whether ``target`` names a PostgreSQL database (a URL or key=value conninfo)."""
+    return target.startswith(("postgresql://", "postgres://")) or "=" in target
+
+
 def _open_store(target: str) -> StockBackend:
-    """A store by DSN (postgresql://...) or SQLite file path."""
+    """A store by PostgreSQL DSN (a URL or key=value conninfo) or SQLite file path."""
     from promise.stock.config import StockSettings  # noqa: PLC0415
     from promise.stock.service import open_backend  # noqa: PLC0415
 
-    if target.startswith(("postgresql://", "postgres://")):
+    if _is_dsn(target):
         return open_backend(StockSettings(database_url=target))
     return open_backend(StockSettings(stock_path=Path(target)))
 
@@ -415,7 +420,8 @@ def register(subparsers: Any) -> None:
         "--into",
         required=True,
         metavar="STORE",
-        help="a fresh store: a SQLite file path or a postgresql:// DSN",
+        help="a fresh store: a SQLite file path, or a PostgreSQL DSN (postgresql://... or "
+        "key=value conninfo)",
     )
     replay.add_argument("--batch", type=int, default=1000, help="events per transaction")
     _data_dir_option(replay)

@@ -18,6 +18,7 @@ from promise.events.config import EventSettings
 from promise.events.metrics import EventMetrics
 from promise.stock import StockService
 from promise.stock.config import StockSettings
+from promise.stock.postgres import PostgresStockBackend
 from promise.stock.sqlite import SqliteStockBackend
 from tests.events.events_cases import (
     event_env,
@@ -104,5 +105,10 @@ def test_replay_refuses_a_store_that_is_not_fresh_and_replays_into_postgres(
     assert main(["events", "replay", "--into", str(live_store)]) == 2
     with pg_schema(pg_dsn) as dsn:
         code, report = _replay(capsys, "--into", dsn)
+        replayed = PostgresStockBackend(dsn)
+        # The replay went into the schema (a conninfo is a DSN, not a file name).
+        assert replayed.versions().stock > 0
+        replayed.close()
     assert code == 0
     assert report["drift"] == []
+    assert not list(Path.cwd().glob("*search_path*"))
