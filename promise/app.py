@@ -7,6 +7,7 @@ document through the one ``exception_handlers`` table built in :func:`create_app
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import functools
 import itertools
@@ -58,6 +59,9 @@ from promise.errors import (
     problem_kind,
     problem_response,
 )
+from promise.events.backbone import Backbone
+from promise.events.config import EventSettings
+from promise.events.metrics import EventMetrics
 from promise.http_rules import JsonRequest, json_bodies_only
 from promise.metrics import MULTIPROC_ENV, Metrics
 from promise.metrics_dir import hold as hold_metrics_dir
@@ -69,6 +73,7 @@ from promise.observe import (
 )
 from promise.openapi import ExactJsonRenderPlugin, ExactSwaggerRenderPlugin
 from promise.schemas import (
+    ConsumerReport,
     Health,
     PromiseAnswer,
     PromiseBody,
@@ -520,6 +525,12 @@ def _rate_limiter(settings: Settings) -> RateLimiter:
     return LocalRateLimiter()
 
 
+def _consumer_report(backbone: Backbone) -> ConsumerReport:
+    """The consumer's health as /readyz reports it."""
+    health = backbone.health
+    return ConsumerReport.model_validate(dataclasses.asdict(health))
+
+
 def create_app(
     settings: Settings,
     *,
@@ -528,12 +539,14 @@ def create_app(
     stock_settings: StockSettings | None = None,
     clock: Callable[[], dt.datetime] | None = None,
     warm_in_background: bool = False,
+    event_settings: EventSettings | None = None,
 ) -> Litestar:
     """Build the app; the keyword arguments replace the defaults in tests.
 
     ``initial_snapshot`` loads the start-up network, ``solve`` stands in for the engine,
     ``stock_settings`` picks the stock store (default: from the environment) and ``clock``
-    is the reservations' clock. The lifespan's start-up warms the solver and loads the
+    is the reservations' clock, ``event_settings`` the event backbone's (default: from the
+    environment). The lifespan's start-up warms the solver and loads the
     snapshot before it completes (uvicorn listens only then), and fails if either fails;
     ``warm_in_background`` completes it at once instead, answering 503 until warm.
     """
@@ -554,8 +567,16 @@ def create_app(
         on_retire=solver.release,
         **clock_kwargs,
     )
-    stock = StockService(backend, stock_settings, snapshots=store, **clock_kwargs)
+    events = event_settings or EventSettings.from_env()
+    stock = StockService(
+        backend, stock_settings, snapshots=store, outbox=events.events_publish, **clock_kwargs
+    )
     service = PromiseService(settings, metrics, store=store, stock=stock, **service_kwargs)
+    backbone: Backbone | None = None
+    if events.any:
+        backbone = Backbone(events, stock, EventMetrics(metrics.registry))
+        if events.events_consume:
+            service.consumer_health = functools.partial(_consumer_report, backbone)
     authenticator = Authenticator(
         backend.key, cache_s=settings.auth_key_cache_s, tokens=_token_verifier(settings)
     )
@@ -588,6 +609,9 @@ def create_app(
         """Start the stock store, then warm up and load (see ``warm_in_background``)."""
         async with stock.running(), anyio.create_task_group() as tasks:
             tasks.start_soon(store.follow)
+            if backbone is not None:
+                # Events wait (handed back, retried) until the snapshot is loaded.
+                tasks.start_soon(backbone.run)
             try:
                 if warm_in_background:
                     tasks.start_soon(functools.partial(start, fatal=False))

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from promise import metrics_dir as metrics_dirs
 from promise.access.cli import register as register_access_commands
+from promise.events.cli import register as register_event_commands
 from promise.settings import Settings, SettingsError
 from scenarios.cli import register as register_scenario_commands
 
@@ -70,6 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     register_scenario_commands(commands)
     # Keys and the audit trail live with the access package.
     register_access_commands(commands)
+    # The event backbone: the standalone consumer, replay and dead letters.
+    register_event_commands(commands)
     return parser
 
 

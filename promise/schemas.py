@@ -12,6 +12,7 @@ from models import BooleanOnly, Frozen, PromiseRequest, PromiseResult, ServiceLe
 from promise.stock.schemas import PromiseHold
 
 __all__ = [
+    "ConsumerReport",
     "Health",
     "PromiseAnswer",
     "PromiseBody",
@@ -101,6 +102,18 @@ class Health(Frozen):
     pid: int
 
 
+class ConsumerReport(Frozen):
+    """How this worker's inventory-event consumer is doing (when it runs one)."""
+
+    state: Literal["connecting", "starting", "running", "failing"]
+    detail: str = Field(default="", description="The last failure, while failing.")
+    lag: int | None = Field(
+        default=None, description="Stream messages the durable consumer has not acknowledged."
+    )
+    last_batch_at: dt.datetime | None = None
+    batches: int = Field(default=0, description="Batches this worker applied since it started.")
+
+
 class Readiness(Frozen):
     """The worker has a warmed snapshot and takes promises."""
 
@@ -109,3 +122,8 @@ class Readiness(Frozen):
     snapshot_version: str
     snapshot_generation: int
     loaded_at: dt.datetime
+    consumer: ConsumerReport | None = Field(
+        default=None,
+        description="The inventory-event consumer's health, when PROMISE_EVENTS_CONSUME is on "
+        "(reported only: a failing consumer does not take the worker out of rotation).",
+    )

@@ -41,7 +41,14 @@ from promise.errors import (
     problem_kind,
 )
 from promise.metrics import Metrics
-from promise.schemas import PromiseAnswer, PromiseBody, Readiness, SnapshotInfo, ValidationAnswer
+from promise.schemas import (
+    ConsumerReport,
+    PromiseAnswer,
+    PromiseBody,
+    Readiness,
+    SnapshotInfo,
+    ValidationAnswer,
+)
 from promise.settings import Settings
 from promise.stock import StockService, StockUnavailableError
 from promise.stock.snapshots import LiveSnapshot, SnapshotStore
@@ -167,6 +174,8 @@ class PromiseService:
         self.startup_error: str | None = None
         # Opened in start(), inside the worker process: one capture file per worker.
         self._capture: CaptureSink | None = None
+        # The inventory-event consumer's report for /readyz, when this worker runs one.
+        self.consumer_health: Callable[[], ConsumerReport] | None = None
 
     def close(self) -> None:
         """Flush and close the capture sink, if any (at shutdown)."""
@@ -232,11 +241,13 @@ class PromiseService:
             except StockUnavailableError as exc:
                 # Every stock or promise request would answer 503 now: take this worker out.
                 raise NotReadyError(exc.message, self._settings.retry_after_s) from exc
+        report = None if self.consumer_health is None else self.consumer_health()
         return Readiness(
             pid=os.getpid(),
             snapshot_version=live.snapshot.version,
             snapshot_generation=live.generation,
             loaded_at=live.loaded_at,
+            consumer=report,
         )
 
     def check_limits(self, body: PromiseBody, *, principal: Principal | None = None) -> None:

@@ -48,7 +48,13 @@ RETRY_AFTER_S = 1
 ATTEMPTS = 5
 # Any constant works; it only has to be the same for every process creating the schema.
 SCHEMA_LOCK = 0x53544F434B  # "STOCK"
-RETRIED = (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure)
+# A unique violation is retried too: an event_id reused for another row by a concurrent
+# batch (see SqlStockBackend._write_journal) reads as a duplicate on the next try.
+RETRIED = (
+    psycopg.errors.DeadlockDetected,
+    psycopg.errors.SerializationFailure,
+    psycopg.errors.UniqueViolation,
+)
 
 
 @functools.lru_cache(maxsize=512)
@@ -113,6 +119,17 @@ class PostgresStockBackend(SqlStockBackend):
     def _sql(self, text: str) -> str:
         """Placeholders in psycopg's style."""
         return _to_pyformat(text)
+
+    def _key_filter(self, keys: Sequence[Key], extra: str = "") -> tuple[str, list[Any]]:
+        """The rows of ``keys`` as two arrays: one statement text whatever their number.
+
+        PostgreSQL plans the array join as well as the ORed equalities, and a text that does
+        not grow with the keys is parsed once and stays prepared.
+        """
+        nodes = [node for node, _ in keys]
+        skus = [sku for _, sku in keys]
+        predicate = "(node_id, sku) IN (SELECT * FROM unnest(?::text[], ?::text[]))"
+        return f"({predicate}{extra})", [nodes, skus]
 
     def _attempts(self, run: Callable[[], T]) -> T:
         """Run a transaction, retrying deadlocks; an unreachable server is a 503."""

@@ -24,11 +24,12 @@ import anyio.to_thread
 
 from models import ChannelPolicy, PromiseResult, ServiceLevel
 from promise.access.principal import Principal, Scope
-from promise.errors import PROBLEM_TYPE_PREFIX, QueryParameterError
+from promise.errors import PROBLEM_TYPE_PREFIX, NotReadyError, QueryParameterError
 from promise.stock.backend import (
     Clock,
     HoldPlan,
     HoldRecord,
+    Key,
     RowOverlay,
     StockBackend,
     StoredAnswer,
@@ -48,6 +49,7 @@ from promise.stock.errors import (
 )
 from promise.stock.holds import RulesCache, StockRules, shortfalls
 from promise.stock.live import LiveInventory
+from promise.stock.outbox import OutboxQueries
 from promise.stock.schemas import (
     EventBatch,
     EventOutcome,
@@ -180,8 +182,13 @@ class StockService:
         snapshots: SnapshotSource,
         clock: Clock = utc_now,
         concurrency: int | None = None,
+        outbox: bool = False,
     ) -> None:
-        """Serve from ``backend``; ``snapshots`` gives the snapshot in force."""
+        """Serve from ``backend``; ``snapshots`` gives the snapshot in force.
+
+        With ``outbox`` every change is also written to the authority's outbox, with the new
+        tiers and ATP per channel of the rows it touched, for a publisher to drain.
+        """
         self.backend = backend
         self.settings = settings
         self.snapshots = snapshots
@@ -197,6 +204,32 @@ class StockService:
             concurrency = settings.pool_size if settings.database_url else SQLITE_THREADS
         self._concurrency = concurrency
         self._limiter: anyio.CapacityLimiter | None = None
+        if outbox:
+            if not isinstance(backend, OutboxQueries):
+                raise TypeError(f"{type(backend).__name__} keeps no outbox")
+            backend.outbox_rows = self.row_state
+
+    def row_state(self, key: Key, overlay: RowOverlay, now: int) -> dict[str, Any] | None:
+        """A row's published state: tiers and what each channel may still hold (None: unknown).
+
+        Judged on the snapshot this worker serves; called inside the write transaction.
+        """
+        try:
+            rules = self.rules(self.snapshots.current())
+        except NotReadyError:
+            return None
+        if rules.unknown(*key) is not None:
+            return None
+        tiers = rules.tiers(key, overlay, now)
+        return {
+            "on_hand": tiers.on_hand,
+            "held": tiers.held,
+            "in_transit": tiers.in_transit,
+            "atp": {
+                channel: rules.available(policy, tiers)
+                for channel, policy in sorted(rules.policies.items())
+            },
+        }
 
     @property
     def clock(self) -> Clock:
@@ -268,9 +301,13 @@ class StockService:
     # --- events ---------------------------------------------------------------------------
 
     async def apply_events(
-        self, batch: EventBatch, principal: Principal | None = None
+        self, batch: EventBatch, principal: Principal | None = None, *, actor: str | None = None
     ) -> EventsAnswer:
-        """Record and apply a batch of events; each event's outcome (audited as ``principal``)."""
+        """Record and apply a batch of events; each event's outcome.
+
+        The batch is audited under ``principal`` (an HTTP caller) or ``actor`` (an internal
+        one, such as a stream consumer).
+        """
         limit = self.settings.max_event_batch
         if len(batch.events) > limit:
             raise StockRequestError(
@@ -286,7 +323,7 @@ class StockService:
                 rules.unknown,
                 self._clock,
                 live.generation,
-                None if principal is None else principal.id,
+                actor if principal is None else principal.id,
             )
 
         results, version = await self.judged(attempt)

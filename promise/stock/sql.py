@@ -14,6 +14,7 @@ touched with it; a reader that saw version V fetches the rows stamped after V.
 from __future__ import annotations
 
 import abc
+import dataclasses
 import functools
 import uuid
 import zlib
@@ -47,6 +48,7 @@ from promise.stock.errors import (
 )
 from promise.stock.events import CountState, after, digest, judge
 from promise.stock.holds import consume
+from promise.stock.outbox import ALL_NODES, OUTBOX_SCHEMA, Change, OutboxQueries
 from promise.stock.schemas import (
     EventOutcome,
     EventResult,
@@ -178,6 +180,7 @@ MIGRATIONS = (
         _SNAPSHOT_AUTHORITY,
     ),
     Migration(3, "api keys, audit trail, principal on holds", ACCESS_SCHEMA),
+    Migration(4, "transactional outbox of changes to publish", OUTBOX_SCHEMA),
 )
 
 HOLD_SELECT = (
@@ -234,12 +237,67 @@ LOT_OPEN = " AND closed = 0"
 LINE_LIVE = " AND status IN ('held', 'confirmed')"
 
 
+class _Journal:
+    """The journal rows of one batch: digests known so far, and the rows still to insert."""
+
+    def __init__(self, digests: dict[str, str]) -> None:
+        """Start from the digests of the batch's events already recorded."""
+        self.digests = digests
+        self.pending: list[tuple[Any, ...]] = []
+
+    def record(self, row: tuple[Any, ...]) -> None:
+        """Add a new event's row (``row[0]`` its id, ``row[13]`` its digest)."""
+        self.digests[str(row[0])] = str(row[13])
+        self.pending.append(row)
+
+
+def _event_change(event: InventoryEvent, result: EventResult) -> Change:
+    """The message of an applied event: the event as recorded and its row's new ATP."""
+    return Change(
+        kind="event",
+        node_id=event.node_id,
+        msg_id=f"event:{event.event_id}",
+        body={
+            "event": event.model_dump(mode="json", exclude_none=True),
+            "outcome": result.outcome.value,
+            "reason": result.reason,
+        },
+        rows=((event.node_id, event.sku),),
+    )
+
+
+def _hold_changes(kind: str, hold: HoldRecord, *, with_rows: bool = True) -> list[Change]:
+    """One message per node of a hold: its lines there and (``with_rows``) their new ATP."""
+    nodes: dict[str, list[ReservedLine]] = {}
+    for line in hold.lines:
+        nodes.setdefault(line.node_id, []).append(line)
+    return [
+        Change(
+            kind=kind,
+            node_id=node_id,
+            msg_id=f"{kind}:{hold.hold_id}:{node_id}",
+            body={
+                "reservation": {
+                    "reservation_id": hold.hold_id,
+                    "status": hold.status.value,
+                    "channel": hold.channel,
+                    "principal": hold.principal,
+                    "expires_at": from_us(hold.expires_at).isoformat(),
+                    "lines": [line.model_dump(mode="json") for line in lines],
+                }
+            },
+            rows=tuple(sorted({(node_id, line.sku) for line in lines})) if with_rows else (),
+        )
+        for node_id, lines in sorted(nodes.items())
+    ]
+
+
 def _result(event: InventoryEvent, outcome: EventOutcome, reason: str | None) -> EventResult:
     """One event's result."""
     return EventResult(event_id=event.event_id, outcome=outcome, reason=reason)
 
 
-class SqlStockBackend(AccessQueries):
+class SqlStockBackend(AccessQueries, OutboxQueries):
     """Live stock in a SQL database; subclasses bring connections and locking."""
 
     for_update = ""  # row-lock suffix of a SELECT inside a write transaction
@@ -262,16 +320,24 @@ class SqlStockBackend(AccessQueries):
 
     # --- helpers --------------------------------------------------------------------------
 
+    def _key_filter(self, keys: Sequence[Key], extra: str = "") -> tuple[str, list[Any]]:
+        """A predicate matching the rows of ``keys`` (each also meeting ``extra``)."""
+        return key_filter(keys, extra)
+
     def _bump(self, cur: Cursor, keys: Iterable[Key]) -> int:
         """Next state version, stamped on ``keys``; the counter row is always locked last."""
         row = self._run(
             cur, "UPDATE stock_meta SET value = value + 1 WHERE key = 'version' RETURNING value"
         ).fetchone()
         version = int(row[0])
-        cur.executemany(
-            self._sql("UPDATE stock_rows SET changed_version = ? WHERE node_id = ? AND sku = ?"),
-            [(version, node, sku) for node, sku in sorted(keys)],
-        )
+        for chunk in chunks(sorted(keys)):
+            # One statement per chunk of rows (they are locked already, in key order).
+            where, params = self._key_filter(chunk)
+            self._run(
+                cur,
+                f"UPDATE stock_rows SET changed_version = ? WHERE {where}",  # noqa: S608 - only constant fragments and ? markers
+                [version, *params],
+            )
         return version
 
     def _version(self, cur: Cursor) -> int:
@@ -351,7 +417,7 @@ class SqlStockBackend(AccessQueries):
         """Overlays of ``keys``; rows never touched come back empty."""
         out: dict[Key, RowOverlay] = {}
         for chunk in chunks(keys):
-            out.update(self._overlays(cur, functools.partial(key_filter, chunk)))
+            out.update(self._overlays(cur, functools.partial(self._key_filter, chunk)))
         return {key: out.get(key, EMPTY_OVERLAY) for key in keys}
 
     def _hold(self, cur: Cursor, hold_id: str, *, lock: bool = False) -> HoldRecord | None:
@@ -555,6 +621,25 @@ class SqlStockBackend(AccessQueries):
                 "snapshot_history WHERE generation > ?)",
                 (pointer.generation - RETAINED_SNAPSHOTS,),
             )
+            self._record(
+                cur,
+                now,
+                [
+                    Change(
+                        kind="snapshot",
+                        node_id=ALL_NODES,
+                        msg_id=f"snapshot:{pointer.generation}",
+                        body={
+                            "snapshot": {
+                                "generation": pointer.generation,
+                                "version": version,
+                                "digest": digest,
+                                "origin": origin,
+                            }
+                        },
+                    )
+                ],
+            )
             self._audit(
                 cur,
                 now,
@@ -601,13 +686,26 @@ class SqlStockBackend(AccessQueries):
 
         def work(cur: Cursor, now: int) -> int:
             judged = self._judged_under(cur, generation)
-            states = {key: o.count for key, o in self._overlays_of(cur, keys).items()}
+            before = self._overlays_of(cur, keys)
+            states = {key: o.count for key, o in before.items()}
             touched: set[Key] = set()
             charges: Charges = {}
+            changes: list[Change] = []
+            journal = self._journal_of(cur, [events[i].event_id for i in todo])
             for i in todo:
                 results[i] = self._apply_one(
-                    cur, events[i], states, touched, now, judged=judged, charges=charges
+                    cur,
+                    events[i],
+                    states,
+                    touched,
+                    now,
+                    judged=judged,
+                    charges=charges,
+                    journal=journal,
                 )
+                if results[i].outcome is EventOutcome.APPLIED and self.outbox_enabled:
+                    changes.append(_event_change(events[i], results[i]))
+            self._write_journal(cur, journal)
             cur.executemany(
                 self._sql(
                     "UPDATE stock_rows SET count_seq = ?, count_value = ?, delta_sum = ? "
@@ -620,6 +718,17 @@ class SqlStockBackend(AccessQueries):
             )
             self._audit_batch(cur, now, actor, results)
             self._settle(cur, charges)
+            # Plain deltas and counts change only the count state: the rows' overlays are
+            # known without reading them again. Lots and consumed holds are read afresh.
+            plain = not any(
+                events[i].lot_id or events[i].reservation_id or events[i].eta for i in todo
+            )
+            after_batch = (
+                {key: dataclasses.replace(before[key], count=states[key]) for key in keys}
+                if plain
+                else None
+            )
+            self._record(cur, now, changes, overlays=after_batch)
             return self._bump(cur, touched) if touched else self._version(cur)
 
         version = self._write(keys, clock, work)
@@ -654,6 +763,7 @@ class SqlStockBackend(AccessQueries):
         *,
         judged: int | None,
         charges: Charges,
+        journal: _Journal,
     ) -> EventResult:
         """Record one event and apply it to ``states`` (the batch's rows, locked)."""
         key = (event.node_id, event.sku)
@@ -676,12 +786,13 @@ class SqlStockBackend(AccessQueries):
                 return _result(event, EventOutcome.REJECTED, why)
         state = states[key]
         outcome, reason = judge(event, state)
-        self._run(
-            cur,
-            "INSERT INTO stock_events (event_id, node_id, sku, type, quantity, delta, seq, "
-            "occurred_at, eta, reservation_id, lot_id, outcome, reason, digest, recorded_at, "
-            "snapshot_generation) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT (event_id) DO NOTHING",
+        fingerprint = digest(event)
+        known = journal.digests.get(event.event_id)
+        if known is not None:
+            same = known == fingerprint
+            what = "already recorded" if same else "already recorded with different content"
+            return _result(event, EventOutcome.DUPLICATE, f"event_id {what}; ignored")
+        journal.record(
             (
                 event.event_id,
                 event.node_id,
@@ -696,24 +807,19 @@ class SqlStockBackend(AccessQueries):
                 event.lot_id,
                 outcome.value,
                 reason,
-                digest(event),
+                fingerprint,
                 now,
                 judged,
-            ),
+            )
         )
-        if cur.rowcount != 1:
-            row = self._run(
-                cur, "SELECT digest FROM stock_events WHERE event_id = ?", (event.event_id,)
-            ).fetchone()
-            same = row is not None and row[0] == digest(event)
-            what = "already recorded" if same else "already recorded with different content"
-            return _result(event, EventOutcome.DUPLICATE, f"event_id {what}; ignored")
         if outcome is EventOutcome.APPLIED:
             touched.add(key)
             if event.type is EventType.IN_TRANSIT:
                 self._open_lot(cur, event)
             else:
-                states[key] = after(event, state, lambda seq: self._deltas_after(cur, key, seq))
+                states[key] = after(
+                    event, state, lambda seq: self._deltas_after(cur, key, seq, journal)
+                )
         if event.lot_id is not None:
             # Units that arrived have left transit, whether or not a count already has them.
             self._close_lot(cur, event.lot_id, key)
@@ -726,8 +832,9 @@ class SqlStockBackend(AccessQueries):
                 reason = "; ".join(part for part in (reason, note) if part)
         return _result(event, outcome, reason)
 
-    def _deltas_after(self, cur: Cursor, key: Key, seq: int) -> int:
-        """Sum of the recorded deltas of a row with a seq after ``seq``."""
+    def _deltas_after(self, cur: Cursor, key: Key, seq: int, journal: _Journal) -> int:
+        """Sum of the recorded deltas of a row with a seq after ``seq`` (this batch's too)."""
+        self._write_journal(cur, journal)
         row = self._run(
             cur,
             "SELECT CAST(COALESCE(SUM(delta), 0) AS BIGINT) FROM stock_events "
@@ -735,6 +842,41 @@ class SqlStockBackend(AccessQueries):
             (*key, seq),
         ).fetchone()
         return int(row[0])
+
+    def _journal_of(self, cur: Cursor, event_ids: Sequence[str]) -> _Journal:
+        """The digests of the batch's events already in the journal (the rest are new)."""
+        ids = sorted(set(event_ids))
+        found: dict[str, str] = {}
+        for start in range(0, len(ids), KEY_CHUNK):
+            chunk = ids[start : start + KEY_CHUNK]
+            marks = ", ".join("?" for _ in chunk)
+            for event_id, fingerprint in self._run(
+                cur,
+                f"SELECT event_id, digest FROM stock_events WHERE event_id IN ({marks})",  # noqa: S608 - only ? markers
+                chunk,
+            ).fetchall():
+                found[str(event_id)] = str(fingerprint)
+        return _Journal(found)
+
+    def _write_journal(self, cur: Cursor, journal: _Journal) -> None:
+        """Insert the batch's new journal rows gathered so far, in one round of statements.
+
+        The batch's rows are locked, so no other transaction records an event of them; one
+        reusing an event_id for another row may, and its primary key conflict rolls this
+        transaction back to be tried again (PostgreSQL), where the id reads as a duplicate.
+        """
+        if not journal.pending:
+            return
+        cur.executemany(
+            self._sql(
+                "INSERT INTO stock_events (event_id, node_id, sku, type, quantity, delta, seq, "
+                "occurred_at, eta, reservation_id, lot_id, outcome, reason, digest, "
+                "recorded_at, snapshot_generation) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            ),
+            journal.pending,
+        )
+        journal.pending = []
 
     def _open_lot(self, cur: Cursor, event: InventoryEvent) -> None:
         """Add an in-transit lot (a receipt that closed it earlier keeps it closed)."""
@@ -844,6 +986,7 @@ class SqlStockBackend(AccessQueries):
                         max_open_holds=plan.max_open_holds,
                         max_held_units=plan.max_held_units,
                     )
+                self._record(cur, now, _hold_changes("hold", record))
                 self._bump(cur, plan.keys)
             return StoredAnswer(status_code, body)
 
@@ -994,6 +1137,11 @@ class SqlStockBackend(AccessQueries):
                 return False
             # A firm line never lapses: no quantity changes, so no new state version.
             self._set_status(cur, hold_id, "confirmed", only="held")
+            if self.outbox_enabled:
+                record = self._hold(cur, hold_id)
+                assert record is not None
+                # Nothing changed in stock, so the messages carry no rows.
+                self._record(cur, now, _hold_changes("confirm", record, with_rows=False))
             return True
 
         return self._transition(
@@ -1038,6 +1186,10 @@ class SqlStockBackend(AccessQueries):
             ).fetchone()[0]
             if owner is not None:
                 self._charge(cur, owner, -1, -sum(int(left) for _, _, left in live))
+            if self.outbox_enabled:
+                record = self._hold(cur, hold_id)
+                assert record is not None
+                self._record(cur, now, _hold_changes("release", record))
             self._bump(cur, set(keys))
             return True
 
@@ -1099,6 +1251,18 @@ class SqlStockBackend(AccessQueries):
                     done_ids,
                 )
                 self._settle(cur, {str(p): [-int(n), -int(u)] for p, n, u in owned})
+                if self.outbox_enabled:
+                    expired_holds = [self._hold(cur, hold_id) for hold_id in done_ids]
+                    self._record(
+                        cur,
+                        now,
+                        [
+                            change
+                            for hold in expired_holds
+                            if hold is not None
+                            for change in _hold_changes("expiry", hold)
+                        ],
+                    )
                 done_set = set(done_ids)
                 self._bump(cur, {(n, s) for hold_id, n, s in found if hold_id in done_set})
                 return len(done_ids)
