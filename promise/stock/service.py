@@ -38,6 +38,7 @@ from promise.stock.backend import (
 from promise.stock.config import StockSettings
 from promise.stock.errors import (
     EventNotFoundError,
+    HoldLimitError,
     InsufficientStockError,
     ReservationNotFoundError,
     SnapshotMovedError,
@@ -539,9 +540,10 @@ class StockService:
 
         The option is ``service_level`` or else the recommended one. The hold is all lines or
         none; when it cannot be placed the answer says which lines fell short (stock taken by
-        another checkout since the solve) or why there was nothing to hold. ``live`` is the
-        snapshot the answer was solved on: when another has gone live since, the authority
-        refuses the hold with SnapshotMovedError and the caller solves again.
+        another checkout since the solve), that the caller's hold limits were reached, or why
+        there was nothing to hold. ``live`` is the snapshot the answer was solved on: when
+        another has gone live since, the authority refuses the hold with SnapshotMovedError and
+        the caller solves again.
         """
         await self.remember_promise(promise_id, result)
         level = service_level or result.recommended
@@ -573,7 +575,12 @@ class StockService:
             snapshot_generation=live.generation,
             **self.limits_of(principal),
         )
-        answer = await self._hold(plan, policy, rules)
+        try:
+            answer = await self._hold(plan, policy, rules)
+        except HoldLimitError as exc:
+            # The answer stands: like stock taken meanwhile, a caller's full hold quota is
+            # why nothing was held, said in the answer (POST /v1/reservations answers 409).
+            return PromiseHold(held=False, service_level=level, detail=f"nothing was held: {exc}")
         if answer.status_code == CREATED:
             reservation = Reservation.model_validate_json(answer.body)
             return PromiseHold(held=True, service_level=level, reservation=reservation)
