@@ -7,7 +7,8 @@ import functools
 import zoneinfo
 from typing import Annotated
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, WithJsonSchema, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from models._base import (
     MAX_DATED_ENTRIES,
@@ -41,6 +42,31 @@ Weekdays = Annotated[tuple[Weekday, ...], Many(7)]
 DatedCapacity = Annotated[dict[dt.date, NonNegInt], Entries(MAX_DATED_ENTRIES)]
 
 
+def _wall_clock(value: dt.time) -> dt.time:
+    """Reject a time with a UTC offset: a node's times are read in its own time zone."""
+    if value.tzinfo is not None:
+        raise PydanticCustomError(
+            "time_has_offset",
+            "a node-local time takes no UTC offset (the node's time_zone applies), e.g. 16:00",
+        )
+    return value
+
+
+# A wall-clock time of the node's zone. Not JSON Schema's "time" format: RFC 3339 times carry
+# an offset, which would make the time an instant, and comparing one with the node's local
+# clock fails. Seconds and fractions are optional, as the service reads them.
+LocalTime = Annotated[
+    dt.time,
+    AfterValidator(_wall_clock),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": r"^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]+)?)?$",
+        }
+    ),
+]
+
+
 def _weekday_set(days: tuple[int, ...]) -> tuple[int, ...]:
     """Reject empty or repeated weekday lists and return them sorted."""
     if not days:
@@ -72,7 +98,9 @@ class Node(Frozen):
     location: Location
     region: str = Field(default="", max_length=32, description="Region code, e.g. a US state.")
     time_zone: str = Field(description="IANA time zone name, e.g. America/Chicago.")
-    cutoff: dt.time = Field(default=dt.time(14, 0), description="Order cutoff, node local time.")
+    cutoff: LocalTime = Field(
+        default=dt.time(14, 0), description="Order cutoff: HH:MM[:SS] node local time, no offset."
+    )
     lead_time_days: Annotated[int, Field(ge=0, le=30)] = 0
     operating_weekdays: Weekdays = WEEKDAYS_MON_SAT
     holiday_country: str = Field(default="US", min_length=2, max_length=2)

@@ -113,6 +113,7 @@ def _problems(*statuses: int) -> dict[int, ResponseSpec]:
         403: "The caller lacks the role this route or request needs.",
         429: "The caller is over its request rate; retry after Retry-After seconds.",
         413: "The body is larger than this service accepts.",
+        415: "The body is not JSON (application/json or application/*+json).",
         422: "A field is invalid, or the request cannot be answered as asked (see errors).",
         503: "Not ready or overloaded; retry after the Retry-After header's seconds.",
     }
@@ -146,7 +147,7 @@ def _annotate(request: AnyRequest, *, solve_status: str | None, snapshot_version
         "option per service level. Uses the live snapshot unless the body carries one."
     ),
     tags=["promise"],
-    responses=_problems(400, 413, 422, 503),
+    responses=_problems(400, 413, 415, 422, 503),
     **secured(Scope.PROMISE, Scope.RESERVE),
 )
 async def promise_cart(
@@ -188,7 +189,7 @@ async def promise_cart(
     summary="Validate a promise request without solving",
     description="Parses and checks the same body as POST /v1/promise; the framework floor.",
     tags=["promise"],
-    responses=_problems(400, 413, 422),
+    responses=_problems(400, 413, 415, 422),
     **secured(Scope.PROMISE),
 )
 async def validate_cart(
@@ -255,7 +256,7 @@ async def get_snapshot(service: NamedDependency[PromiseService]) -> SnapshotInfo
         "call returned sees the new one."
     ),
     tags=["snapshot"],
-    responses=_problems(400, 413, 422, 503),
+    responses=_problems(400, 413, 415, 422, 503),
     **secured(Scope.ADMIN),
 )
 async def put_snapshot(
@@ -303,7 +304,9 @@ async def readyz(service: NamedDependency[PromiseService]) -> Readiness:
     summary="Prometheus metrics",
     tags=["operations"],
     media_type=MediaType.TEXT,
-    responses={status: spec for status, spec in _problems().items() if status != 429},
+    # A caller from an open network reads without a credential and without a rate limit;
+    # any other caller is authenticated and rate limited like on every route.
+    responses=_problems(),
     **secured(Scope.ADMIN, Scope.ANALYST, network_open=True),
 )
 async def metrics_text(metrics: NamedDependency[Metrics]) -> Response[bytes]:

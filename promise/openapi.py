@@ -6,7 +6,10 @@ fields vanish and ``extra="forbid"`` is not said. Clients and fuzzers driven by 
 mostly send requests the service refuses. Here every request and response body that is a
 pydantic model is described by ``pydantic.json_schema.models_json_schema`` instead: request
 bodies in validation mode, answers in serialization mode, so the document is what the models
-accept and emit. Parameters and everything else stay as Litestar generates them.
+accept and emit. Parameters and everything else stay as Litestar generates them, but for one
+entry: Litestar adds a 400 ``{status_code, detail, extra}`` JSON answer to every route with
+parameters, which this service never sends (invalid parameters are 422 problem documents, see
+``promise.app``); it is dropped, and each route lists the problem documents it does answer.
 """
 
 from __future__ import annotations
@@ -87,9 +90,29 @@ def _refs(value: object) -> Iterator[str]:
             yield from _refs(item)
 
 
+def _is_litestar_validation_answer(response: object) -> bool:
+    """Whether an answer is Litestar's generic validation 400 (not a problem document)."""
+    if not isinstance(response, dict):
+        return False
+    content = response.get("content") or {}
+    schema = content.get("application/json", {}).get("schema", {})
+    properties = set(schema.get("properties", {})) if isinstance(schema, dict) else set()
+    return set(content) == {"application/json"} and properties == {"status_code", "detail", "extra"}
+
+
+def _drop_litestar_validation_answers(document: dict[str, Any]) -> None:
+    """Remove the 400 Litestar documents for every route with parameters (never sent here)."""
+    for item in document.get("paths", {}).values():
+        for operation in item.values():
+            responses = operation.get("responses", {}) if isinstance(operation, dict) else {}
+            if _is_litestar_validation_answer(responses.get("400")):
+                del responses["400"]
+
+
 def exact_document(app: Litestar, document: dict[str, Any]) -> dict[str, Any]:
     """``document`` (Litestar's) with pydantic's schemas for every pydantic body."""
     out = copy.deepcopy(document)
+    _drop_litestar_validation_answers(out)
     bodies = list(_bodies(app))
     pairs = list(dict.fromkeys((model, mode) for _, model, mode in bodies))
     refs, definitions = models_json_schema(pairs, ref_template=REF_PREFIX + "{model}")

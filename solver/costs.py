@@ -8,7 +8,9 @@ Without ``allow_partial`` the caller wants the cheapest complete answer whenever
 costs more than the whole range of every other term (``Coefficients.unfilled``), so fewer
 unfilled units always win, and among complete answers the order is the contract's. The range
 of the objective is bounded up front; a request whose objective could leave the integers
-every engine represents exactly is refused, naming the weight that contributes most.
+every engine represents exactly is refused, naming the weight that contributes most. So is one
+whose margin floor, in its exact integer form, could (a floor with six decimal places scales
+every price by up to 10^8).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ __all__ = [
     "MAX_OBJECTIVE",
     "Coefficients",
     "Evaluation",
+    "MarginFloorRangeError",
     "ObjectiveRangeError",
     "coefficients",
     "evaluate",
@@ -49,6 +52,20 @@ class ObjectiveRangeError(InvalidRequestError):
             f"with these weights and this cart the objective could reach {bound}, beyond the "
             f"{MAX_OBJECTIVE} the solver represents exactly; {weight} contributes most: lower it",
             ("weights", weight),
+        )
+
+
+class MarginFloorRangeError(InvalidRequestError):
+    """The margin floor's exact form (``a × margin ≥ b × revenue``) is too large to represent."""
+
+    def __init__(self, floor_pct: float, bound: int, *, from_policy: bool) -> None:
+        """Say whose floor it is and how to bring it into range."""
+        whose = "the channel policy's margin floor" if from_policy else "min_margin_pct"
+        super().__init__(
+            f"{whose} of {floor_pct} % on this cart's prices makes the exact margin check reach "
+            f"{bound}, beyond the {MAX_OBJECTIVE} the solver represents exactly: give the floor "
+            "fewer decimal places",
+            ("min_margin_pct",),
         )
 
 
@@ -110,6 +127,7 @@ def coefficients(problem: Problem) -> Coefficients:
         cells[k] = ((line_sku == sku)[:, None] & (problem.slot_node == node)[None, :]).ravel()
     per_kg = scaled(w.shipping, problem.slot_per_kg)
     unfilled = _unfilled_cost(ctx, problem.level)
+    _check_margin_floor(ctx, problem.level)
     return Coefficients(
         unit=unit,
         package=package.astype(np.int64),
@@ -167,6 +185,39 @@ def _unfilled_cost(ctx: CartContext, level: ServiceLevel) -> int:
         named = terms if ctx.request.allow_partial else {**terms, "unfilled_per_unit": 0}
         raise ObjectiveRangeError(max(named, key=lambda k: named[k]), bound)
     return unfilled
+
+
+def _check_margin_floor(ctx: CartContext, level: ServiceLevel) -> None:
+    """Refuse a margin floor whose exact constraint could leave the integers represented exactly.
+
+    The MIP states the floor ``f`` as ``a × margin ≥ b × revenue`` with ``b / a = f / 100``
+    reduced, so each unit's term is ``price × (a − b) − a × cost``: at most ``a × (price +
+    cost)``. Bounded like the objective (every line filled from its dearest stocking node, every
+    package at the level's dearest rate), and by the same ``MAX_OBJECTIVE``; beyond it numpy's
+    int64 products could wrap silently and CP-SAT refuses the model as a possible overflow.
+    """
+    if ctx.margin_floor is None:
+        return
+    a, _ = ctx.margin_floor
+    qty = [line.line.quantity for line in ctx.lines]
+    price = [line.line.unit_price for line in ctx.lines]
+    pick = int(ctx.index.node_pick_cost[ctx.stock_nodes].max(initial=0))
+    handling = int(ctx.index.node_handling[ctx.stock_nodes].max(initial=0))
+    dearest = ctx.stock_unit_cost.max(axis=0, initial=0).tolist()
+    rates = [r for s in ctx.index.snapshot.services if s.service_level is level for r in s.rates]
+    base = max((r.base for r in rates), default=0)
+    per_kg = max((r.per_kg for r in rates), default=0)
+    units = sum(qty)
+    packages = min(ctx.max_shipments, units)
+    kg = sum(line.weight_g * line.line.quantity for line in ctx.lines) // 1000 + packages
+    # Python integers: the bound itself must not wrap.
+    money = sum(q * (p + int(c) + pick) for q, p, c in zip(qty, price, dearest, strict=True))
+    bound = a * (money + packages * (base + handling) + kg * per_kg)
+    if bound > MAX_OBJECTIVE:
+        floor_pct = ctx.request.min_margin_pct
+        from_policy = floor_pct is None
+        shown = ctx.policy.min_margin_pct if floor_pct is None else floor_pct
+        raise MarginFloorRangeError(shown or 0.0, bound, from_policy=from_policy)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

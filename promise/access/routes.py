@@ -21,8 +21,10 @@ from promise.access.schemas import (
     audit_view,
     key_view,
 )
+from promise.errors import QueryParameterError
 from promise.stock.backend import StockBackend, to_us
 from promise.stock.errors import StockHTTPError
+from promise.stock.routes import problem_responses
 from promise.stock.service import StockService
 
 __all__ = ["KeyNotFoundError", "access_router"]
@@ -43,9 +45,16 @@ class KeyNotFoundError(StockHTTPError):
 
 
 KeyId = Annotated[str, Parameter(min_length=16, max_length=16, pattern=r"^[0-9a-f]{16}$")]
+_KEY_NOT_FOUND = {404: "No API key has this id."}
 
 
-@get("/v1/keys", summary="API keys", tags=["access"], **secured(Scope.ADMIN))
+@get(
+    "/v1/keys",
+    summary="API keys",
+    tags=["access"],
+    responses=problem_responses(503),
+    **secured(Scope.ADMIN),
+)
 async def list_keys(stock: NamedDependency[StockService]) -> list[KeyView]:
     """Every API key, oldest first (never a secret)."""
     records = await anyio.to_thread.run_sync(stock.backend.keys)
@@ -58,6 +67,7 @@ async def list_keys(stock: NamedDependency[StockService]) -> list[KeyView]:
     summary="Make an API key",
     description="The answer is the only place the key's plaintext ever appears.",
     tags=["access"],
+    responses=problem_responses(400, 413, 415, 422, 503),
     **secured(Scope.ADMIN),
 )
 async def create_key(
@@ -83,6 +93,7 @@ async def create_key(
     summary="Revoke an API key",
     description="Every worker of every host refuses it within PROMISE_AUTH_KEY_CACHE_S.",
     tags=["access"],
+    responses=problem_responses(404, 422, 503, descriptions=_KEY_NOT_FOUND),
     **secured(Scope.ADMIN),
 )
 async def revoke_key(
@@ -104,12 +115,24 @@ async def revoke_key(
     summary="The audit trail",
     description="Who swapped snapshots, applied events, made keys and made or changed holds.",
     tags=["access"],
+    responses=problem_responses(422, 503),
     **secured(Scope.ADMIN, Scope.ANALYST),
 )
 async def audit_trail(
     *,
     stock: NamedDependency[StockService],
-    since: Annotated[dt.datetime | None, QueryParameter(description="From this instant.")] = None,
+    # Text parsed here: Litestar's own datetime parameters also take numbers ("-98") as Unix
+    # times, which the documented date-time format does not allow.
+    since: Annotated[
+        str | None,
+        QueryParameter(
+            description="From this instant (RFC 3339, e.g. 2026-11-30T15:00:00Z; UTC if it has "
+            "no offset).",
+            format="date-time",
+            min_length=1,
+            max_length=64,
+        ),
+    ] = None,
     # Named apart from the caller's own principal (a dependency), but queried as ?principal=.
     of_principal: Annotated[
         str | None, QueryParameter(name="principal", min_length=1, max_length=80)
@@ -118,15 +141,29 @@ async def audit_trail(
     limit: Annotated[int, Parameter(ge=1, le=MAX_AUDIT_PAGE)] = 100,
 ) -> AuditPage:
     """Audit entries from ``since``, oldest first, by principal and action prefix."""
+    since_us = None if since is None else to_us(_instant(since))
     entries = await anyio.to_thread.run_sync(
         lambda: stock.backend.audit_trail(
-            since=None if since is None else to_us(since.replace(tzinfo=since.tzinfo or dt.UTC)),
+            since=since_us,
             principal=of_principal,
             action=action,
             limit=limit,
         )
     )
     return AuditPage(entries=tuple(audit_view(entry) for entry in entries))
+
+
+def _instant(text: str) -> dt.datetime:
+    """An ISO 8601 instant (RFC 3339's lower-case t and z too), UTC without an offset."""
+    try:
+        moment = dt.datetime.fromisoformat(text.upper())
+    except ValueError as exc:
+        raise QueryParameterError(
+            f"since must be an instant such as 2026-11-30T15:00:00Z, not {text!r}",
+            ("since",),
+            kind="invalid-instant",
+        ) from exc
+    return moment.replace(tzinfo=moment.tzinfo or dt.UTC)
 
 
 def access_router(stock: StockService, *, max_body_bytes: int) -> Router:

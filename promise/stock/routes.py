@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 from litestar import MediaType, Request, Response, Router, get, post
@@ -42,6 +43,7 @@ from solver.errors import PromiseError
 
 __all__ = [
     "STOCK_EXCEPTION_HANDLERS",
+    "problem_responses",
     "stock_problem",
     "stock_request_problem",
     "stock_router",
@@ -73,18 +75,26 @@ _DESCRIPTIONS = {
     409: "The reservation's state does not allow this, stock is insufficient to hold, or "
     "the hold would exceed the caller's open-hold or held-unit limit.",
     413: "The body is larger than this service accepts.",
+    415: "The body is not JSON (application/json or application/*+json).",
     422: "A field is invalid, or the request cannot be answered as asked (see errors).",
     503: "The stock database is busy or unreachable; retry after Retry-After seconds.",
 }
 
 
-def _problems(*statuses: int) -> dict[int, ResponseSpec]:
-    """OpenAPI entries for the problem documents a route may answer."""
+def problem_responses(
+    *statuses: int, descriptions: Mapping[int, str] | None = None
+) -> dict[int, ResponseSpec]:
+    """OpenAPI entries for the problem documents a route may answer (401, 403, 429 always).
+
+    404 and 409 are the stock errors' documents (``StockProblem``), the rest plain problems;
+    ``descriptions`` replaces the default text of some statuses.
+    """
+    said = {**_DESCRIPTIONS, **(descriptions or {})}
     return {
         status: ResponseSpec(
             data_container=StockProblem if status in (404, 409) else Problem,
             media_type=PROBLEM_MEDIA_TYPE,
-            description=_DESCRIPTIONS[status],
+            description=said[status],
             generate_examples=False,
         )
         for status in (*statuses, 401, 403, 429)
@@ -105,7 +115,7 @@ def _problems(*statuses: int) -> dict[int, ResponseSpec]:
         "is in the answer, in order."
     ),
     tags=["inventory"],
-    responses=_problems(400, 413, 422, 503),
+    responses=problem_responses(400, 413, 415, 422, 503),
     **secured(Scope.INVENTORY),
 )
 async def post_events(
@@ -121,7 +131,7 @@ async def post_events(
     "/v1/inventory/events/{event_id:str}",
     summary="A recorded inventory event",
     tags=["inventory"],
-    responses=_problems(404, 503),
+    responses=problem_responses(404, 422, 503),
     **secured(Scope.INVENTORY),
 )
 async def get_event(
@@ -137,7 +147,7 @@ async def get_event(
     summary="Live tiers of one SKU at one node",
     description="On hand, reserved, holds and what the channel may still hold, from the ledger.",
     tags=["inventory"],
-    responses=_problems(400, 422, 503),
+    responses=problem_responses(400, 422, 503),
     **secured(Scope.INVENTORY),
 )
 async def get_position(
@@ -168,7 +178,7 @@ async def get_position(
             description="The hold was placed.",
             generate_examples=False,
         ),
-        **_problems(400, 409, 413, 422, 503),
+        **problem_responses(400, 409, 413, 415, 422, 503),
     },
     **secured(Scope.RESERVE),
 )
@@ -202,7 +212,7 @@ async def create_reservation(
     "/v1/reservations/{reservation_id:str}",
     summary="A reservation",
     tags=["reservations"],
-    responses=_problems(404, 503),
+    responses=problem_responses(404, 422, 503),
     **secured(Scope.RESERVE),
 )
 async def get_reservation(
@@ -220,7 +230,7 @@ async def get_reservation(
     summary="Make a hold firm",
     description="A confirmed reservation holds until sale or shipment events consume it.",
     tags=["reservations"],
-    responses=_problems(404, 409, 503),
+    responses=problem_responses(404, 409, 422, 503),
     **secured(Scope.RESERVE),
 )
 async def confirm_reservation(
@@ -237,7 +247,7 @@ async def confirm_reservation(
     status_code=200,
     summary="Give a hold back",
     tags=["reservations"],
-    responses=_problems(404, 409, 503),
+    responses=problem_responses(404, 409, 422, 503),
     **secured(Scope.RESERVE),
 )
 async def release_reservation(

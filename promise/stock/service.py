@@ -577,9 +577,10 @@ class StockService:
 
         The option is ``service_level`` or else the recommended one. The hold is all lines or
         none; when it cannot be placed the answer says which lines fell short (stock taken by
-        another checkout since the solve) or why there was nothing to hold. ``live`` is the
-        snapshot the answer was solved on: when another has gone live since, the authority
-        refuses the hold with SnapshotMovedError and the caller solves again.
+        another checkout since the solve), that the caller's hold limits were reached, or why
+        there was nothing to hold. ``live`` is the snapshot the answer was solved on: when
+        another has gone live since, the authority refuses the hold with SnapshotMovedError and
+        the caller solves again.
         """
         await self.remember_promise(promise_id, result)
         level = service_level or result.recommended

@@ -88,6 +88,30 @@ def test_hoarding_needs_the_reserve_role_and_stops_at_the_callers_limit(
     _problem(_hold(client, other, 1), 409, "insufficient-stock")
 
 
+def test_a_promise_over_the_callers_hold_limit_answers_without_a_hold(
+    app: tuple[Litestar, TestClient[Any]],
+) -> None:
+    """reserve: true past the caller's limit: the promise stands, held false says why.
+
+    It once answered an undocumented 409 and dropped the promise with it.
+    """
+    application, client = app
+    key = grant(application, Scope.RESERVE, limits=Limits(max_held_units=1))
+    answer = client.post(
+        "/v1/promise", json={**tiny_body(quantity=2), "reserve": True}, headers=bearer(key)
+    )
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["options"]
+    hold = answer.json()["reservation"]
+    assert hold["held"] is False
+    assert "limit is 1" in hold["detail"]
+    # Within the limit the same promise is held.
+    within = client.post(
+        "/v1/promise", json={**tiny_body(quantity=1), "reserve": True}, headers=bearer(key)
+    )
+    assert within.json()["reservation"]["held"] is True, within.text
+
+
 def test_open_hold_limit_counts_holds_and_a_release_frees_one(
     app: tuple[Litestar, TestClient[Any]],
 ) -> None:
@@ -230,6 +254,28 @@ def test_a_revoked_key_is_refused_and_the_trail_says_who_did_what(
     analyst = bearer(grant(application, Scope.ANALYST))
     assert client.get("/v1/audit", headers=analyst).status_code == 200
     _problem(client.get("/v1/keys", headers=analyst), 403, "forbidden")
+
+
+def test_audit_since_takes_an_instant_and_nothing_else(
+    app: tuple[Litestar, TestClient[Any]],
+) -> None:
+    """``since`` is an RFC 3339 instant (any case); a number is a 422, not a Unix time."""
+    application, client = app
+    admin = bearer(grant(application, Scope.ADMIN))
+    made = client.post("/v1/keys", json={"name": "k", "scopes": ["promise"]}, headers=admin)
+    assert made.status_code == 201, made.text
+
+    def since(value: str) -> Any:
+        return client.get("/v1/audit", params={"since": value}, headers=admin)
+
+    assert "key.create" in [e["action"] for e in since("2000-01-01t00:00:00z").json()["entries"]]
+    assert since("2000-01-01T01:00:00+01:00").json()["entries"]
+    assert since("2000-01-01T00:00:00").json()["entries"]  # no offset: UTC
+    assert since("2200-01-01T00:00:00Z").json()["entries"] == []
+    for number in ("-98", "1700000000", "yesterday"):
+        problem = _problem(since(number), 422, "invalid-instant")
+        assert problem["errors"][0]["field"] == "since"
+        assert problem["errors"][0]["source"] == "query"
 
 
 def _cli(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -262,6 +262,26 @@ def test_each_kind_of_caller_gets_what_is_documented(ctx: Context, method: str, 
     assert 200 <= answer.status_code < 300, answer.text
 
 
+def test_every_operation_documents_its_refusals_as_problems(ctx: Context) -> None:
+    """Secured operations list 401, 403 and 429; those with parameters or a body list 422.
+
+    Every error answer documented is a problem document: Litestar's own 400 (a
+    ``{status_code, detail, extra}`` body this service never sends) is not published.
+    """
+    document = ctx.client.get("/schema/openapi.json", headers=ctx.as_role(Scope.ADMIN)).json()
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            where = f"{method.upper()} {path}"
+            responses = operation["responses"]
+            for status, answer in responses.items():
+                if int(status) >= 400:
+                    assert set(answer["content"]) == {PROBLEM_MEDIA_TYPE}, (where, status)
+            if _roles(operation) is not None:
+                assert {"401", "403", "429"} <= set(responses), where
+            if operation.get("parameters") or "requestBody" in operation:
+                assert "422" in responses, where
+
+
 def test_docs_and_metrics_need_a_credential(tmp_path: Path) -> None:
     """Docs: 401 without a key, any role reads them; metrics: admin or analyst only."""
     closed = create_app(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any
 
 import pytest
@@ -65,6 +66,32 @@ def test_unknown_time_zones_are_rejected() -> None:
     assert error.errors()[0]["loc"] == ("time_zone",)
     assert "unknown time zone 'Mars/Olympus_Mons'" in str(error)
     assert dc("x", time_zone="America/Denver").time_zone == "America/Denver"
+
+
+@pytest.mark.parametrize("cutoff", ["16:00:00Z", "16:00:00+01:00", 57600])
+def test_a_cutoff_with_an_offset_is_refused(cutoff: object) -> None:
+    """A cutoff is a wall-clock time of the node's zone: an offset (or a Unix time) is refused.
+
+    Such a time once validated and then failed every solve comparing it with the node's naive
+    local clock: a snapshot swap was rejected at warm-up, an inline snapshot answered a 500.
+    """
+    error = error_of(lambda: dc("x", cutoff=cutoff))
+    assert error.errors()[0]["loc"] == ("cutoff",)
+    assert error.errors()[0]["type"] == "time_has_offset"
+    assert dc("x", cutoff="16:30").cutoff == dt.time(16, 30)
+
+
+def test_the_cutoff_schema_is_a_local_time_pattern() -> None:
+    """The published schema says HH:MM[:SS] with no offset, not RFC 3339's "time" format."""
+    schema = Snapshot.model_json_schema()["$defs"]["Node"]["properties"]["cutoff"]
+    assert "format" not in schema
+    pattern = re.compile(schema["pattern"])
+    assert [bool(pattern.match(text)) for text in ("20:00:00", "07:30", "20:00:00Z", "24:00")] == [
+        True,
+        True,
+        False,
+        False,
+    ]
 
 
 @pytest.mark.parametrize("name", ["Z" * 300, "../../../../etc/passwd", "/etc/localtime", "\x00"])

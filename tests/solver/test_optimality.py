@@ -31,7 +31,13 @@ from models import (
 from solver import SolveParams, solve
 from solver.availability import availability
 from solver.checker import check
-from solver.costs import MAX_OBJECTIVE, ObjectiveRangeError, coefficients, evaluate
+from solver.costs import (
+    MAX_OBJECTIVE,
+    MarginFloorRangeError,
+    ObjectiveRangeError,
+    coefficients,
+    evaluate,
+)
 from solver.index import index_of
 from solver.mip import solve_mip
 from solver.problem import build_context, build_problem
@@ -367,6 +373,23 @@ def test_an_objective_beyond_exact_integers_is_refused_naming_the_weight() -> No
         solve(req, snap, params=LONG)
     assert raised.value.field == ("weights", "revenue")
     assert str(MAX_OBJECTIVE) in raised.value.message
+
+
+def test_a_margin_floor_beyond_exact_integers_is_refused_naming_it() -> None:
+    """A floor of 0.000001 % scales prices by 10^8: on 10^11-cent lines, far beyond 2^53.
+
+    Unchecked, its int64 coefficients wrapped silently or CP-SAT refused the model as a
+    possible overflow (logged as a model error, answered by the greedy fallback).
+    """
+    snap = snapshot([dc("phl"), dc("chi", location=CHICAGO)], [stock("phl", "A", 5)])
+    req = request(("A", 3), ("B", 1), price=10**11, min_margin_pct=0.000001)
+    with pytest.raises(MarginFloorRangeError) as raised:
+        solve(req, snap, params=LONG)
+    assert raised.value.field == ("min_margin_pct",)
+    assert str(MAX_OBJECTIVE) in raised.value.message
+    # The same floor with fewer decimal places is exact in range, and answered.
+    rounded = request(("A", 3), ("B", 1), price=10**11, min_margin_pct=1.0)
+    assert not solve(rounded, snap, params=LONG).solver.model_errors
 
 
 def test_every_answer_fills_as_much_as_the_exact_reference() -> None:
