@@ -316,19 +316,3 @@ def test_keys_and_audit_from_the_command_line(tmp_path: Path) -> None:
     bad_scope = _cli(data_dir, "keys", "create", "--name", "x", "--scope", "root")
     assert bad_scope.returncode == 2
     assert "unknown role" in bad_scope.stderr
-
-
-def test_a_promise_with_reserve_over_the_limit_keeps_its_answer(
-    app: tuple[Litestar, TestClient[Any]],
-) -> None:
-    """reserve: true past the caller's unit limit: 200 with the options, nothing held, why."""
-    application, client = app
-    key = grant(application, Scope.PROMISE, Scope.RESERVE, limits=Limits(max_held_units=1))
-    answer = client.post(
-        "/v1/promise", json={**tiny_body(quantity=2), "reserve": True}, headers=bearer(key)
-    )
-    assert answer.status_code == 200, answer.text
-    held = answer.json()["reservation"]
-    assert held["held"] is False
-    assert "limit is 1" in held["detail"]
-    assert answer.json()["options"][0]["shipments"]
