@@ -49,9 +49,7 @@ from promise.access.rules import SECURITY_SCHEME, public, secured
 from promise.access.tokens import TokenSettings, TokenVerifier
 from promise.body_limits import body_opt, one_body_at_a_time, promise_body_opt
 from promise.errors import (
-    PROBLEM_MEDIA_TYPE,
     FieldError,
-    Problem,
     QueryParameterError,
     ServiceUnavailableError,
     field_error,
@@ -90,6 +88,7 @@ from promise.stock import (
     open_backend,
     stock_router,
 )
+from promise.stock.routes import problem_responses
 from promise.stock.snapshots import SnapshotStore
 from solver.errors import PromiseError
 
@@ -103,29 +102,16 @@ MAX_AVAILABILITY_SKUS = 200
 AnyRequest = Request[Any, Any, Any]
 # A 422 lists this many field errors at most (and counts them all in errors_total).
 MAX_LISTED_ERRORS = 50
+# Where the promise routes' problems differ from the stock routes' wording.
+_PROMISE_DESCRIPTIONS = {
+    403: "The caller lacks the role this route or request needs.",
+    503: "Not ready or overloaded; retry after the Retry-After header's seconds.",
+}
 
 
 def _problems(*statuses: int) -> dict[int, ResponseSpec]:
-    """OpenAPI entries for the problem documents a route may answer."""
-    descriptions = {
-        400: "Malformed JSON or an unreadable request.",
-        401: "No credential, or one that does not authenticate.",
-        403: "The caller lacks the role this route or request needs.",
-        429: "The caller is over its request rate; retry after Retry-After seconds.",
-        413: "The body is larger than this service accepts.",
-        415: "The body is not JSON (application/json or application/*+json).",
-        422: "A field is invalid, or the request cannot be answered as asked (see errors).",
-        503: "Not ready or overloaded; retry after the Retry-After header's seconds.",
-    }
-    return {
-        status: ResponseSpec(
-            data_container=Problem,
-            media_type=PROBLEM_MEDIA_TYPE,
-            description=descriptions[status],
-            generate_examples=False,
-        )
-        for status in (*statuses, 401, 403, 429)
-    }
+    """OpenAPI entries for the problem documents a promise route may answer."""
+    return problem_responses(*statuses, descriptions=_PROMISE_DESCRIPTIONS)
 
 
 def _annotate(request: AnyRequest, *, solve_status: str | None, snapshot_version: str) -> None:

@@ -8,7 +8,6 @@ caller exists; each change is audited under ``cli:<user>``.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import getpass
 import os
 import sys
@@ -17,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from promise.access.keys import key_id_of, make_key
 from promise.access.principal import Limits, Scope
+from promise.cli_options import data_dir_option, instant
 
 if TYPE_CHECKING:
     from promise.access.schemas import KeyView
@@ -25,16 +25,6 @@ if TYPE_CHECKING:
 __all__ = ["DEV_KEY_FILE", "development_key", "register"]
 
 DEV_KEY_FILE = "dev-api-key"
-
-
-def _now() -> dt.datetime:
-    """The wall clock in UTC."""
-    return dt.datetime.now(dt.UTC)
-
-
-def _micros(instant: dt.datetime) -> int:
-    """Microseconds since the Unix epoch, as the authority stores instants."""
-    return (instant - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)) // dt.timedelta(microseconds=1)
 
 
 def _actor() -> str:
@@ -64,15 +54,6 @@ def _scope(text: str) -> Scope:
         raise argparse.ArgumentTypeError(f"unknown role {text!r}; roles: {names}") from exc
 
 
-def _instant(text: str) -> dt.datetime:
-    """An ISO 8601 instant; without an offset it is UTC."""
-    try:
-        value = dt.datetime.fromisoformat(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"not an ISO 8601 instant: {text!r}") from exc
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
-
-
 def _print_keys(views: list[KeyView], as_json: bool) -> None:
     """Keys as JSON lines or a table."""
     if as_json:
@@ -87,6 +68,8 @@ def _print_keys(views: list[KeyView], as_json: bool) -> None:
 
 def _keys_create(args: argparse.Namespace) -> int:
     """Make a key and print it once."""
+    from promise.stock.backend import utc_now  # noqa: PLC0415 - see _backend
+
     made = make_key(
         args.name,
         args.scope,
@@ -100,7 +83,7 @@ def _keys_create(args: argparse.Namespace) -> int:
     )
     backend = _backend(args)
     try:
-        stored = backend.create_key(made.record, _now)
+        stored = backend.create_key(made.record, utc_now)
     finally:
         backend.close()
     sys.stderr.write(
@@ -126,12 +109,13 @@ def _keys_list(args: argparse.Namespace) -> int:
 def _keys_revoke(args: argparse.Namespace) -> int:
     """Revoke a key by id (or by the key itself)."""
     from promise.access.schemas import KeyView, key_view  # noqa: PLC0415
+    from promise.stock.backend import utc_now  # noqa: PLC0415 - see _backend
 
     parts = key_id_of(args.key)
     key_id = parts[0] if parts is not None else args.key
     backend = _backend(args)
     try:
-        record = backend.revoke_key(key_id, _actor(), _now)
+        record = backend.revoke_key(key_id, _actor(), utc_now)
     finally:
         backend.close()
     if record is None:
@@ -144,11 +128,12 @@ def _keys_revoke(args: argparse.Namespace) -> int:
 def _audit(args: argparse.Namespace) -> int:
     """Print audit entries as JSON lines, oldest first."""
     from promise.access.schemas import audit_view  # noqa: PLC0415
+    from promise.stock.backend import to_us  # noqa: PLC0415 - see _backend
 
     backend = _backend(args)
     try:
         entries = backend.audit_trail(
-            since=None if args.since is None else _micros(args.since),
+            since=None if args.since is None else to_us(args.since),
             principal=args.principal,
             action=args.action,
             limit=args.limit,
@@ -165,6 +150,8 @@ def development_key(backend: StockBackend, data_dir: Path) -> str:
 
     A kept key that the authority no longer knows, or that was revoked, is replaced.
     """
+    from promise.stock.backend import utc_now  # noqa: PLC0415 - see _backend
+
     path = data_dir / DEV_KEY_FILE
     if path.is_file():
         kept = path.read_text(encoding="utf-8").strip()
@@ -173,23 +160,12 @@ def development_key(backend: StockBackend, data_dir: Path) -> str:
         if record is not None and record.revoked_at is None:
             return kept
     made = make_key("local development", Scope, created_by=_actor())
-    backend.create_key(made.record, _now)
+    backend.create_key(made.record, utc_now)
     # Only its owner may read it: it is a credential with every role.
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as out:
         out.write(made.plaintext + "\n")
     return made.plaintext
-
-
-def _data_dir_option(parser: argparse.ArgumentParser) -> None:
-    """The --data-dir option (the embedded authority's directory)."""
-    parser.add_argument(
-        "--data-dir",
-        type=Path,
-        default=Path(os.environ.get("PROMISE_DATA_DIR", "data")),
-        metavar="PATH",
-        help="the embedded authority's directory (default ./data; ignored with a database URL)",
-    )
 
 
 def register(subparsers: Any) -> None:
@@ -218,12 +194,12 @@ def register(subparsers: Any) -> None:
     revoke.add_argument("--json", action="store_true", help="JSON lines")
     revoke.set_defaults(handler=_keys_revoke)
     for parser in (create, listing, revoke):
-        _data_dir_option(parser)
+        data_dir_option(parser)
 
     audit = subparsers.add_parser("audit", help="print the audit trail as JSON lines")
-    audit.add_argument("--since", type=_instant, help="from this ISO 8601 instant")
+    audit.add_argument("--since", type=instant, help="from this ISO 8601 instant")
     audit.add_argument("--principal", help="one principal, e.g. key:0123abcd4567ef89")
     audit.add_argument("--action", help="an action or its prefix, e.g. hold. or snapshot.swap")
     audit.add_argument("--limit", type=int, default=1000, help="at most this many (1000)")
-    _data_dir_option(audit)
+    data_dir_option(audit)
     audit.set_defaults(handler=_audit)

@@ -117,9 +117,7 @@ class Authenticator:
             pending = self._pending.get(key_id)
             if pending is None:
                 break
-            await pending.wait()
-            if key_id not in self._keys:
-                break  # that lookup failed: try ours
+            await pending.wait()  # then read its answer, or look up ourselves if it failed
         done = self._pending[key_id] = anyio.Event()
         try:
             record = await anyio.to_thread.run_sync(self._lookup, key_id)

@@ -21,6 +21,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from promise.cli_options import data_dir_option, instant
+
 if TYPE_CHECKING:
     from models import Snapshot
     from promise.events.broker import Broker
@@ -32,15 +34,6 @@ __all__ = ["register"]
 # How long `promise events send` waits for the change it caused to be published.
 SEND_WAIT_S = 10.0
 SEND_POLL_S = 0.1
-
-
-def _instant(text: str) -> dt.datetime:
-    """An ISO 8601 instant; without an offset it is UTC."""
-    try:
-        value = dt.datetime.fromisoformat(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"not an ISO 8601 instant: {text!r}") from exc
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
 def _data_dir(args: argparse.Namespace) -> Path:
@@ -376,23 +369,12 @@ def _send(args: argparse.Namespace) -> int:
 # --- the parser -------------------------------------------------------------------------------
 
 
-def _data_dir_option(parser: argparse.ArgumentParser) -> None:
-    """The --data-dir option (the embedded authority's directory)."""
-    parser.add_argument(
-        "--data-dir",
-        type=Path,
-        default=Path(os.environ.get("PROMISE_DATA_DIR", "data")),
-        metavar="PATH",
-        help="the embedded authority's directory (default ./data; ignored with a database URL)",
-    )
-
-
 def register(subparsers: Any) -> None:
     """Add ``consume`` and ``events`` to ``subparsers`` (from ``add_subparsers``)."""
     consume = subparsers.add_parser(
         "consume", help="apply inventory events from the stream (and publish the outbox)"
     )
-    _data_dir_option(consume)
+    data_dir_option(consume)
     consume.add_argument(
         "--snapshot", type=Path, metavar="PATH", help="seeds an authority with no live snapshot"
     )
@@ -415,7 +397,7 @@ def register(subparsers: Any) -> None:
     )
     start = replay.add_mutually_exclusive_group()
     start.add_argument("--from-seq", type=int, metavar="N", help="from stream sequence N (1)")
-    start.add_argument("--since", type=_instant, metavar="T", help="from ISO 8601 instant T")
+    start.add_argument("--since", type=instant, metavar="T", help="from ISO 8601 instant T")
     replay.add_argument(
         "--into",
         required=True,
@@ -424,7 +406,7 @@ def register(subparsers: Any) -> None:
         "key=value conninfo)",
     )
     replay.add_argument("--batch", type=int, default=1000, help="events per transaction")
-    _data_dir_option(replay)
+    data_dir_option(replay)
     replay.set_defaults(handler=_replay)
 
     dlq = actions.add_parser("dlq", help="dead-lettered inventory events")

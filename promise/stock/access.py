@@ -304,9 +304,8 @@ class AccessQueries(SqlPrimitives):
             if holds or units:
                 self._charge(cur, principal, holds, units)
 
-    def usage(self, principal: str, clock: Clock) -> HoldUsage:
+    def usage(self, principal: str) -> HoldUsage:
         """What a principal holds now (lapsed soft holds count until the sweeper expires them)."""
-        del clock  # the counters are kept by each transaction, not computed at a time
 
         def work(cur: Any) -> HoldUsage:
             row = self._run(

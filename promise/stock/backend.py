@@ -162,6 +162,11 @@ class HoldPlan:
         """Rows the hold touches."""
         return [(node, sku) for node, sku, _ in self.lines]
 
+    @property
+    def units(self) -> int:
+        """Units the hold asks for, over all its lines."""
+        return sum(quantity for _, _, quantity in self.lines)
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class HoldRecord:
@@ -336,7 +341,7 @@ class StockBackend(Protocol):
         """Audit entries, oldest first, filtered by time, principal and action prefix."""
         ...
 
-    def usage(self, principal: str, clock: Clock) -> HoldUsage:
+    def usage(self, principal: str) -> HoldUsage:
         """A principal's open holds and held units now."""
         ...
 

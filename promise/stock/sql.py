@@ -964,7 +964,7 @@ class SqlStockBackend(AccessQueries, OutboxQueries):
                     detail={
                         "channel": plan.channel,
                         "lines": len(plan.lines),
-                        "units": sum(q for _, _, q in plan.lines),
+                        "units": plan.units,
                         "expires_at": record.expires_at,
                     },
                 )
@@ -982,7 +982,7 @@ class SqlStockBackend(AccessQueries, OutboxQueries):
                         cur,
                         plan.principal,
                         1,
-                        sum(q for _, _, q in plan.lines),
+                        plan.units,
                         max_open_holds=plan.max_open_holds,
                         max_held_units=plan.max_held_units,
                     )
@@ -1079,7 +1079,7 @@ class SqlStockBackend(AccessQueries, OutboxQueries):
         self,
         hold_id: str,
         clock: Clock,
-        change: Callable[[Cursor, int], bool],
+        change: Callable[[Cursor, int, HoldRecord], bool],
         settled: ReservationStatus,
         verb: str,
         *,
@@ -1088,7 +1088,8 @@ class SqlStockBackend(AccessQueries, OutboxQueries):
     ) -> HoldRecord | None:
         """Run a conditional status change under the hold's row locks; the hold after it.
 
-        None when no hold has the id. ``change`` returns whether its conditional update won;
+        None when no hold has the id. ``change`` gets the hold as read before the transaction
+        (its owner and lines never change) and returns whether its conditional update won;
         when it did not, a hold already ``settled`` is answered as is and any other state is
         a conflict.
         """
@@ -1099,7 +1100,7 @@ class SqlStockBackend(AccessQueries, OutboxQueries):
         keys = sorted({(line.node_id, line.sku) for line in found.lines})
 
         def work(cur: Cursor, now: int) -> HoldRecord:
-            changed = change(cur, now)
+            changed = change(cur, now, found)
             record = self._hold(cur, hold_id)
             assert record is not None
             if changed:
@@ -1111,7 +1112,7 @@ class SqlStockBackend(AccessQueries, OutboxQueries):
                     subject=hold_id,
                     detail={"status": settled.value},
                 )
-            if not changed:
+            else:
                 status = record.effective_status(now)
                 if status is not settled:
                     raise ReservationConflictError(
@@ -1126,7 +1127,7 @@ class SqlStockBackend(AccessQueries, OutboxQueries):
     ) -> HoldRecord | None:
         """Make a live soft hold firm (a firm one stays); None when unknown or not ``owner``'s."""
 
-        def change(cur: Cursor, now: int) -> bool:
+        def change(cur: Cursor, now: int, _found: HoldRecord) -> bool:
             self._run(
                 cur,
                 "UPDATE stock_holds SET status = 'confirmed', confirmed_at = ? "
@@ -1159,7 +1160,7 @@ class SqlStockBackend(AccessQueries, OutboxQueries):
     ) -> HoldRecord | None:
         """Give back a live hold or firm reservation; None when unknown or not ``owner``'s."""
 
-        def change(cur: Cursor, now: int) -> bool:
+        def change(cur: Cursor, now: int, found: HoldRecord) -> bool:
             self._run(
                 cur,
                 "UPDATE stock_holds SET status = 'released', ended_at = ? WHERE hold_id = ? "
@@ -1181,11 +1182,8 @@ class SqlStockBackend(AccessQueries, OutboxQueries):
                 "WHERE hold_id = ? AND status IN ('held', 'confirmed')",
                 (hold_id,),
             )
-            owner = self._run(
-                cur, "SELECT principal FROM stock_holds WHERE hold_id = ?", (hold_id,)
-            ).fetchone()[0]
-            if owner is not None:
-                self._charge(cur, owner, -1, -sum(int(left) for _, _, left in live))
+            if found.principal is not None:
+                self._charge(cur, found.principal, -1, -sum(int(left) for _, _, left in live))
             if self.outbox_enabled:
                 record = self._hold(cur, hold_id)
                 assert record is not None

@@ -21,7 +21,6 @@ from urllib.parse import urlparse
 
 import nats
 import nats.js.errors
-import pytest
 
 from models import CatalogItem, Snapshot
 from promise.events.broker import Outgoing, Received
@@ -34,6 +33,7 @@ from promise.stock.events import CountState
 from promise.stock.holds import StockRules
 from promise.stock.schemas import EventType, InventoryEvent
 from promise.stock.sqlite import SqliteStockBackend
+from tests.services import unreachable
 from tests.solver.network_cases import MONDAY_10AM, dc, snapshot, stock, store
 
 __all__ = [
@@ -71,9 +71,7 @@ def nats_url() -> str:
             f"NATS is unreachable at {url} ({exc}). Start `nats-server -a 127.0.0.1 -p 4222 -js "
             f"-sd DIR` or point {TEST_NATS_ENV} at one; {REQUIRE_NATS_ENV}=1 makes this a failure."
         )
-        if os.environ.get(REQUIRE_NATS_ENV) == "1":
-            pytest.fail(message)
-        pytest.skip(message)
+        unreachable(message, REQUIRE_NATS_ENV)
     return url
 
 

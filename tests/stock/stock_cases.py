@@ -19,13 +19,13 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-import pytest
 
 from models import Snapshot
 from promise.launcher import ServerProcess
 from promise.stock.postgres import temporary_schema
 from promise.stock.schemas import EventType, InventoryEvent
 from promise.stock.snapshots import LiveSnapshot
+from tests.services import unreachable
 from tests.solver.network_cases import MONDAY_10AM, dc, lot, snapshot, stock, store
 
 __all__ = [
@@ -121,9 +121,7 @@ def postgres_dsn() -> str:
             f"database 'test') or point {TEST_DSN_ENV} at one to run these tests; "
             f"{REQUIRE_POSTGRES_ENV}=1 makes this a failure."
         )
-        if os.environ.get(REQUIRE_POSTGRES_ENV) == "1":
-            pytest.fail(message)
-        pytest.skip(message)
+        unreachable(message, REQUIRE_POSTGRES_ENV)
     return dsn
 
 

@@ -27,7 +27,7 @@ def caller(name: str, **limits: int) -> Principal:
 
 async def usage(service: StockService, principal: Principal) -> HoldUsage:
     """The authority's count of what ``principal`` holds."""
-    return service.backend.usage(principal.id, service.clock)
+    return service.backend.usage(principal.id)
 
 
 async def test_every_way_out_of_a_hold_gives_its_units_back(
