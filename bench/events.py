@@ -58,19 +58,8 @@ TICK_S = 0.01
 
 def _settings(url: str, *, memory: bool) -> EventSettings:
     """Streams and a consumer of this run only."""
-    tag = uuid.uuid4().hex[:10]
-    return EventSettings(
-        nats_url=url,
-        events_stream_memory=memory,
-        events_consume=True,
-        events_publish=True,
-        events_stream=f"BENCH_{tag}",
-        events_subject=f"b{tag}.inventory.events",
-        events_durable=f"bench{tag}",
-        events_dlq_stream=f"BENCH_DLQ_{tag}",
-        events_dlq_subject=f"b{tag}.inventory.dlq",
-        events_out_stream=f"BENCH_OUT_{tag}",
-        events_out_subject=f"b{tag}.promise",
+    return EventSettings.namespaced(
+        url, "bench", events_stream_memory=memory, events_consume=True, events_publish=True
     )
 
 

@@ -6,6 +6,7 @@ They sit beside :class:`promise.settings.Settings` and
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping
 from typing import Annotated
 
@@ -106,6 +107,28 @@ class EventSettings(BaseModel):
     ) -> EventSettings:
         """Settings from ``PROMISE_<FIELD>`` variables, then ``overrides``, then defaults."""
         return from_env(cls, environ, overrides)
+
+    @classmethod
+    def namespaced(cls, nats_url: str, prefix: str, **overrides: object) -> EventSettings:
+        """Streams, subjects and a durable consumer of their own (a test run, a benchmark).
+
+        Every name carries ``prefix`` and a random tag, so runs sharing one NATS server never
+        read each other's messages.
+        """
+        tag = f"{prefix}{uuid.uuid4().hex[:10]}"
+        return cls.model_validate(
+            {
+                "nats_url": nats_url,
+                "events_stream": f"INV_{tag}",
+                "events_subject": f"{tag}.inventory.events",
+                "events_durable": f"d{tag}",
+                "events_dlq_stream": f"DLQ_{tag}",
+                "events_dlq_subject": f"{tag}.inventory.dlq",
+                "events_out_stream": f"OUT_{tag}",
+                "events_out_subject": f"{tag}.promise",
+                **overrides,
+            }
+        )
 
     def to_env(self) -> dict[str, str]:
         """The ``PROMISE_*`` variables that reproduce these settings in another process."""

@@ -77,18 +77,7 @@ def nats_url() -> str:
 
 def stream_settings(url: str, **overrides: object) -> EventSettings:
     """Event settings naming streams, subjects and a durable consumer of this test only."""
-    tag = uuid.uuid4().hex[:10]
-    return EventSettings(
-        nats_url=url,
-        events_stream=f"INV_{tag}",
-        events_subject=f"t{tag}.inventory.events",
-        events_durable=f"d{tag}",
-        events_dlq_stream=f"DLQ_{tag}",
-        events_dlq_subject=f"t{tag}.inventory.dlq",
-        events_out_stream=f"OUT_{tag}",
-        events_out_subject=f"t{tag}.promise",
-        **overrides,
-    )
+    return EventSettings.namespaced(url, "t", **overrides)
 
 
 def event_env(settings: EventSettings) -> dict[str, str]:
