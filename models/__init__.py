@@ -42,6 +42,7 @@ from models._inventory import (
     WeightOverrides,
 )
 from models._network import ZONE_COUNT, CarrierService, CatalogItem, Location, Node, ZoneRate
+from models._prices import MAX_PRICE_CENTS, NO_PRICES, StockPrices
 from models._request import MAX_LINE_QUANTITY, Cart, CartLine, Destination, PromiseRequest
 from models._result import (
     CostBreakdown,
@@ -60,6 +61,8 @@ __all__ = [
     "MAX_DATED_ENTRIES",
     "MAX_LINE_QUANTITY",
     "MAX_NODES",
+    "MAX_PRICE_CENTS",
+    "NO_PRICES",
     "ZONE_COUNT",
     "AvailabilityReport",
     "BooleanOnly",
@@ -99,6 +102,7 @@ __all__ = [
     "Snapshot",
     "SolverStats",
     "Status",
+    "StockPrices",
     "Tiers",
     "Unfulfilled",
     "UnfulfilledReason",

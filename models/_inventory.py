@@ -146,6 +146,13 @@ class ObjectiveWeights(Frozen):
     labour: Weight = 1.0
     unit_cost: Weight = 0.0
     revenue: Weight = 0.0
+    opportunity: Weight = Field(
+        default=1.0,
+        description=(
+            "Multiplier on the opportunity cost of stock (cents per unit taken from a (node, SKU)"
+            " in the live price table; 0 ignores the table)."
+        ),
+    )
     split_penalty: Penalty = Field(default=200, description="Cents per package beyond the first.")
     lateness_per_day: Penalty = Field(default=50, description="Cents per day until delivery.")
     protection_per_unit: Penalty = Field(
@@ -164,6 +171,7 @@ class WeightOverrides(Frozen):
     labour: Weight | None = None
     unit_cost: Weight | None = None
     revenue: Weight | None = None
+    opportunity: Weight | None = None
     split_penalty: Penalty | None = None
     lateness_per_day: Penalty | None = None
     protection_per_unit: Penalty | None = None

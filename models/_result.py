@@ -73,6 +73,13 @@ class PromiseOption(Frozen):
     margin: int = Field(default=0, description="Revenue − unit costs − fulfilment cost, cents.")
     split_count: int = Field(default=0, description="Shipments beyond the first.")
     objective: int = Field(default=0, description="Weighted objective the engine minimised.")
+    opportunity_cost: int = Field(
+        default=0,
+        description=(
+            "Opportunity cost of the stock this option takes, cents (the live price table × "
+            "units, before its weight): part of the objective, never of cost or margin."
+        ),
+    )
     fallback: bool = Field(
         default=False, description="Time ran out: this is the greedy answer, not the model's."
     )
@@ -95,6 +102,9 @@ class SolverStats(Frozen):
     candidates: int = Field(description="Candidate nodes kept after the pre-filter.")
     fallback: bool
     variables: int = 0
+    prices_version: int | None = Field(
+        default=None, description="Version of the opportunity-cost price table used, if any."
+    )
     model_errors: tuple[str, ...] = Field(
         default=(),
         description="Models CP-SAT refused or found infeasible (a bug, never a time-out).",

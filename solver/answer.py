@@ -99,12 +99,13 @@ def _explain(problem: Problem, shipments: tuple[Shipment, ...], status: Status) 
 
 
 def build_option(
-    problem: Problem, x: IntArray, coef: Coefficients, status: Status
+    problem: Problem, x: IntArray, coef: Coefficients, status: Status, *, note: str = ""
 ) -> PromiseOption:
     """The option for allocation ``x``; unfilled units make it partial or unfulfillable.
 
     ``status`` is how ``x`` was found: OPTIMAL (proven), FEASIBLE or FALLBACK; the option
-    keeps whether it is proven when unfilled units turn it partial or unfulfillable.
+    keeps whether it is proven when unfilled units turn it partial or unfulfillable. ``note``
+    is appended to the explanation of a shipping option.
     """
     ctx = problem.ctx
     proven = status is Status.OPTIMAL
@@ -147,9 +148,10 @@ def build_option(
         margin=evaluation.margin,
         split_count=max(0, len(shipments) - 1),
         objective=evaluation.objective,
+        opportunity_cost=evaluation.opportunity,
         fallback=fallback,
         proven=proven,
-        explanation=_explain(problem, shipments, status),
+        explanation=_explain(problem, shipments, status) + note,
     )
 
 

@@ -85,6 +85,7 @@ def _unit_costs(ctx: CartContext, nodes: IntArray, rows: IntArray) -> IntArray:
     unit = (
         scale_cents_array(w.labour, ctx.index.node_pick_cost[nodes])[:, None]
         + scale_cents_array(w.unit_cost, ctx.stock_unit_cost[rows])
+        + scale_cents_array(w.opportunity, ctx.stock_opportunity[rows])
         - scale_cents_array(w.revenue, price)[None, :]
     )
     return np.where(ctx.stock_last[rows] > 0, unit, NONE)

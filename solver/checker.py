@@ -34,6 +34,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 
 from models import (
+    NO_PRICES,
     CarrierService,
     CartLine,
     CatalogItem,
@@ -51,6 +52,7 @@ from models import (
     Shipment,
     Snapshot,
     Status,
+    StockPrices,
     meets_margin_floor,
     scale_cents,
 )
@@ -204,6 +206,7 @@ class _Context:
     order_date: dt.date
     lines: dict[str, CartLine]
     earliest: dict[str, dt.date]
+    prices: StockPrices
 
     @property
     def weights(self) -> ObjectiveWeights | None:
@@ -230,6 +233,7 @@ def _make_context(
     requested_at: dt.datetime,
     order_date: dt.date,
     destination: ResolvedDestination | None,
+    prices: StockPrices,
 ) -> _Context:
     """Bundle the lookups one option check needs."""
     return _Context(
@@ -241,6 +245,7 @@ def _make_context(
         order_date=order_date,
         lines={line.line_id: line for line in request.cart.lines},
         earliest={},
+        prices=prices,
     )
 
 
@@ -384,6 +389,7 @@ def _objective(
             per_unit = (
                 scale_cents(weights.labour, node.pick_cost)
                 + scale_cents(weights.unit_cost, _unit_cost(ctx, node.node_id, line.sku))
+                + scale_cents(weights.opportunity, ctx.prices.price(node.node_id, line.sku))
                 - scale_cents(weights.revenue, price)
             )
             total += per_unit * line.quantity
@@ -410,6 +416,7 @@ def objective_of(
     *,
     requested_at: dt.datetime,
     order_date: dt.date,
+    prices: StockPrices = NO_PRICES,
 ) -> int:
     """Objective of docs/model.md for ``option``, with the request's weight overrides.
 
@@ -425,6 +432,7 @@ def objective_of(
         requested_at=requested_at,
         order_date=order_date,
         destination=_resolve(request.destination),
+        prices=prices,
     )
     weights = ctx.weights
     if weights is None:
@@ -717,6 +725,15 @@ def _family0_accounting(
     unfulfillable = option.status is Status.UNFULFILLABLE
     if not unfulfillable and not _computable(facts):
         return None
+    opportunity = sum(
+        line.quantity * ctx.prices.price(shipment.node_id, line.sku)
+        for shipment in option.shipments
+        for line in shipment.lines
+    )
+    if option.opportunity_cost != opportunity:
+        out.add(
+            _ACCOUNTING, f"opportunity cost {option.opportunity_cost}, recomputed {opportunity}"
+        )
     if unfulfillable:
         cost, revenue, margin = CostBreakdown(), 0, 0
     else:
@@ -806,8 +823,17 @@ def _check_result(
         out.add(_ACCOUNTING, f"recommended level {result.recommended.value} has no option")
 
 
-def check(result: PromiseResult, request: PromiseRequest, snapshot: Snapshot) -> CheckReport:
-    """Recompute feasibility and cost of every option of ``result`` (docs/model.md)."""
+def check(
+    result: PromiseResult,
+    request: PromiseRequest,
+    snapshot: Snapshot,
+    *,
+    prices: StockPrices = NO_PRICES,
+) -> CheckReport:
+    """Recompute feasibility and cost of every option of ``result`` (docs/model.md).
+
+    ``prices`` is the opportunity-cost table the answer was priced with.
+    """
     out = _Sink(None)
     requested_at = result.requested_at
     if requested_at.tzinfo is None or requested_at.utcoffset() is None:
@@ -824,6 +850,7 @@ def check(result: PromiseResult, request: PromiseRequest, snapshot: Snapshot) ->
         requested_at=requested_at,
         order_date=result.order_date,
         destination=destination,
+        prices=prices,
     )
     _check_result(result, request, ctx, out)
     violations = list(out.items)

@@ -85,6 +85,7 @@ class Coefficients:
     protected_free: IntArray  # per key, in the order of ``protected``
     pick_seconds: IntArray  # per slot: pick seconds per unit at the slot's node
     real_unit: IntArray  # lines × slots: unit cost + pick cost, cents (for margins)
+    opportunity: IntArray  # lines × slots: opportunity cost per unit, cents, unweighted
     real_package: IntArray  # per slot: base + handling, cents
 
 
@@ -99,16 +100,19 @@ def coefficients(problem: Problem) -> Coefficients:
     pick_seconds = np.array([nodes[n].pick_seconds for n in slot_node], dtype=np.int64)
     n_lines, n_slots = problem.avail.shape
     unit_cost = np.zeros((n_lines, n_slots), dtype=np.int64)
+    opportunity = np.zeros((n_lines, n_slots), dtype=np.int64)
     for i, line in enumerate(ctx.lines):
         for j, node in enumerate(slot_node):
             pair = ctx.pair(node, line.sku_index)
             if pair is not None:
                 unit_cost[i, j] = pair.unit_cost
+                opportunity[i, j] = pair.opportunity
     price = np.array([line.line.unit_price for line in ctx.lines], dtype=np.int64)
 
     unit = (
         scaled(w.labour, pick_cost)[None, :]
         + scaled(w.unit_cost, unit_cost)
+        + scaled(w.opportunity, opportunity)
         - scaled(w.revenue, price)[:, None]
     )
     package = scaled(w.shipping, problem.slot_base) + scaled(w.handling, handling) + w.split_penalty
@@ -141,6 +145,7 @@ def coefficients(problem: Problem) -> Coefficients:
         protected_free=np.array(list(protected.values()), dtype=np.int64),
         pick_seconds=pick_seconds,
         real_unit=unit_cost + pick_cost[None, :],
+        opportunity=opportunity,
         real_package=problem.slot_base + handling,
     )
 
@@ -164,12 +169,14 @@ def _unfilled_cost(ctx: CartContext, level: ServiceLevel) -> int:
     pick = int(ctx.index.node_pick_cost[ctx.stock_nodes].max(initial=0))
     handling = int(ctx.index.node_handling[ctx.stock_nodes].max(initial=0))
     unit_high = scaled(w.labour, np.array([pick])) + scaled(w.unit_cost, ctx.stock_unit_cost)
+    opportunity_high = scaled(w.opportunity, ctx.stock_opportunity).max(axis=0, initial=0)
     rates = [r for s in ctx.index.snapshot.services if s.service_level is level for r in s.rates]
     base = max((r.base for r in rates), default=0)
     per_kg = max((r.per_kg for r in rates), default=0)
     package = scale_cents(w.shipping, base) + scale_cents(w.handling, handling) + w.split_penalty
     terms = {
         "unit_cost": int((unit_high.max(axis=0, initial=0) * qty).sum()),
+        "opportunity": int((opportunity_high * qty).sum()),
         "revenue": int((scaled(w.revenue, price) * qty).sum()),
         "shipping": packages * package + kg * scale_cents(w.shipping, per_kg),
         "lateness_per_day": w.lateness_per_day * LEVEL_DEADLINE_DAYS[level],
@@ -231,6 +238,7 @@ class Evaluation:
     unfilled: IntArray  # per line
     promised_days: int  # delivery − order date of the latest package (0 when nothing ships)
     fulfilment: int  # shipping + handling + labour, cents
+    opportunity: int  # opportunity cost of the stock taken, cents, unweighted
     revenue: int
     margin: int
 
@@ -277,6 +285,7 @@ def evaluate(problem: Problem, x: IntArray, coef: Coefficients) -> Evaluation:
         unfilled=unfilled,
         promised_days=promised,
         fulfilment=fulfilment,
+        opportunity=int((coef.opportunity * x).sum()) if x.size else 0,
         revenue=revenue,
         margin=revenue - unit_cost - fulfilment,
     )

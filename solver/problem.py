@@ -16,12 +16,14 @@ import numpy as np
 import numpy.typing as npt
 
 from models import (
+    NO_PRICES,
     CarrierService,
     CartLine,
     ChannelPolicy,
     ObjectiveWeights,
     PromiseRequest,
     ServiceLevel,
+    StockPrices,
     floor_share,
     floor_share_array,
     margin_floor_scale,
@@ -69,6 +71,7 @@ class Pair:
     release: IntArray  # in-transit release ordinals
     qty: IntArray  # in-transit quantities
     unit_cost: int
+    opportunity: int  # cents per unit taken (the live price table)
     last: int  # ATP once every in-transit lot has arrived
 
     def atp(self, day: int, share: float) -> int:
@@ -125,6 +128,8 @@ class CartContext:
     stock_pos: dict[int, int]  # node → row of stock_last
     stock_last: IntArray  # stock nodes × lines: ATP of the line's SKU once all lots arrive
     stock_unit_cost: IntArray  # stock nodes × lines: unit cost of the line's SKU there
+    stock_opportunity: IntArray  # stock nodes × lines: opportunity cost of the line's SKU there
+    prices: StockPrices
     sku_need: IntArray  # per line: units of its SKU over all lines (they share one ATP)
     local: dict[int, tuple[int, int]]
     eligible: dict[ServiceLevel, npt.NDArray[np.bool_]]
@@ -178,6 +183,9 @@ class CartContext:
                 release=release,
                 qty=qty,
                 unit_cost=int(self.index.row_unit_cost[row]),
+                opportunity=self.prices.price(
+                    self.index.nodes[node].node_id, self.index.snapshot.items[sku].sku
+                ),
                 last=on_hand_atp + self.policy.in_transit_units(in_transit),
             )
             self.pairs[(node, sku)] = found
@@ -246,8 +254,12 @@ def build_context(
     requested_at: dt.datetime,
     *,
     exact: bool = False,
+    prices: StockPrices = NO_PRICES,
 ) -> CartContext:
-    """Resolve the destination, policy, weights and the channel's stock of the cart's SKUs."""
+    """Resolve the destination, policy, weights and the channel's stock of the cart's SKUs.
+
+    ``prices`` is the opportunity cost of stock (models/_prices.py) the objective charges.
+    """
     snapshot = index.snapshot
     policy = snapshot.policy(request.cart.channel)
     if policy is None:
@@ -268,7 +280,8 @@ def build_context(
     atp = index.on_hand_atp(policy)
     share = policy.in_transit_share
     pair_rows: dict[tuple[int, int], int] = {}
-    parts: list[tuple[int, IntArray, IntArray, IntArray]] = []  # line, nodes, last, unit cost
+    # line, nodes, last ATP, unit cost, opportunity cost
+    parts: list[tuple[int, IntArray, IntArray, IntArray, IntArray]] = []
     for sku in sorted({line.sku_index for line in lines if line.sku_index >= 0}):
         rows = index.rows_of(sku)
         on_hand = atp[rows]
@@ -279,9 +292,10 @@ def build_context(
         nodes = index.row_node[rows][keep]
         row_ids = np.arange(rows.start, rows.stop, dtype=np.int64)[keep]
         pair_rows.update(zip(((n, sku) for n in nodes.tolist()), row_ids.tolist(), strict=True))
+        opportunity = _opportunity(index, prices, sku, nodes)
         for i, line in enumerate(lines):
             if line.sku_index == sku:
-                parts.append((i, nodes, last[keep], index.row_unit_cost[rows][keep]))
+                parts.append((i, nodes, last[keep], index.row_unit_cost[rows][keep], opportunity))
     stock_nodes = (
         np.unique(np.concatenate([part[1] for part in parts]))
         if parts
@@ -289,10 +303,12 @@ def build_context(
     )
     stock_last = np.zeros((stock_nodes.size, len(lines)), dtype=np.int64)
     stock_unit_cost = np.zeros((stock_nodes.size, len(lines)), dtype=np.int64)
-    for i, nodes, last_atp, unit_cost in parts:
+    stock_opportunity = np.zeros((stock_nodes.size, len(lines)), dtype=np.int64)
+    for i, nodes, last_atp, unit_cost, opportunity in parts:
         at = np.searchsorted(stock_nodes, nodes)
         stock_last[at, i] = last_atp
         stock_unit_cost[at, i] = unit_cost
+        stock_opportunity[at, i] = opportunity
     stock_pos = {node: k for k, node in enumerate(stock_nodes.tolist())}
     floor_pct = request.min_margin_pct
     if floor_pct is None:
@@ -317,6 +333,8 @@ def build_context(
         stock_pos=stock_pos,
         stock_last=stock_last,
         stock_unit_cost=stock_unit_cost,
+        stock_opportunity=stock_opportunity,
+        prices=prices,
         sku_need=np.array(
             [
                 sum(o.line.quantity for o in lines if o.sku_index == line.sku_index)
@@ -329,6 +347,20 @@ def build_context(
         blocks={},
         exact=exact,
     )
+
+
+def _opportunity(index: SnapshotIndex, prices: StockPrices, sku: int, nodes: IntArray) -> IntArray:
+    """Opportunity cost of ``sku`` at each of ``nodes`` (positions), cents per unit."""
+    out = np.zeros(nodes.size, dtype=np.int64)
+    priced = prices.by_sku.get(index.snapshot.items[sku].sku)
+    if priced:
+        # A table prices few pairs of a SKU (the scarce ones): walk them, not the nodes.
+        where = {node: k for k, node in enumerate(nodes.tolist())}
+        for node_id, cents in priced.items():
+            k = where.get(index.node_pos.get(node_id, -1))
+            if k is not None:
+                out[k] = cents
+    return out
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -489,7 +521,11 @@ def _rank_costs(
         cart_pkg = np.where(ok, np.minimum(cart_pkg, cart_cost), cart_pkg)
     handling = w.handling * index.node_handling[nodes].astype(np.float64)
     pick = w.labour * index.node_pick_cost[nodes].astype(np.float64)
-    unit = (pick[:, None] + w.unit_cost * ctx.stock_unit_cost[rows]) * qty[None, :]
+    unit = (
+        pick[:, None]
+        + w.unit_cost * ctx.stock_unit_cost[rows]
+        + w.opportunity * ctx.stock_opportunity[rows]
+    ) * qty[None, :]
     spare = ctx.stock_last[rows] - index.node_protection[nodes][:, None]
     protected = w.protection_per_unit * np.clip(qty[None, :] - np.maximum(spare, 0), 0, None)
     per_line = line_pkg + handling[:, None] + unit + protected

@@ -12,6 +12,7 @@ import numpy.typing as npt
 from models import (
     EARLIEST_DATE,
     LATEST_DATE,
+    NO_PRICES,
     Engine,
     PromiseOption,
     PromiseRequest,
@@ -20,6 +21,8 @@ from models import (
     Snapshot,
     SolverStats,
     Status,
+    StockPrices,
+    scale_cents_array,
 )
 from solver.answer import build_option
 from solver.bounds import complete_bound, incomplete_bound, node_bounds
@@ -231,6 +234,40 @@ def _search(
     return found
 
 
+def _unpriced(problem: Problem, coef: Coefficients, x: IntArray) -> int:
+    """The objective of ``x`` without its opportunity-cost term (exact: the term is separate)."""
+    weighted = scale_cents_array(problem.ctx.weights.opportunity, coef.opportunity)
+    return evaluate(problem, x, coef).objective - int((weighted * x).sum())
+
+
+def _steering(first: Problem, coef: Coefficients, starts: list[IntArray], found: _Search) -> str:
+    """Say so when the opportunity cost of stock changed the answer, else nothing.
+
+    It changed the answer when a known alternative filling as many units (a greedy start or
+    the best single package) is cheaper without the term; the saving and the stock value it
+    would have spent are reported.
+    """
+    if not found.coef.opportunity.any() or first.ctx.weights.opportunity <= 0:
+        return ""
+    chosen = evaluate(found.problem, found.x, found.coef)
+    mine = _unpriced(found.problem, found.coef, found.x)
+    best: tuple[int, int] | None = None
+    for x in starts:
+        other = evaluate(first, x, coef)
+        if other.unfilled.sum() != chosen.unfilled.sum() or not meets_floor(first, other):
+            continue
+        cheaper = _unpriced(first, coef, x)
+        if cheaper < mine and (best is None or cheaper < best[0]):
+            best = (cheaper, other.opportunity)
+    if best is None:
+        return ""
+    saving, spent = mine - best[0], best[1] - chosen.opportunity
+    return (
+        f" The opportunity cost of stock changed this answer: one {saving / 100:.2f} cheaper to "
+        f"fulfil would use stock worth {spent / 100:.2f} more to later orders."
+    )
+
+
 def _may_win(ctx: CartContext, level: ServiceLevel, found: _Search, most: int) -> set[int]:
     """Stocking nodes outside the model whose bound is below the best answer's objective.
 
@@ -268,8 +305,8 @@ def _solve_level(
         candidates = prefilter(ctx, level, per_line=params.per_line, whole_cart=params.whole_cart)
     # The nodes the baselines use join the model, so the MIP is never worse than a baseline.
     candidates.update(pick.node for run in picks for pick in run)
-    problem = build_problem(ctx, level, candidates)
-    coef = coefficients(problem)
+    first = problem = build_problem(ctx, level, candidates)
+    first_coef = coef = coefficients(problem)
     starts = [allocation(problem, run, coef) for run in picks]
     found = _search(problem, coef, starts, params, deadline)
     variables = found.variables
@@ -300,7 +337,8 @@ def _solve_level(
         status = Status.FALLBACK
     else:
         status = Status.FEASIBLE
-    option = build_option(found.problem, found.x, found.coef, status)
+    note = _steering(first, first_coef, starts, found)
+    option = build_option(found.problem, found.x, found.coef, status, note=note)
     return _LevelOutcome(option, status, len(found.problem.candidates), variables, error)
 
 
@@ -345,10 +383,12 @@ def solve(
     *,
     params: SolveParams | None = None,
     inventory: Inventory | None = None,
+    prices: StockPrices = NO_PRICES,
 ) -> PromiseResult:
     """Source the cart and promise delivery dates, one option per service level.
 
-    ``inventory`` (live stock of the snapshot's network) replaces the snapshot's own rows.
+    ``inventory`` (live stock of the snapshot's network) replaces the snapshot's own rows;
+    ``prices`` is the opportunity cost of stock the objective charges (none by default).
     """
     params = params or SolveParams()
     started = time.perf_counter()
@@ -360,7 +400,7 @@ def solve(
             ("requested_at",),
         )
     index = index_of(snapshot, inventory, cache=params.cache)
-    ctx = build_context(request, index, requested_at, exact=params.exact)
+    ctx = build_context(request, index, requested_at, exact=params.exact, prices=prices)
     levels = _levels(request, snapshot)
     outcomes: list[_LevelOutcome] = []
     for k, level in enumerate(levels):
@@ -383,6 +423,7 @@ def solve(
             candidates=max((o.candidates for o in outcomes), default=0),
             fallback=any(o.option.fallback for o in outcomes),
             variables=sum(o.variables for o in outcomes),
+            prices_version=prices.version if len(prices) else None,
             model_errors=tuple(
                 f"{o.option.service_level.value}: {o.error}" for o in outcomes if o.error
             ),
