@@ -39,7 +39,7 @@ from ortools.sat.python import cp_model_helper as cmh
 from solver.costs import Coefficients, billable_kg
 from solver.problem import Problem
 
-__all__ = ["MipOutcome", "solve_mip"]
+__all__ = ["MipModel", "MipOutcome", "build_model", "solve_mip", "solver_parameters"]
 
 IntArray = npt.NDArray[np.int64]
 INF = np.iinfo(np.int64).max
@@ -65,10 +65,10 @@ class MipOutcome:
 class _Proto:
     """Appends variables and constraints to a CP-SAT model proto."""
 
-    def __init__(self) -> None:
-        """Start an empty model."""
-        self.proto = cmh.CpModelProto()
-        self.count = 0
+    def __init__(self, proto: cmh.CpModelProto | None = None) -> None:
+        """Start an empty model, or append to ``proto`` (several carts in one model)."""
+        self.proto = cmh.CpModelProto() if proto is None else proto
+        self.count = len(self.proto.variables)
 
     def variables(self, lower: IntArray | list[int], upper: IntArray | list[int]) -> IntArray:
         """New integer variables with the given bounds; returns their indices."""
@@ -301,7 +301,7 @@ def _hint(problem: Problem, coef: Coefficients, v: _Vars, m: _Proto, x0: IntArra
     m.proto.solution_hint.values.extend(values.tolist())
 
 
-def _parameters(time_limit_s: float, workers: int, seed: int) -> cmh.SatParameters:
+def solver_parameters(time_limit_s: float, workers: int, seed: int) -> cmh.SatParameters:
     """Solver parameters: one worker, presolve, cuts and probing off, a time limit.
 
     Measured on generated 10- and 20-line carts (bench/solve_latency.py): presolve, cuts and
@@ -318,6 +318,47 @@ def _parameters(time_limit_s: float, workers: int, seed: int) -> cmh.SatParamete
     return params
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class MipModel:
+    """One cart's model inside a proto: its variables and coefficients."""
+
+    problem: Problem
+    coef: Coefficients
+    v: _Vars
+    count: int  # variables of the whole proto once this cart's model was added
+
+    def allocation(self, solution: IntArray) -> IntArray:
+        """The cart's allocation (lines × slots) from a solution of the whole proto."""
+        x = np.zeros(self.problem.avail.shape, dtype=np.int64)
+        x[self.v.xi, self.v.xj] = solution[self.v.x]
+        return x
+
+
+def build_model(
+    problem: Problem,
+    coef: Coefficients,
+    *,
+    hint: IntArray | None,
+    into: cmh.CpModelProto | None = None,
+) -> MipModel:
+    """Write the cart's model (every constraint family and its objective) into a proto."""
+    m = _Proto(into)
+    v = _variables(problem, coef, m)
+    _demand(problem, v, m)
+    _availability(problem, v, m)
+    _linking(problem, v, m)
+    _capacity(problem, v, m)
+    _labour(problem, coef, v, m)
+    _max_shipments(problem, v, m)
+    _promise(problem, v, m)
+    _margin_floor(problem, coef, v, m)
+    _protection(problem, coef, v, m)
+    _objective(coef, v, m)
+    if hint is not None:
+        _hint(problem, coef, v, m, hint)
+    return MipModel(problem, coef, v, m.count)
+
+
 def solve_mip(
     problem: Problem,
     coef: Coefficients,
@@ -332,37 +373,24 @@ def solve_mip(
     ``deadline`` is a ``time.perf_counter()`` instant: the search gets what is left of it once
     the model is built, so building a large model never pushes the answer past it.
     """
-    m = _Proto()
-    v = _variables(problem, coef, m)
-    _demand(problem, v, m)
-    _availability(problem, v, m)
-    _linking(problem, v, m)
-    _capacity(problem, v, m)
-    _labour(problem, coef, v, m)
-    _max_shipments(problem, v, m)
-    _promise(problem, v, m)
-    _margin_floor(problem, coef, v, m)
-    _protection(problem, coef, v, m)
-    _objective(coef, v, m)
-    if hint is not None:
-        _hint(problem, coef, v, m, hint)
+    proto = cmh.CpModelProto()
+    model = build_model(problem, coef, hint=hint, into=proto)
     # The bare proto and solve wrapper skip OR-Tools' Python model class, whose constructor
     # alone costs a tenth of a millisecond.
     time_limit_s = deadline - time.perf_counter()
     if time_limit_s < MIN_SEARCH_S:
-        return MipOutcome(x=None, optimal=False, variables=m.count, status="NOT_STARTED")
+        return MipOutcome(x=None, optimal=False, variables=model.count, status="NOT_STARTED")
     wrapper = cmh.SolveWrapper()
-    wrapper.set_parameters(_parameters(time_limit_s, workers, seed))
-    response = wrapper.solve(m.proto)  # type: ignore[no-untyped-call]
+    wrapper.set_parameters(solver_parameters(time_limit_s, workers, seed))
+    response = wrapper.solve(proto)  # type: ignore[no-untyped-call]
     status = response.status
     name = str(status.name)
     if status in (cp_model.MODEL_INVALID, cp_model.INFEASIBLE):
         detail = str(response.solution_info)  # CP-SAT's reason for refusing the model
         error = f"{name}: {detail}" if detail else name
-        return MipOutcome(x=None, optimal=False, variables=m.count, status=name, error=error)
+        return MipOutcome(x=None, optimal=False, variables=model.count, status=name, error=error)
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
-        return MipOutcome(x=None, optimal=False, variables=m.count, status=name)
-    solution = np.array(response.solution, dtype=np.int64)
-    x = np.zeros(problem.avail.shape, dtype=np.int64)
-    x[v.xi, v.xj] = solution[v.x]
-    return MipOutcome(x=x, optimal=status == cp_model.OPTIMAL, variables=m.count, status=name)
+        return MipOutcome(x=None, optimal=False, variables=model.count, status=name)
+    x = model.allocation(np.array(response.solution, dtype=np.int64))
+    optimal = status == cp_model.OPTIMAL
+    return MipOutcome(x=x, optimal=optimal, variables=model.count, status=name)

@@ -48,7 +48,7 @@ from solver.geo import haversine_km, zones_of
 from solver.index import SnapshotIndex, index_of
 from solver.inventory import Inventory
 
-__all__ = ["Forecast", "PricingRun", "price_stock"]
+__all__ = ["Forecast", "PricingRun", "price_stock", "ship_cost_matrix"]
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
@@ -97,7 +97,7 @@ class PricingRun:
     status: str
 
 
-def _unit_ship_cost(
+def ship_cost_matrix(
     index: SnapshotIndex, level: ServiceLevel, lat: FloatArray, lon: FloatArray, kg: int
 ) -> FloatArray:
     """Nodes × regions: cheapest base + kg rate of a ``kg`` package by a service of ``level``.
@@ -160,7 +160,7 @@ def price_stock(
         kg = max(1, -(-int(index.sku_weight_g[position]) // 1000))
         if kg not in by_kg:
             # Prices are LP figures in floating point: the weight need not be applied exactly.
-            by_kg[kg] = w.shipping * _unit_ship_cost(index, level, forecast.lat, forecast.lon, kg)
+            by_kg[kg] = w.shipping * ship_cost_matrix(index, level, forecast.lat, forecast.lon, kg)
         ship = by_kg[kg]
         blocks.append(
             _block(

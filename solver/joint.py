@@ -1,0 +1,323 @@
+"""Several carts as one MIP: shared stock, carrier capacity and labour (docs/model.md).
+
+Each cart keeps its own model of solver/mip.py (demand, availability by date, linking,
+capacity, labour, max shipments, promise, margin floor, protection) over its own problem. The
+carts then share what one order's model only sees alone:
+
+    stock     Σ_carts Σ x[l,j] over (n, k) ≤ ATP_last(n, k)   (the channel's ATP once every lot
+                                                             has arrived; exact without lots)
+    capacity  Σ_carts y[j] over (n, service, date) ≤ capacity left
+    labour    Σ_carts pick_s(n) · x over (n, date) ≤ 60 · labour minutes left
+
+The objective is the sum of the carts' objectives. This is the clairvoyant plan of a day (every
+order known up front) and the re-sourcing of open holds (each cart limited to slots delivering
+by its promised date). Its LP relaxation, on GLOP, bounds it from below when the MIP is too
+large to prove.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from typing import cast
+
+import numpy as np
+import numpy.typing as npt
+import scipy.sparse
+from ortools.linear_solver.python import model_builder_helper as mbh
+from ortools.sat.python import cp_model
+from ortools.sat.python import cp_model_helper as cmh
+
+from models import PromiseOption, PromiseRequest, ServiceLevel, Snapshot
+from solver.costs import Coefficients, coefficients, evaluate
+from solver.index import index_of
+from solver.mip import MipModel, build_model, solver_parameters
+from solver.problem import Problem, build_context, build_problem
+
+__all__ = ["JointOutcome", "JointPlan", "allocation_of", "plan_jointly", "solve_joint"]
+
+IntArray = npt.NDArray[np.int64]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class JointOutcome:
+    """Allocations per cart (None without a solution), objective, bound and CP-SAT status."""
+
+    x: tuple[IntArray, ...] | None
+    objective: float | None
+    bound: float  # CP-SAT's proven lower bound on the joint objective
+    optimal: bool
+    status: str
+    variables: int
+    seconds: float
+
+
+def _share(problems: Sequence[Problem], models: Sequence[MipModel], m: cmh.CpModelProto) -> None:
+    """Add the stock, capacity and labour rows every cart shares."""
+    stock: dict[tuple[int, int], list[int]] = defaultdict(list)
+    stock_limit: dict[tuple[int, int], int] = {}
+    packages: dict[tuple[int, str, int], list[int]] = defaultdict(list)
+    package_limit: dict[tuple[int, str, int], int] = {}
+    labour: dict[tuple[int, int], tuple[list[int], list[int]]] = defaultdict(lambda: ([], []))
+    labour_limit: dict[tuple[int, int], int] = {}
+    for problem, model in zip(problems, models, strict=True):
+        ctx = problem.ctx
+        v = model.v
+        line_sku = np.array([line.sku_index for line in ctx.lines], dtype=np.int64)
+        for x, i, j in zip(v.x.tolist(), v.xi.tolist(), v.xj.tolist(), strict=True):
+            node, sku = int(problem.slot_node[j]), int(line_sku[i])
+            stock[node, sku].append(x)
+            pair = ctx.pair(node, sku)
+            stock_limit[node, sku] = 0 if pair is None else pair.last
+            seconds = int(model.coef.pick_seconds[j])
+            left = int(problem.slot_labour[j])
+            if left >= 0 and seconds > 0:
+                key = (node, int(problem.slot_date[j]))
+                labour[key][0].append(x)
+                labour[key][1].append(seconds)
+                labour_limit[key] = left
+        for k, j in enumerate(v.slots.tolist()):
+            left = int(problem.slot_capacity[j])
+            if left >= 0:
+                key3 = (
+                    int(problem.slot_node[j]),
+                    problem.slot_service[j].service_id,
+                    int(problem.slot_date[j]),
+                )
+                packages[key3].append(int(v.y[k]))
+                package_limit[key3] = left
+
+    def row(variables: list[int], coeffs: list[int], hi: int) -> None:
+        constraint = m.constraints.add().linear
+        constraint.vars.extend(variables)
+        constraint.coeffs.extend(coeffs)
+        constraint.domain.extend((0, hi))
+
+    for key, members in stock.items():
+        if len(members) > 1:
+            row(members, [1] * len(members), stock_limit[key])
+    for key3, ys in packages.items():
+        if len(ys) > 1:
+            row(ys, [1] * len(ys), package_limit[key3])
+    for key, (xs, secs) in labour.items():
+        if len(xs) > 1:
+            row(xs, secs, labour_limit[key])
+
+
+def _as_mp(proto: cmh.CpModelProto, *, integral: bool) -> mbh.ModelBuilderHelper:
+    """The same model for an LP-based solver (its LP relaxation when not ``integral``).
+
+    Every constraint the cart models use is linear or at-most-one, so the translation is exact.
+    """
+    lower = np.array([v.domain[0] for v in proto.variables], dtype=np.float64)
+    upper = np.array([v.domain[len(v.domain) - 1] for v in proto.variables], dtype=np.float64)
+    rows: list[int] = []
+    cols: list[int] = []
+    vals: list[float] = []
+    lo: list[float] = []
+    hi: list[float] = []
+    for constraint in proto.constraints:
+        k = len(lo)
+        if constraint.has_linear():
+            linear = constraint.linear
+            members, coeffs = list(linear.vars), list(linear.coeffs)
+            bounds = (float(linear.domain[0]), float(linear.domain[len(linear.domain) - 1]))
+        elif constraint.has_at_most_one():
+            members = list(constraint.at_most_one.literals)
+            coeffs, bounds = [1] * len(members), (0.0, 1.0)
+        else:  # pragma: no cover - the cart models write nothing else
+            raise ValueError("only linear and at-most-one constraints translate")
+        rows += [k] * len(members)
+        cols += members
+        vals += [float(c) for c in coeffs]
+        # CP-SAT's int64 infinities become the LP's infinities.
+        lo.append(-np.inf if bounds[0] <= -(2**62) else bounds[0])
+        hi.append(np.inf if bounds[1] >= 2**62 else bounds[1])
+    cost = np.zeros(lower.size)
+    np.add.at(cost, list(proto.objective.vars), list(proto.objective.coeffs))
+    matrix = scipy.sparse.csr_matrix(
+        (vals, (rows, cols)), shape=(len(lo), lower.size), dtype=np.float64
+    )
+    model = mbh.ModelBuilderHelper()
+    fill = cast("Callable[..., None]", model.fill_model_from_sparse_data)
+    fill(lower, upper, cost, np.array(lo), np.array(hi), matrix)
+    if integral:
+        for k in range(lower.size):
+            model.set_var_integrality(k, True)
+    return model
+
+
+def solve_joint(
+    problems: Sequence[Problem],
+    coefs: Sequence[Coefficients],
+    *,
+    time_limit_s: float,
+    workers: int = 2,
+    hints: Sequence[IntArray] | None = None,
+    engine: str = "scip",
+) -> JointOutcome:
+    """Solve the carts jointly within ``time_limit_s``; the best plan found and a lower bound.
+
+    ``engine`` is ``scip`` or ``highs`` (LP-based branch and bound: tight bounds on these
+    assignment models), ``cp_sat``, or ``glop`` for the LP relaxation (a bound, no plan).
+    """
+    started = time.perf_counter()
+    proto = cmh.CpModelProto()
+    models: list[MipModel] = []
+    for k, (problem, coef) in enumerate(zip(problems, coefs, strict=True)):
+        hint = None if hints is None else hints[k]
+        models.append(build_model(problem, coef, hint=hint, into=proto))
+    _share(problems, models, proto)
+    count = len(proto.variables)
+    if engine == "cp_sat":
+        params = solver_parameters(time_limit_s, workers, seed=0)
+        # A day is a large model: presolve and cuts pay for themselves here, unlike one cart.
+        params.cp_model_presolve = True
+        params.cut_level = 1
+        wrapper = cmh.SolveWrapper()
+        wrapper.set_parameters(params)
+        response = wrapper.solve(proto)  # type: ignore[no-untyped-call]
+        status = response.status
+        seconds = time.perf_counter() - started
+        if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+            bound = float(response.best_objective_bound)
+            return JointOutcome(None, None, bound, False, str(status.name), count, seconds)
+        solution = np.array(response.solution, dtype=np.int64)
+        return JointOutcome(
+            tuple(model.allocation(solution) for model in models),
+            float(response.objective_value),
+            float(response.best_objective_bound),
+            status == cp_model.OPTIMAL,
+            str(status.name),
+            count,
+            seconds,
+        )
+    model = _as_mp(proto, integral=engine != "glop")
+    if engine != "glop":
+        for var, value in zip(proto.solution_hint.vars, proto.solution_hint.values, strict=True):
+            model.add_hint(var, float(value))
+    solver = mbh.ModelSolverHelper(engine)
+    solver.set_time_limit_in_seconds(time_limit_s)
+    solver.solve(model)
+    name = str(solver.status().name)
+    seconds = time.perf_counter() - started
+    if not solver.has_solution():
+        return JointOutcome(None, None, -math.inf, False, name, count, seconds)
+    value = float(solver.objective_value())
+    if engine == "glop":
+        return JointOutcome(None, None, value, False, name, count, seconds)
+    solution = np.rint(solver.variable_values()).astype(np.int64)
+    bound = float(solver.best_objective_bound())
+    optimal = name == "OPTIMAL"
+    xs = tuple(model_.allocation(solution) for model_ in models)
+    return JointOutcome(
+        xs, value, bound if math.isfinite(bound) else value, optimal, name, count, seconds
+    )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class JointPlan:
+    """Several orders planned at once: cost of the best plan, a lower bound, and how found.
+
+    ``cost`` is the contract objective without the unfilled term (no price table), summed over
+    the orders; ``bound`` bounds it from below for plans leaving ``unfilled`` units unfilled
+    (the unfilled term dominates, so no plan fills more when the search is proven optimal).
+    """
+
+    cost: int | None
+    unfilled: int | None
+    bound: float
+    optimal: bool
+    status: str
+    variables: int
+    seconds: float
+    allocations: tuple[IntArray, ...] | None
+
+
+def plan_jointly(
+    requests: Sequence[PromiseRequest],
+    snapshot: Snapshot,
+    level: ServiceLevel,
+    *,
+    time_limit_s: float,
+    hints: Sequence[Sequence[PromiseOption]] = (),
+    engine: str = "scip",
+) -> JointPlan:
+    """Plan ``requests`` (each with its ``requested_at``) together over every stocking node.
+
+    ``hints`` are candidate plans, one option per request in order; the cheapest one that maps
+    onto the model is CP-SAT's start.
+    """
+    index = index_of(snapshot, cache=False)
+    problems: list[Problem] = []
+    for request in requests:
+        if request.requested_at is None:
+            raise ValueError("a jointly planned request needs its requested_at")
+        ctx = build_context(request, index, request.requested_at)
+        problems.append(build_problem(ctx, level, set(ctx.stocking_nodes(level).tolist())))
+    coefs = [coefficients(problem) for problem in problems]
+    start: list[IntArray] | None = None
+    start_value = math.inf
+    for run in hints:
+        mapped = [allocation_of(p, option) for p, option in zip(problems, run, strict=True)]
+        xs = [x for x in mapped if x is not None]
+        if len(xs) != len(problems):
+            continue
+        value = sum(
+            evaluate(p, x, c).objective for p, x, c in zip(problems, xs, coefs, strict=True)
+        )
+        if value < start_value:
+            start, start_value = xs, value
+    outcome = solve_joint(problems, coefs, time_limit_s=time_limit_s, hints=start, engine=engine)
+    if outcome.x is None:
+        return JointPlan(
+            None,
+            None,
+            outcome.bound,
+            False,
+            outcome.status,
+            outcome.variables,
+            outcome.seconds,
+            None,
+        )
+    cost = unfilled = 0
+    penalty = 0
+    for problem, x, coef in zip(problems, outcome.x, coefs, strict=True):
+        evaluation = evaluate(problem, x, coef)
+        missing = int(evaluation.unfilled.sum())
+        unfilled += missing
+        penalty += coef.unfilled * missing
+        cost += evaluation.objective - coef.unfilled * missing
+    return JointPlan(
+        cost,
+        unfilled,
+        outcome.bound - penalty,
+        outcome.optimal,
+        outcome.status,
+        outcome.variables,
+        outcome.seconds,
+        outcome.x,
+    )
+
+
+def allocation_of(problem: Problem, option: PromiseOption) -> IntArray | None:
+    """``option`` as an allocation of ``problem`` (None when a package has no slot there)."""
+    ctx = problem.ctx
+    x = np.zeros(problem.avail.shape, dtype=np.int64)
+    line_pos = {line.line.line_id: i for i, line in enumerate(ctx.lines)}
+    service_ids = np.array([s.service_id for s in problem.slot_service], dtype=object)
+    for shipment in option.shipments:
+        node = ctx.index.node_pos.get(shipment.node_id, -1)
+        match = np.flatnonzero(
+            (problem.slot_node == node)
+            & (problem.slot_date == shipment.ship_date.toordinal())
+            & (service_ids == shipment.carrier_service_id)
+        )
+        if not match.size:
+            return None
+        for line in shipment.lines:
+            x[line_pos[line.line_id], int(match[0])] += line.quantity
+    return x
