@@ -76,6 +76,21 @@ def register(subparsers: Any) -> None:
     replay.add_argument("--workers", type=int, help="worker processes (default: CPU count)")
     replay.add_argument("--label", default="", help="a label for the run")
     replay.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    replay.add_argument(
+        "--sequential",
+        action="store_true",
+        help="replay as one day: arrival order, stock, capacity and labour consumed",
+    )
+    replay.add_argument(
+        "--pricing",
+        choices=["none", "fixed", "repriced"],
+        default="none",
+        help="sequential: opportunity cost of stock priced once, or again every --every orders",
+    )
+    replay.add_argument("--every", type=int, default=50, help="sequential: orders per re-pricing")
+    replay.add_argument(
+        "--forecast-tag", help="sequential: forecast demand from the scenarios with this tag"
+    )
     _store_option(replay)
     replay.set_defaults(handler=_replay)
 
@@ -153,6 +168,44 @@ def _print_kpis(values: dict[str, float]) -> None:
         sys.stdout.write(f"  {name:<20} {format_value(name, value):>14}\n")
 
 
+def _replay_day(args: argparse.Namespace, store: Any, selection: Any, policy: Any) -> int:
+    """Replay the selection as one day and print the day's figures."""
+    from models import Engine, ServiceLevel  # noqa: PLC0415
+    from scenarios.day import DayPolicy  # noqa: PLC0415
+    from scenarios.sequential import replay_sequential  # noqa: PLC0415
+    from scenarios.store import Selection  # noqa: PLC0415
+
+    levels = args.levels or (ServiceLevel.GROUND,)
+    if len(levels) != 1:
+        sys.stderr.write("a sequential replay answers every order at one level (--levels)\n")
+        return 2
+    engine = args.engine or (policy.engine if policy else None)
+    day_policy = DayPolicy(
+        name=f"{args.pricing}" if args.pricing != "none" else "myopic",
+        pricing=args.pricing,
+        every=args.every,
+        time_budget_ms=args.time_budget_ms or 200,
+        **({"engine": Engine(engine)} if engine else {}),
+    )
+    forecast = Selection(tag=args.forecast_tag) if args.forecast_tag else None
+    kwargs = {"policy": policy} if policy else {}
+    run_id, day = replay_sequential(
+        store,
+        selection,
+        day_policy=day_policy,
+        level=levels[0],
+        forecast=forecast,
+        label=args.label,
+        progress=not args.no_progress,
+        **kwargs,
+    )
+    figures = day.as_dict()
+    sys.stdout.write(f"run {run_id}: one day of {day.orders} orders ({day_policy.name})\n")
+    for name in ("cost", "cost_per_order", "split_rate", "unfilled", "violations", "pricing_runs"):
+        sys.stdout.write(f"  {name:<20} {figures[name]:>14}\n")
+    return 0 if day.violations == 0 else 1
+
+
 def _replay(args: argparse.Namespace) -> int:
     """Replay and print the run's KPIs."""
     from scenarios.golden import GOLDEN_TAG, load_golden  # noqa: PLC0415
@@ -170,6 +223,8 @@ def _replay(args: argparse.Namespace) -> int:
             load_golden(store)
             tag = tag or GOLDEN_TAG
         selection = Selection(tag=tag, since=args.since, until=args.until)
+        if args.sequential:
+            return _replay_day(args, store, selection, policy)
         run_id = replay(
             store,
             selection,

@@ -18,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -34,11 +34,11 @@ from models import (
 )
 from solver import SolveParams, solve
 from solver.basket_pricing import BasketForecast, price_baskets
-from solver.checker import check, objective_of
+from solver.checker import CheckReport, check, objective_of
 from solver.joint import JointPlan, plan_jointly
 from solver.pricing import Forecast, price_stock
 
-__all__ = ["Day", "DayPolicy", "DayResult", "clairvoyant", "run_day"]
+__all__ = ["Day", "DayPolicy", "DayResult", "Observer", "clairvoyant", "run_day"]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -203,8 +203,14 @@ def _day_cost(
     return objective - weights.unfilled_per_unit * unfilled, unfilled
 
 
-def run_day(day: Day, policy: DayPolicy) -> DayResult:
-    """Answer the day's orders in arrival order under ``policy`` on depleting stock."""
+Observer = Callable[[int, PromiseResult, CheckReport], None]
+
+
+def run_day(day: Day, policy: DayPolicy, *, observe: Observer | None = None) -> DayResult:
+    """Answer the day's orders in arrival order under ``policy`` on depleting stock.
+
+    ``observe`` sees each order's position, answer and checker report as they come.
+    """
     state = _State(day.snapshot)
     prices: StockPrices = NO_PRICES
     total = len(day.orders)
@@ -245,8 +251,10 @@ def run_day(day: Day, policy: DayPolicy) -> DayResult:
         started = time.perf_counter()
         result = solve(request, state.snapshot, params=params, prices=prices)
         solve_ms.append((time.perf_counter() - started) * 1000.0)
-        if not check(result, request, state.snapshot, prices=prices).ok:
-            violations += 1
+        report = check(result, request, state.snapshot, prices=prices)
+        violations += not report.ok
+        if observe is not None:
+            observe(t, result, report)
         option = result.options[0]
         order_cost, order_unfilled = _day_cost(option, request, result, state.snapshot)
         cost += order_cost

@@ -61,7 +61,15 @@ from scenarios.store import (
 from solver import Inventory, SolveParams, solve, warm_up
 from solver.checker import CheckReport, check
 
-__all__ = ["RECORDED", "ReplaySelection", "code_version", "prestart", "replay", "selection_of"]
+__all__ = [
+    "RECORDED",
+    "ReplaySelection",
+    "code_version",
+    "prestart",
+    "replay",
+    "result_rows",
+    "selection_of",
+]
 
 log = logging.getLogger(__name__)
 
@@ -277,7 +285,9 @@ def _level_ok(report: CheckReport, level: ServiceLevel) -> tuple[bool, str | Non
     return False, "; ".join(broken)[:_MAX_VIOLATION_TEXT]
 
 
-def _rows_of(scenario_id: str, result: PromiseResult, report: CheckReport) -> list[tuple[Any, ...]]:
+def result_rows(
+    scenario_id: str, result: PromiseResult, report: CheckReport
+) -> list[tuple[Any, ...]]:
     """One result row per option, in ``RESULT_COLUMNS`` order."""
     rows: list[tuple[Any, ...]] = []
     for option in result.options:
@@ -345,7 +355,7 @@ def _replay_one(job: _Job, policy: Policy, item: _Item) -> list[tuple[Any, ...]]
         report = check(result, request, snapshot)
     except Exception as exc:  # one broken scenario must not sink a whole run: record it
         return [_error_row(scenario_id, f"{type(exc).__name__}: {exc}")]
-    rows = _rows_of(scenario_id, result, report)
+    rows = result_rows(scenario_id, result, report)
     return rows or [_error_row(scenario_id, "no service level to quote")]
 
 
