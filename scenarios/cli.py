@@ -179,13 +179,13 @@ def _replay_day(args: argparse.Namespace, store: Any, selection: Any, policy: An
     if len(levels) != 1:
         sys.stderr.write("a sequential replay answers every order at one level (--levels)\n")
         return 2
-    engine = args.engine or (policy.engine if policy else None)
+    engine = Engine(args.engine) if args.engine else (policy.engine if policy else Engine.MIP)
     day_policy = DayPolicy(
         name=f"{args.pricing}" if args.pricing != "none" else "myopic",
+        engine=engine,
         pricing=args.pricing,
         every=args.every,
         time_budget_ms=args.time_budget_ms or 200,
-        **({"engine": Engine(engine)} if engine else {}),
     )
     forecast = Selection(tag=args.forecast_tag) if args.forecast_tag else None
     kwargs = {"policy": policy} if policy else {}

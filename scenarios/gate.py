@@ -5,7 +5,11 @@ The gate fails when, against the committed baseline,
 - the split rate rises by more than 0.5 percentage points,
 - the mean fulfilment cost rises by more than 0.5 %,
 - the unfilled rate rises at all,
-- any answer fails the independent checker, or any scenario cannot be replayed.
+- any answer fails the independent checker, or any scenario cannot be replayed,
+
+and, on the depleting-day suite (scenarios/day_gate.py), when the priced day's cost rises by
+more than 0.5 %, the share of the myopic → clairvoyant gap it closes falls by more than two
+points, its unfilled units rise, or the checker refuses any of its answers.
 
 Every KPI is reported, moved or not, with its baseline, current value and delta. CI runs it
 through ``python -m scenarios.cli regress`` (exit status 1 on failure).
@@ -20,6 +24,7 @@ from pathlib import Path
 from typing import Final
 
 from models import Engine
+from scenarios.day_gate import day_checks, day_kpis, read_day_baseline
 from scenarios.golden import (
     GATE_TIME_BUDGET_MS,
     GOLDEN_DIR,
@@ -196,8 +201,14 @@ def regress(
         # Rounded as the baseline file stores them, so an unchanged KPI reads as unchanged.
         current = {name: round(value, 6) for name, value in kpis(store, run_id).items()}
         run = store.run(run_id)
+    day = [
+        KpiCheck(name, before, after, gated=bool(limit), passed=passed, limit=limit)
+        for name, before, after, passed, limit in day_checks(
+            read_day_baseline(directory), day_kpis(policy)
+        )
+    ]
     return GateReport(
-        checks=evaluate(baseline["kpis"], current),
+        checks=evaluate(baseline["kpis"], current) + tuple(day),
         scenarios=int(current["scenarios"]),
         engine=run.engine,
         policy=f"{policy.name} ({policy.digest})",

@@ -27,6 +27,7 @@ from typing import Any, Final
 
 from models import PromiseRequest, ServiceLevel, Snapshot
 from scenarios.carts import generate_carts
+from scenarios.day_gate import day_kpis, write_day_baseline
 from scenarios.kpis import kpis
 from scenarios.network import DEFAULT_AS_OF, demo_snapshot, generate_network
 from scenarios.policy import DEFAULT_POLICY
@@ -222,5 +223,8 @@ def regenerate(
         "kpis": {name: round(value, 6) for name, value in values.items()},
     }
     (directory / BASELINE_FILE).write_text(json.dumps(baseline, indent=2) + "\n", encoding="utf-8")
+    write_day_baseline(
+        directory, day_kpis(), code_version=baseline["code_version"], created=baseline["created"]
+    )
     log.info("golden suite regenerated", extra={"scenarios": len(requests), "run_id": run_id})
     return baseline

@@ -24,8 +24,10 @@ __all__ = ["REPORT_FILE", "format_delta", "format_kpis", "format_value", "report
 REPORT_FILE = "report.html"
 _COLOURS = ("#4C72B0", "#DD8452")
 # KPIs shown in cents in the store, in dollars in the report.
-_MONEY = frozenset({"mean_cost", "total_cost", "mean_margin"})
-_RATES = frozenset({"split_rate", "unfilled_rate", "fallback_rate"})
+_MONEY = frozenset(
+    {"mean_cost", "total_cost", "mean_margin", "day_cost", "day_cost_myopic", "clairvoyant_cost"}
+)
+_RATES = frozenset({"split_rate", "unfilled_rate", "fallback_rate", "gap_closed"})
 
 
 def format_value(name: str, value: float) -> str:
