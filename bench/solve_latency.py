@@ -20,8 +20,10 @@ from typing import Any
 from bench._common import machine, percentiles, prepare, timed, write_outputs
 from models import Engine, PromiseRequest, ServiceLevel, Snapshot, Status
 from scenarios import generate_carts, generate_network
+from scenarios.sequential import forecast_of
 from solver import SolveParams, solve
 from solver.checker import check
+from solver.pricing import price_stock
 
 LINES = (1, 3, 10, 20)
 NODES = (50, 200, 1000)
@@ -73,6 +75,7 @@ def run(*, quick: bool, runs: int) -> dict[str, Any]:
     """Measure every (nodes, lines) case and the realistic mix over 200 nodes."""
     cases: list[dict[str, Any]] = []
     mix: dict[str, Any] = {}
+    priced: dict[str, Any] = {}
     for nodes in NODES[:2] if quick else NODES:
         snapshot = generate_network(nodes=nodes, skus=2000, seed=7)
         prepare(snapshot, generate_carts(snapshot, count=30, seed=99))
@@ -90,7 +93,44 @@ def run(*, quick: bool, runs: int) -> dict[str, Any]:
         if nodes == 200:
             carts = generate_carts(snapshot, count=runs * 2, seed=2024)
             mix = {"nodes": nodes, **measure(snapshot, carts)}
-    return {"machine": machine(), "quick": quick, "cases": cases, "mix": mix}
+            priced = with_prices(snapshot, carts)
+    return {"machine": machine(), "quick": quick, "cases": cases, "mix": mix, "prices": priced}
+
+
+def with_prices(snapshot: Snapshot, carts: list[PromiseRequest]) -> dict[str, Any]:
+    """The realistic mix with and without an opportunity-cost table, interleaved cart by cart.
+
+    The table is the units LP's (the one the service's pricing job writes) over a forecast of
+    40 times the demand of 2,000 other carts, so scarce stock gets prices: a table far larger
+    than a quiet day's, which is the case that could slow a solve.
+    """
+    history = generate_carts(snapshot, count=2000, seed=77)
+    units, _ = forecast_of(history, skus=[i.sku for i in snapshot.items], orders=80_000)
+    table = price_stock(snapshot, units, channel="web").prices
+    plain_ms: list[float] = []
+    priced_ms: list[float] = []
+    failures = 0
+    for request in carts:
+        _, elapsed = timed(functools.partial(solve, request, snapshot))
+        plain_ms.append(elapsed)
+        result, elapsed = timed(functools.partial(solve, request, snapshot, prices=table))
+        priced_ms.append(elapsed)
+        failures += not check(result, request, snapshot, prices=table).ok
+    plain, priced = percentiles(plain_ms), percentiles(priced_ms)
+    print(
+        f"prices ({len(table)} priced pairs): p50 {priced['p50_ms']:.2f} vs "
+        f"{plain['p50_ms']:.2f} ms, p99 {priced['p99_ms']:.2f} vs {plain['p99_ms']:.2f} ms",
+        file=sys.stderr,
+    )
+    return {
+        "priced_pairs": len(table),
+        "runs": len(carts),
+        "without": plain,
+        "with": priced,
+        "p50_ratio": round(priced["p50_ms"] / plain["p50_ms"], 3),
+        "p99_ratio": round(priced["p99_ms"] / plain["p99_ms"], 3),
+        "checker_failures": failures,
+    }
 
 
 def markdown(report: dict[str, Any]) -> str:
@@ -107,10 +147,15 @@ def markdown(report: dict[str, Any]) -> str:
             f"{case['all_levels_p50_ms']} | {case['all_levels_p99_ms']} | "
             f"{case['all_levels_optimal_rate']:.1%} |"
         )
+    prices = report["prices"]
     return (
         "# Solve latency (ms; one level = ground, all levels = every level offered)\n\n"
         + "\n".join(rows)
-        + "\n"
+        + f"\n\nWith an opportunity-cost table of {prices['priced_pairs']} priced pairs "
+        f"(realistic mix, every level): p50 {prices['with']['p50_ms']} vs "
+        f"{prices['without']['p50_ms']} ms ({prices['p50_ratio']}×), p99 "
+        f"{prices['with']['p99_ms']} vs {prices['without']['p99_ms']} ms "
+        f"({prices['p99_ratio']}×)\n"
     )
 
 
