@@ -242,8 +242,13 @@ def jasin_sinha_day(seed: int, orders: int = 1000) -> Day:
     )
 
 
-def scarce_demo_day(seed: int, orders: int = 1000, *, dc_share: float = 0.6) -> Day:
-    """A day of ``orders`` on the demo network with DC stock at ``dc_share`` of demand."""
+def scarce_demo_day(
+    seed: int, orders: int = 1000, *, dc_share: float = 0.6, store_share: float = 1.0
+) -> Day:
+    """A day of ``orders`` on the demo network with DC stock at ``dc_share`` of demand.
+
+    ``store_share`` scales every store's stock of those SKUs too (rounded down).
+    """
     rng = np.random.default_rng([seed, 29])
     base = demo_snapshot()
     popularity = sku_popularity(base)
@@ -279,7 +284,9 @@ def scarce_demo_day(seed: int, orders: int = 1000, *, dc_share: float = 0.6) -> 
         }
     )
     inventory = tuple(
-        scale(row) if kinds[row.node_id] is NodeKind.DC else row
+        scale(row)
+        if kinds[row.node_id] is NodeKind.DC
+        else row.model_copy(update={"on_hand": int(row.on_hand * store_share)})
         for row in base.inventory
         if row.sku in wanted
     )

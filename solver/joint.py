@@ -208,7 +208,9 @@ def solve_joint(
         return JointOutcome(None, None, -math.inf, False, name, count, seconds)
     value = float(solver.objective_value())
     if engine == "glop":
-        return JointOutcome(None, None, value, False, name, count, seconds)
+        # Only a proven LP optimum bounds the MIP; a stopped simplex's value bounds nothing.
+        bound = value if name == "OPTIMAL" else -math.inf
+        return JointOutcome(None, None, bound, False, name, count, seconds)
     solution = np.rint(solver.variable_values()).astype(np.int64)
     bound = float(solver.best_objective_bound())
     optimal = name == "OPTIMAL"
