@@ -24,7 +24,11 @@ import numpy as np
 
 from models import (
     NO_PRICES,
+    ChannelPolicy,
     Engine,
+    InTransitLot,
+    InventoryPosition,
+    NodeKind,
     PromiseOption,
     PromiseRequest,
     PromiseResult,
@@ -140,7 +144,7 @@ class _State:
         # Labour is tracked in seconds: minutes are floored only when written to a node.
         self.labour_s: dict[tuple[str, dt.date], int] = {}
 
-    def take(self, option: PromiseOption) -> None:
+    def take(self, option: PromiseOption, policy: ChannelPolicy) -> None:
         """Remove what ``option`` ships and the capacity and labour it uses."""
         if not option.shipments:
             return
@@ -148,10 +152,10 @@ class _State:
         changed_services: set[str] = set()
         for shipment in option.shipments:
             units = 0
+            kind = self.nodes[shipment.node_id].kind
             for line in shipment.lines:
                 key = (shipment.node_id, line.sku)
-                row = self.rows[key]
-                self.rows[key] = row.model_copy(update={"on_hand": row.on_hand - line.quantity})
+                self.rows[key] = _taken(self.rows[key], line.quantity, policy, kind)
                 units += line.quantity
             service = self.services[shipment.carrier_service_id]
             left = service.capacity_on(shipment.node_id, shipment.ship_date)
@@ -179,6 +183,34 @@ class _State:
         if changed_services:
             update["services"] = tuple(self.services[s.service_id] for s in self.snapshot.services)
         self.snapshot = self.snapshot.model_copy(update=update)
+
+
+def _taken(
+    row: InventoryPosition, units: int, policy: ChannelPolicy, kind: NodeKind
+) -> InventoryPosition:
+    """``row`` once ``units`` shipped: from the free units on hand, then the earliest lots.
+
+    The authority folds a hold the same way (promise/stock/holds.py): units beyond what is
+    free on hand came from in-transit lots, so the lots shrink until the channel's share of
+    them has dropped by those units.
+    """
+    buffer = policy.buffer_units(kind, row.on_hand)
+    free = max(0, row.on_hand - row.reserved - row.safety_stock - buffer)
+    from_hand = min(units, free)
+    rest = units - from_hand
+    lots = sorted(row.in_transit, key=lambda lot: lot.eta)
+    total = sum(lot.quantity for lot in lots)
+    remove = 0
+    target = policy.in_transit_units(total) - rest
+    while remove < total and policy.in_transit_units(total - remove) > target:
+        remove += 1
+    kept: list[InTransitLot] = []
+    for lot in lots:
+        take = min(remove, lot.quantity)
+        remove -= take
+        if lot.quantity > take:
+            kept.append(lot.model_copy(update={"quantity": lot.quantity - take}))
+    return row.model_copy(update={"on_hand": row.on_hand - from_hand, "in_transit": tuple(kept)})
 
 
 def _day_cost(
@@ -265,7 +297,9 @@ def run_day(day: Day, policy: DayPolicy, *, observe: Observer | None = None) -> 
         split += len(option.shipments) > 1
         units += sum(line.quantity for s in option.shipments for line in s.lines)
         answers.append(option)
-        state.take(option)
+        policy_of = state.snapshot.policy(request.cart.channel)
+        assert policy_of is not None  # the request was answered, so its channel exists
+        state.take(option, policy_of)
     return DayResult(
         day=day.name,
         policy=policy.name,

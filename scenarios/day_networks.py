@@ -286,7 +286,13 @@ def scarce_demo_day(
     inventory = tuple(
         scale(row)
         if kinds[row.node_id] is NodeKind.DC
-        else row.model_copy(update={"on_hand": int(row.on_hand * store_share)})
+        else row.model_copy(
+            update={
+                "on_hand": int(row.on_hand * store_share),
+                "reserved": min(row.reserved, int(row.on_hand * store_share)),
+                "safety_stock": min(row.safety_stock, int(row.on_hand * store_share)),
+            }
+        )
         for row in base.inventory
         if row.sku in wanted
     )

@@ -258,7 +258,9 @@ def plan_jointly(
     for request in requests:
         if request.requested_at is None:
             raise ValueError("a jointly planned request needs its requested_at")
-        ctx = build_context(request, index, request.requested_at)
+        # Every dispatch date: the per-order dominance of later dates does not hold once
+        # orders share labour and carrier capacity.
+        ctx = build_context(request, index, request.requested_at, exact=True)
         problems.append(build_problem(ctx, level, set(ctx.stocking_nodes(level).tolist())))
     coefs = [coefficients(problem) for problem in problems]
     start: list[IntArray] | None = None

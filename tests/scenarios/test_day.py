@@ -118,3 +118,19 @@ def test_scarce_demo_day_cuts_dc_stock_only() -> None:
     assert 0 < dc_units <= 0.6 * day.forecast.units.sum()
     assert all(order.service_levels == (day.level,) for order in day.orders)
     assert [o.requested_at for o in day.orders] == sorted(o.requested_at for o in day.orders)  # type: ignore[type-var]
+
+
+def test_units_from_lots_are_taken_once() -> None:
+    """On a day whose stores hold in-transit lots, no (node, SKU) ships more than it will have.
+
+    Units beyond what is free on hand come out of the lots, earliest first, so a lot's units
+    are never promised to two orders.
+    """
+    day = scarce_demo_day(1, 60, dc_share=0.5, store_share=0.2)
+    assert any(row.in_transit for row in day.snapshot.inventory)
+    result = run_day(day, DayPolicy("myopic"))
+    assert result.violations == 0
+    rows = {(row.node_id, row.sku): row for row in day.snapshot.inventory}
+    for key, units in shipped(result.answers).items():
+        row = rows[key]
+        assert units <= row.on_hand + sum(lot.quantity for lot in row.in_transit), key
