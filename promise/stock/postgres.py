@@ -26,17 +26,11 @@ from typing import Any, TypeVar
 import psycopg
 import psycopg.errors
 
+from promise.stock._rows import VERSIONS_SELECT
 from promise.stock.backend import Clock, Key, Versions, to_us
 from promise.stock.errors import StockUnavailableError
 from promise.stock.pg_pool import PgPool, PoolError
-from promise.stock.sql import (
-    MIGRATIONS,
-    VERSIONS_SELECT,
-    Cursor,
-    SqlStockBackend,
-    chunks,
-    key_filter,
-)
+from promise.stock.sql import MIGRATIONS, Cursor, SqlStockBackend, chunks, key_filter
 from scenarios.migrations import StatementSession, migrate
 
 __all__ = ["PostgresStockBackend", "temporary_schema"]
@@ -49,7 +43,7 @@ ATTEMPTS = 5
 # Any constant works; it only has to be the same for every process creating the schema.
 SCHEMA_LOCK = 0x53544F434B  # "STOCK"
 # A unique violation is retried too: an event_id reused for another row by a concurrent
-# batch (see SqlStockBackend._write_journal) reads as a duplicate on the next try.
+# batch (see EventLedger._write_journal) reads as a duplicate on the next try.
 RETRIED = (
     psycopg.errors.DeadlockDetected,
     psycopg.errors.SerializationFailure,
