@@ -89,7 +89,7 @@ from models import EARLIEST_DATE, LATEST_DATE, Snapshot
 from promise.access.principal import Scope
 from promise.access.rules import SECURITY_SCHEME
 from promise.errors import PROBLEM_TYPE_PREFIX
-from promise.launcher import ServerProcess
+from tests.launcher import ServerProcess
 
 __all__ = [
     "DEFAULT_WEIGHTS",

@@ -58,8 +58,8 @@ import httpx
 
 from bench._common import machine, percentiles, write_outputs
 from promise.body_limits import ERRORS_MIB, BodyCost, worker_ceiling_mib
-from promise.launcher import ServerProcess, rss_kib
 from promise.settings import Settings
+from tests.launcher import ServerProcess, rss_kib
 
 __all__ = ["Attack", "Body", "Http", "run"]
 

@@ -32,8 +32,8 @@ from bench.fuzz import (
     seed_resources,
 )
 from models import PromiseRequest, ServiceLevel, Snapshot
-from promise.launcher import ServerProcess
 from solver.checker import check
+from tests.launcher import ServerProcess
 from tests.promise.promise_helpers import result_of
 
 # Solves under fuzzing stay short: larger budgets are refused with a 422 before any solve.
