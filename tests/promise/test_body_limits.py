@@ -25,7 +25,7 @@ from litestar.testing import TestClient
 from litestar.types import Receive, Scope, Send
 
 import scenarios
-from bench.hostile import Body, Http
+from bench.hostile_http import Body, Http
 from models import Snapshot
 from promise import body_limits
 from promise.access.principal import Scope as Role
