@@ -2,8 +2,9 @@
 
 The golden suite judges each order alone. This suite replays a fixed day (200 orders on the
 Jasin–Sinha-style network of scenarios/day_networks.py, each SKU's stock about its expected
-demand, spread over the centres unlike it) in arrival order, once myopically and once with the opportunity cost of stock
-re-priced every 50 orders, and solves the whole day as one model for the clairvoyant cost.
+demand, spread over the centres unlike it) in arrival order, once myopically and once with the
+opportunity cost of stock re-priced every 50 orders, and solves the whole day as one model for
+the clairvoyant cost.
 
 KPIs: ``day_cost`` (the priced day's cost), ``day_cost_myopic``, ``clairvoyant_cost``,
 ``gap_closed`` (share of the myopic → clairvoyant gap the priced day closes) and
