@@ -35,33 +35,30 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
-import contextlib
-import dataclasses
-import functools
-import http.client
 import itertools
 import json
 import multiprocessing
 import os
 import pathlib
-import socket
 import statistics
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from multiprocessing.synchronize import Event
 from typing import Any
 
 import httpx
 
 from bench._common import machine, percentiles, write_outputs
-from promise.body_limits import ERRORS_MIB, BodyCost, worker_ceiling_mib
-from promise.launcher import ServerProcess, rss_kib
+from bench.hostile_http import Answer, Http
+from bench.hostile_inputs import Attack, attacks
+from promise.body_limits import ERRORS_MIB, worker_ceiling_mib
 from promise.settings import Settings
+from tests.launcher import ServerProcess, rss_kib
 
-__all__ = ["Attack", "Body", "Http", "run"]
+__all__ = ["run"]
 
 MIB = 1024 * 1024
 KIB = 1024
@@ -70,156 +67,7 @@ WORKERS = 2
 PROMISE_CONNECTIONS = 2
 # What every refused input must meet.
 ANSWER_WITHIN_S = 1.0
-INLINE_ATTEMPTS = 20
-# Sockets give up on an answer after this long (an input that hangs is a finding, not a hang).
-ANSWER_TIMEOUT_S = 120.0
-CHUNK = MIB
 SERVER_ENV = {"PROMISE_INLINE_SNAPSHOTS": "true", "PROMISE_LOG_LEVEL": "WARNING"}
-
-
-# --- HTTP: the one place that talks to the server -----------------------------------------
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Body:
-    """A request body: its chunks and the Content-Length to declare (None: send it chunked)."""
-
-    chunks: Callable[[], Iterator[bytes]]
-    length: int | None
-
-    @classmethod
-    def of(cls, data: bytes) -> Body:
-        """A body of these bytes, sent with their length."""
-
-        def chunks() -> Iterator[bytes]:
-            view = memoryview(data)
-            for start in range(0, len(data), CHUNK):
-                yield bytes(view[start : start + CHUNK])
-
-        return cls(chunks, len(data))
-
-    @classmethod
-    def repeated(cls, unit: bytes, size: int, *, declare: bool) -> Body:
-        """``size`` bytes of ``unit`` repeated (never held whole), declared or chunked."""
-        block = unit * (CHUNK // len(unit))
-
-        def chunks() -> Iterator[bytes]:
-            left = size
-            while left > 0:
-                piece = block[:left]
-                left -= len(piece)
-                yield piece
-
-        return cls(chunks, size if declare else None)
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Answer:
-    """What the server answered: status, media type, body, answering worker, seconds taken."""
-
-    status: int
-    content_type: str
-    body: bytes
-    worker_pid: int | None
-    seconds: float
-
-
-class Http:
-    """Every HTTP call of the bench: the server's address and the Authorization it needs."""
-
-    def __init__(self, base_url: str, api_key: str | None) -> None:
-        """Talk to ``base_url``; send ``Authorization: Bearer api_key`` when a key is given."""
-        self.base_url = base_url
-        url = httpx.URL(base_url)
-        self.host = url.host
-        self.port = url.port or 80
-        self._api_key = api_key
-
-    def headers(self, extra: dict[str, str] | None = None) -> dict[str, str]:
-        """Headers of every request: JSON bodies, and the bearer key when there is one."""
-        headers = {"content-type": "application/json"}
-        if self._api_key:
-            headers["authorization"] = f"Bearer {self._api_key}"
-        return {**headers, **(extra or {})}
-
-    def client(self, timeout_s: float = 30.0) -> httpx.Client:
-        """An httpx client of the server that sends :meth:`headers` on every request."""
-        return httpx.Client(base_url=self.base_url, headers=self.headers(), timeout=timeout_s)
-
-    def send(
-        self,
-        method: str,
-        path: str,
-        body: Body,
-        extra: dict[str, str] | None = None,
-        *,
-        head_padding: int = 0,
-    ) -> Answer:
-        """Send on a fresh socket, reading the answer while the request is still being written.
-
-        A server may answer (413, 431) before it read the whole request, and then close: a
-        client that writes it all first would see a broken pipe instead of the answer.
-        ``head_padding`` adds a header of that many bytes.
-        """
-        headers = self.headers(extra)
-        if body.length is None:
-            headers["transfer-encoding"] = "chunked"
-        else:
-            headers["content-length"] = str(body.length)
-        head = f"{method} {path} HTTP/1.1\r\nhost: {self.host}:{self.port}\r\nconnection: close\r\n"
-        head += "".join(f"{name}: {value}\r\n" for name, value in headers.items())
-        padding = Body.repeated(b"a", head_padding, declare=True)
-        sock = socket.create_connection((self.host, self.port), timeout=ANSWER_TIMEOUT_S)
-        started = time.perf_counter()
-        try:
-            writer = threading.Thread(
-                target=_write_request,
-                args=(sock, head.encode("latin-1"), padding, body),
-                name="request-writer",
-                daemon=True,
-            )
-            writer.start()
-            response = http.client.HTTPResponse(sock, method=method)
-            response.begin()
-            content = response.read()
-            seconds = time.perf_counter() - started
-            pid = response.getheader("x-worker-pid")
-            answer = Answer(
-                status=response.status,
-                content_type=response.getheader("content-type") or "",
-                body=content,
-                worker_pid=int(pid) if pid and pid.isdigit() else None,
-                seconds=seconds,
-            )
-        finally:
-            # Wakes the writer if it is still blocked on a body the server stopped reading.
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-            sock.close()
-        writer.join(10.0)
-        return answer
-
-
-def _write_request(sock: socket.socket, head: bytes, padding: Body, body: Body) -> None:
-    """Write the head (with a padding header), then the body, until done or refused."""
-    try:
-        sock.sendall(head)
-        if padding.length:
-            sock.sendall(b"x-padding: ")
-            for chunk in padding.chunks():
-                sock.sendall(chunk)
-            sock.sendall(b"\r\n")
-        sock.sendall(b"\r\n")
-        for chunk in body.chunks():
-            if body.length is None:
-                sock.sendall(b"%x\r\n%b\r\n" % (len(chunk), chunk))
-            else:
-                sock.sendall(chunk)
-        if body.length is None:
-            sock.sendall(b"0\r\n\r\n")
-    except OSError:
-        # The server answered and closed before reading it all: what a refusal looks like.
-        return
 
 
 # --- the ordinary-promise client (another process) ----------------------------------------
@@ -253,305 +101,6 @@ def _promise_client(
     for thread in threads:
         thread.join()
     out.put(samples)
-
-
-# --- inputs ---------------------------------------------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Attack:
-    """One input: where it goes, its body, and whether the limits should refuse it."""
-
-    name: str
-    method: str
-    path: str
-    body: Callable[[], Body]
-    budget_mib: int
-    refused: bool = True
-    extra_headers: tuple[tuple[str, str], ...] = ()
-    head_padding: int = 0
-    # Copies sent at once (each worker takes one upload to the snapshot route at a time).
-    concurrency: int = 1
-
-
-def _items(prefix: bytes, item: bytes, suffix: bytes, count: int) -> bytes:
-    """``prefix`` + ``count`` copies of ``item`` joined by commas + ``suffix``."""
-    return prefix + b",".join(itertools.repeat(item, count)) + suffix
-
-
-def _sized(prefix: bytes, item: bytes, suffix: bytes, budget_mib: int, *, over: bool) -> bytes:
-    """Items whose pre-scan bound lies just over (or just under) a budget of ``budget_mib``."""
-    # The bound is linear in the count: measure it at two counts and solve.
-    one = BodyCost.of(_items(prefix, item, suffix, 1)).bound
-    two = BodyCost.of(_items(prefix, item, suffix, 2)).bound
-    per_item = two - one
-    count = (budget_mib * MIB - (one - per_item)) // per_item
-    count = count + 1 if over else count
-    body = _items(prefix, item, suffix, count)
-    assert (BodyCost.of(body).bound > budget_mib * MIB) == over
-    return body
-
-
-PROMISE_PREFIX = b'{"cart":{"cart_id":"c","lines":['
-PROMISE_SUFFIX = b']},"destination":{"postal_code":"10001"}}'
-EVENTS_PREFIX = b'{"events":['
-EVENTS_SUFFIX = b"]}"
-# The flood of the security review: 1 MiB of empty items.
-FLOOD_ITEMS = 349_526
-# An event of as many unknown keys as the model has fields: 17 field errors each, unbounded.
-TEN_UNKNOWN_KEYS = b"{" + b",".join(b'"k%d":0' % i for i in range(10)) + b"}"
-
-
-def _bad_capacities(nodes: int) -> bytes:
-    """A snapshot whose one service has a bad capacity for each of ``nodes`` nodes, twice."""
-    daily = b",".join(b'"n%d":-1' % i for i in range(nodes))
-    dated = b",".join(b'"n%d":{"2026-12-01":-1}' % i for i in range(nodes))
-    return (
-        b'{"services":[{"service_id":"s","service_level":"ground",'
-        b'"transit_days":[1,1,1,1,1,1,1,1],"rates":[],'
-        b'"daily_capacity_by_node":{' + daily + b'},"remaining_capacity":{' + dated + b"}}]}"
-    )
-
-
-def _inline_over_nodes(cart: dict[str, Any], settings: Settings) -> bytes:
-    """A promise body whose inline snapshot is the demo network with one node too many."""
-    import scenarios  # noqa: PLC0415 - heavy, only while the inputs are built
-
-    snapshot = scenarios.demo_snapshot()
-    nodes = [node.model_dump(mode="json") for node in snapshot.nodes]
-    template = nodes[0]
-    while len(nodes) <= settings.max_inline_snapshot_nodes:
-        nodes.append({**template, "node_id": f"extra-{len(nodes)}"})
-    inline = snapshot.model_dump(mode="json", exclude={"inventory", "inventory_table"})
-    inline["nodes"] = nodes
-    return json.dumps({**cart, "snapshot": inline}).encode()
-
-
-def _inline_over_rows(cart: dict[str, Any], settings: Settings) -> bytes:
-    """A promise body whose inline snapshot holds one inventory row too many (columnar)."""
-    import scenarios  # noqa: PLC0415
-
-    snapshot = scenarios.demo_snapshot()
-    # Short node ids first: 100,001 rows must fit in the 4 MiB a promise body may have.
-    node_ids = sorted((n.node_id for n in snapshot.nodes), key=len)
-    pairs = itertools.islice(
-        itertools.product(node_ids, [i.sku for i in snapshot.items]),
-        settings.max_inline_snapshot_rows + 1,
-    )
-    row_nodes, skus = (list(column) for column in zip(*pairs, strict=True))
-    rows = len(row_nodes)
-    table = {
-        "node_id": row_nodes,
-        "sku": skus,
-        "on_hand": [5] * rows,
-        "reserved": [0] * rows,
-        "safety_stock": [0] * rows,
-        "unit_cost": [0] * rows,
-    }
-    inline = snapshot.model_dump(mode="json", exclude={"inventory", "inventory_table"})
-    inline["inventory_table"] = table
-    return json.dumps({**cart, "snapshot": inline}).encode()
-
-
-def _attacks(settings: Settings, cart: dict[str, Any]) -> tuple[list[Attack], list[Attack]]:
-    """The inputs the limits must refuse fast, and those they admit (just under a budget)."""
-    small, snap = settings.max_body_memory_mib, settings.max_snapshot_memory_mib
-    over_body = settings.max_body_bytes + 1
-    over_snapshot = settings.max_snapshot_bytes + 1
-    row = b'{"node_id":"dc-01","sku":"SKU-000001","on_hand":1}'
-    refused = [
-        Attack(
-            "promise: 1 byte over the byte limit",
-            "POST",
-            "/v1/promise",
-            lambda: Body.repeated(b" ", over_body, declare=True),
-            small,
-        ),
-        Attack(
-            "events: 1 byte over the byte limit",
-            "POST",
-            "/v1/inventory/events",
-            lambda: Body.repeated(b" ", over_body, declare=True),
-            small,
-        ),
-        Attack(
-            "reservations: 1 byte over the byte limit",
-            "POST",
-            "/v1/reservations",
-            lambda: Body.repeated(b" ", over_body, declare=True),
-            small,
-            extra_headers=(("idempotency-key", "hostile-1"),),
-        ),
-        Attack(
-            # A head is refused once a read ends inside it past the limit: one read (up to
-            # 256 KiB) may complete a head a little over the limit, and is then answered.
-            "promise: a header of 1 MiB",
-            "POST",
-            "/v1/promise",
-            lambda: Body.of(b"{}"),
-            small,
-            head_padding=MIB,
-        ),
-        Attack(
-            "promise: a header of 64 MiB",
-            "POST",
-            "/v1/promise",
-            lambda: Body.of(b"{}"),
-            small,
-            head_padding=64 * MIB,
-        ),
-        Attack(
-            "snapshot: 1 byte over the byte limit",
-            "PUT",
-            "/v1/snapshot",
-            lambda: Body.repeated(b" ", over_snapshot, declare=True),
-            snap,
-        ),
-        Attack(
-            "snapshot: 256 MiB, Content-Length",
-            "PUT",
-            "/v1/snapshot",
-            lambda: Body.repeated(b"{},", 256 * MIB, declare=True),
-            snap,
-        ),
-        Attack(
-            "snapshot: 256 MiB, chunked",
-            "PUT",
-            "/v1/snapshot",
-            lambda: Body.repeated(b"{},", 256 * MIB, declare=False),
-            snap,
-        ),
-        Attack(
-            "snapshot: 32 MiB of {} (11 M objects)",
-            "PUT",
-            "/v1/snapshot",
-            lambda: Body.of(_items(b'{"nodes":[', b"{}", b"]}", (32 * MIB - 12) // 3)),
-            snap,
-        ),
-        Attack(
-            # Each worker takes them one after another: the last waits for the others.
-            "snapshot: 4 uploads of 8 MiB of {} at once",
-            "PUT",
-            "/v1/snapshot",
-            lambda: Body.of(_items(b'{"nodes":[', b"{}", b"]}", (8 * MIB - 12) // 3)),
-            snap,
-            concurrency=4,
-        ),
-        Attack(
-            "snapshot: {} just over the memory budget",
-            "PUT",
-            "/v1/snapshot",
-            lambda: Body.of(_sized(b'{"nodes":[', b"{}", b"]}", snap, over=True)),
-            snap,
-        ),
-        Attack(
-            "promise: 349,526 {} in 1 MiB",
-            "POST",
-            "/v1/promise",
-            lambda: Body.of(_items(PROMISE_PREFIX, b"{}", PROMISE_SUFFIX, FLOOD_ITEMS)),
-            small,
-        ),
-        Attack(
-            "events: 349,526 {} in 1 MiB",
-            "POST",
-            "/v1/inventory/events",
-            lambda: Body.of(_items(EVENTS_PREFIX, b"{}", EVENTS_SUFFIX, FLOOD_ITEMS)),
-            small,
-        ),
-        Attack(
-            "promise: {} just over the memory budget",
-            "POST",
-            "/v1/promise",
-            lambda: Body.of(_sized(PROMISE_PREFIX, b"{}", PROMISE_SUFFIX, small, over=True)),
-            small,
-        ),
-        Attack(
-            "promise: arrays nested 1,000,000 deep",
-            "POST",
-            "/v1/promise",
-            lambda: Body.of(b"[" * 1_000_000 + b"]" * 1_000_000),
-            small,
-        ),
-        Attack(
-            "snapshot: objects nested 100,000 deep",
-            "PUT",
-            "/v1/snapshot",
-            lambda: Body.of(b'{"a":' * 100_000 + b"1" + b"}" * 100_000),
-            snap,
-        ),
-        Attack(
-            "promise: a cart of 100,000 unknown keys",
-            "POST",
-            "/v1/promise",
-            lambda: Body.of(
-                b'{"cart":{"cart_id":"c",'
-                + b",".join(b'"k%d":0' % i for i in range(100_000))
-                + b'},"destination":{"postal_code":"10001"}}'
-            ),
-            small,
-        ),
-        Attack(
-            "events: 5,000 events of 10 unknown keys",
-            "POST",
-            "/v1/inventory/events",
-            lambda: Body.of(_items(EVENTS_PREFIX, TEN_UNKNOWN_KEYS, EVENTS_SUFFIX, 5000)),
-            small,
-        ),
-        Attack(
-            "snapshot: a service of 40,000 bad capacity entries",
-            "PUT",
-            "/v1/snapshot",
-            lambda: Body.of(_bad_capacities(20_000)),
-            snap,
-        ),
-        Attack(
-            "promise: 500 empty lines (1,500 field errors)",
-            "POST",
-            "/v1/promise",
-            lambda: Body.of(_items(PROMISE_PREFIX, b"{}", PROMISE_SUFFIX, 500)),
-            small,
-        ),
-    ]
-    nodes_body = _inline_over_nodes(cart, settings)
-    rows_body = _inline_over_rows(cart, settings)
-    for attempt in range(INLINE_ATTEMPTS):
-        over_nodes = attempt % 2 == 0
-        refused.append(
-            Attack(
-                f"inline snapshot over the {'node' if over_nodes else 'row'} limit #{attempt + 1}",
-                "POST",
-                "/v1/promise",
-                functools.partial(Body.of, nodes_body if over_nodes else rows_body),
-                small,
-            )
-        )
-    admitted = [
-        Attack(
-            "snapshot: {} just under the memory budget",
-            "PUT",
-            "/v1/snapshot",
-            lambda: Body.of(_sized(b'{"nodes":[', b"{}", b"]}", snap, over=False)),
-            snap,
-            refused=False,
-        ),
-        Attack(
-            "snapshot: valid rows just under the memory budget",
-            "PUT",
-            "/v1/snapshot",
-            lambda: Body.of(_sized(b'{"inventory":[', row, b"]}", snap, over=False)),
-            snap,
-            refused=False,
-        ),
-        Attack(
-            "promise: {} just under the memory budget",
-            "POST",
-            "/v1/promise",
-            lambda: Body.of(_sized(PROMISE_PREFIX, b"{}", PROMISE_SUFFIX, small, over=False)),
-            small,
-            refused=False,
-        ),
-    ]
-    return refused, admitted
 
 
 # --- measuring ------------------------------------------------------------------------------
@@ -711,7 +260,7 @@ def run(*, quick: bool, api_key: str | None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="hostile-") as tmp:
         root = pathlib.Path(tmp)
         cart = _carts(root / "carts.jsonl", 200 if quick else 1000)
-        refused, admitted = _attacks(settings, cart)
+        refused, admitted = attacks(settings, cart)
         server = ServerProcess(data_dir=root / "data", workers=WORKERS, env=SERVER_ENV)
         with server.start():
             # The launcher made the started server a key of every role; a given key wins.

@@ -270,7 +270,7 @@ class _Sampler:
 
     def _loop(self) -> None:
         """Sample until stopped."""
-        from promise.launcher import rss_kib  # noqa: PLC0415
+        from tests.launcher import rss_kib  # noqa: PLC0415
 
         busy, _ = _busy_jiffies()
         own = sum(_process_jiffies(pid) for pid in self.ours)
@@ -344,7 +344,7 @@ def run(
 ) -> dict[str, Any]:
     """Start the server, drive the load in a locust child process, report."""
     from bench._common import machine  # noqa: PLC0415
-    from promise.launcher import ServerProcess  # noqa: PLC0415
+    from tests.launcher import ServerProcess  # noqa: PLC0415
 
     with tempfile.TemporaryDirectory(prefix="http-load-") as tmp:
         root = pathlib.Path(tmp)

@@ -44,9 +44,9 @@ from promise.stock import InventoryEvent, StockSettings, open_backend
 from promise.stock.backend import HoldPlan, HoldRecord, StockBackend, to_us, utc_now
 from promise.stock.holds import RulesCache, StockRules, shortfalls
 from promise.stock.live import LiveInventory
-from promise.stock.postgres import temporary_schema
 from promise.stock.schemas import Shortfall
 from scenarios import demo_snapshot, generate_network
+from tests.pg_schema import temporary_schema
 
 log = logging.getLogger("bench.reservations")
 

@@ -32,9 +32,9 @@ import httpx
 
 from bench._common import percentiles
 from models import Snapshot
-from promise.launcher import ServerProcess
 from promise.stock import StockSettings, open_backend
 from promise.stock.holds import StockRules
+from tests.launcher import ServerProcess
 from tests.stock.hosts import servers_on_hosts
 
 __all__ = ["measure_http", "propagation"]

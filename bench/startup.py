@@ -33,7 +33,7 @@ from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any
 
-from promise.launcher import ServerProcess
+from tests.launcher import ServerProcess
 
 __all__ = ["ServerStart", "StoreOpeners", "StoreTrial", "start_together", "two_servers_trial"]
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
 from pathlib import Path
 
 __all__ = ["data_dir_option", "instant"]
@@ -28,7 +27,9 @@ def data_dir_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--data-dir",
         type=Path,
-        default=Path(os.environ.get("PROMISE_DATA_DIR", "data")),
+        # None: the settings read PROMISE_DATA_DIR, else ./data.
+        default=None,
         metavar="PATH",
-        help="the embedded authority's directory (default ./data; ignored with a database URL)",
+        help="the embedded authority's directory (default $PROMISE_DATA_DIR, else ./data; "
+        "ignored with a database URL)",
     )

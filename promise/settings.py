@@ -1,19 +1,34 @@
 """Service settings, read from ``PROMISE_*`` environment variables.
 
-Every worker process reads its settings from the environment, so the CLI passes its options to
-uvicorn's workers by writing them back with :meth:`Settings.to_env`.
+Every settings class (:class:`Settings` here, ``StockSettings`` and ``EventSettings`` beside
+their packages) is an :class:`EnvSettings`: pydantic-settings reads ``PROMISE_<FIELD>`` when
+:meth:`EnvSettings.from_env` is called at start-up, and a bad value fails there naming its
+variable. Every worker process reads its settings from the environment, so the CLI passes its
+options to uvicorn's workers by writing them back with :meth:`EnvSettings.to_env`.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Literal, TypeVar
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BeforeValidator, Field, ValidationError, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
-__all__ = ["DEFAULT_BODY_MEMORY_MIB", "ENV_PREFIX", "Settings", "SettingsError", "from_env"]
+__all__ = [
+    "DEFAULT_BODY_MEMORY_MIB",
+    "ENV_PREFIX",
+    "EnvSettings",
+    "Settings",
+    "SettingsError",
+    "upper_case",
+]
 
 ENV_PREFIX = "PROMISE_"
 MIB = 1024 * 1024
@@ -21,17 +36,86 @@ MIB = 1024 * 1024
 # 5,000 (about 25 MiB by its bound), a cart, inline snapshots up to 4 MiB of JSON (125 MiB).
 DEFAULT_BODY_MEMORY_MIB = 160
 
-LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
-
 
 class SettingsError(ValueError):
     """An environment variable holds a value the settings reject."""
 
 
-class Settings(BaseModel):
-    """Options of one service instance (all workers share them)."""
+class _Environ(EnvSettingsSource):
+    """The ``PROMISE_*`` variables of a given mapping (a child process's environment, a test's)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
+        """Read ``environ`` instead of this process's environment."""
+        super().__init__(settings_cls)
+        # Looked up as the process environment is: names in any case, empty values unset.
+        self.env_vars = {name.lower(): value for name, value in environ.items() if value != ""}
+
+
+def _problems(exc: ValidationError) -> str:
+    """Every rejected value, named by its variable."""
+    return "; ".join(
+        f"{ENV_PREFIX}{'.'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors()
+    )
+
+
+class EnvSettings(BaseSettings):
+    """Settings of ``PROMISE_<FIELD>`` variables: frozen, unknown fields rejected.
+
+    Built in code (a test, a tool), a settings object holds its arguments and defaults only,
+    whatever the environment holds; :meth:`from_env` is where the environment is read.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_ignore_empty=True, frozen=True, extra="forbid"
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Arguments only: :meth:`from_env` passes the environment's values as arguments."""
+        return (init_settings,)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Self:
+        """Settings from non-None ``overrides``, then ``PROMISE_<FIELD>`` variables, then defaults.
+
+        ``environ`` stands in for this process's environment. Every invalid value is named by
+        its variable in one :class:`SettingsError`.
+        """
+        source = EnvSettingsSource(cls) if environ is None else _Environ(cls, environ)
+        given = {name: value for name, value in overrides.items() if value is not None}
+        try:
+            return cls(**{**source(), **given})
+        except ValidationError as exc:
+            raise SettingsError(_problems(exc)) from exc
+
+    def to_env(self) -> dict[str, str]:
+        """The ``PROMISE_*`` variables that reproduce these settings in another process."""
+        return {
+            ENV_PREFIX + name.upper(): str(value)
+            for name, value in self.model_dump().items()
+            if value is not None
+        }
+
+
+def upper_case(value: Any) -> Any:
+    """An enumeration's name as written in any case (``info`` is ``INFO``)."""
+    return value.upper() if isinstance(value, str) else value
+
+
+LogLevel = Annotated[
+    Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], BeforeValidator(upper_case)
+]
+
+
+class Settings(EnvSettings):
+    """Options of one service instance (all workers share them)."""
 
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=0, le=65535)] = 8000
@@ -169,47 +253,3 @@ class Settings(BaseModel):
     def cors_allow_list(self) -> tuple[str, ...]:
         """The origins of ``cors_origins``, without blanks."""
         return tuple(origin.strip() for origin in self.cors_origins.split(",") if origin.strip())
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
-        """Settings from ``PROMISE_<FIELD>`` variables, then ``overrides``, then defaults."""
-        return from_env(cls, environ, overrides, upper=("log_level",))
-
-    def to_env(self) -> dict[str, str]:
-        """The ``PROMISE_*`` variables that reproduce these settings in another process."""
-        env: dict[str, str] = {}
-        for name, value in self.model_dump().items():
-            if value is not None:
-                env[ENV_PREFIX + name.upper()] = str(value)
-        return env
-
-
-SettingsT = TypeVar("SettingsT", bound=BaseModel)
-
-
-def from_env(
-    model: type[SettingsT],
-    environ: Mapping[str, str] | None,
-    overrides: Mapping[str, object],
-    *,
-    upper: tuple[str, ...] = (),
-) -> SettingsT:
-    """A settings model from ``PROMISE_<FIELD>`` variables, then non-None ``overrides``.
-
-    Fields named in ``upper`` are upper-cased (enumerations such as log levels); every invalid
-    variable is named in one :class:`SettingsError`.
-    """
-    environ = os.environ if environ is None else environ
-    values: dict[str, object] = {}
-    for name in model.model_fields:
-        raw = environ.get(ENV_PREFIX + name.upper())
-        if raw is not None and raw != "":
-            values[name] = raw.upper() if name in upper else raw
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    try:
-        return model.model_validate(values)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{ENV_PREFIX}{'.'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors()
-        )
-        raise SettingsError(problems) from exc

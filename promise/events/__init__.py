@@ -11,3 +11,5 @@
 
 Nothing is imported here: ``promise serve`` must configure the metrics before they load.
 """
+
+__all__: list[str] = []

@@ -36,9 +36,9 @@ SEND_WAIT_S = 10.0
 SEND_POLL_S = 0.1
 
 
-def _data_dir(args: argparse.Namespace) -> Path:
-    """The embedded authority's directory."""
-    path: Path = args.data_dir
+def _data_dir(args: argparse.Namespace) -> Path | None:
+    """The embedded authority's directory, when given (else the settings' own)."""
+    path: Path | None = args.data_dir
     return path
 
 

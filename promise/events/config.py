@@ -7,12 +7,11 @@ They sit beside :class:`promise.settings.Settings` and
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from promise.settings import ENV_PREFIX, from_env
+from promise.settings import EnvSettings
 
 __all__ = ["EventSettings"]
 
@@ -23,10 +22,8 @@ SubjectPrefix = Annotated[
 ]
 
 
-class EventSettings(BaseModel):
+class EventSettings(EnvSettings):
     """Where inventory events come from, where changes go, and how hard to try."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     nats_url: str = Field(
         default="nats://127.0.0.1:4222", description="The NATS server (JetStream enabled)."
@@ -102,13 +99,6 @@ class EventSettings(BaseModel):
         return self.events_consume or self.events_publish
 
     @classmethod
-    def from_env(
-        cls, environ: Mapping[str, str] | None = None, **overrides: object
-    ) -> EventSettings:
-        """Settings from ``PROMISE_<FIELD>`` variables, then ``overrides``, then defaults."""
-        return from_env(cls, environ, overrides)
-
-    @classmethod
     def namespaced(cls, nats_url: str, prefix: str, **overrides: object) -> EventSettings:
         """Streams, subjects and a durable consumer of their own (a test run, a benchmark).
 
@@ -129,7 +119,3 @@ class EventSettings(BaseModel):
                 **overrides,
             }
         )
-
-    def to_env(self) -> dict[str, str]:
-        """The ``PROMISE_*`` variables that reproduce these settings in another process."""
-        return {ENV_PREFIX + name.upper(): str(value) for name, value in self.model_dump().items()}

@@ -1,26 +1,23 @@
 """Settings of live inventory and reservations, read from ``PROMISE_*`` environment variables.
 
-They sit beside :class:`promise.settings.Settings` (same prefix, disjoint names), so every worker
-process reads them from the environment it inherits.
+They sit beside :class:`promise.settings.Settings` (same prefix; ``data_dir`` is in both and
+means the same), so every worker process reads them from the environment it inherits.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BeforeValidator, Field
 
-from promise.settings import ENV_PREFIX, from_env
+from promise.settings import EnvSettings, upper_case
 
 __all__ = ["StockSettings"]
 
 
-class StockSettings(BaseModel):
+class StockSettings(EnvSettings):
     """Where the stock state lives and how long holds and remembered promises last."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     database_url: str | None = Field(
         default=None,
@@ -32,7 +29,7 @@ class StockSettings(BaseModel):
     )
     # FULL syncs the WAL on every commit, so an acknowledged hold or event survives a power
     # loss as well as a crash; NORMAL survives a process crash only, at a lower commit cost.
-    sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
+    sqlite_synchronous: Annotated[Literal["FULL", "NORMAL"], BeforeValidator(upper_case)] = "FULL"
     sqlite_busy_timeout_s: Annotated[float, Field(gt=0, le=600)] = 30.0
     hold_ttl_s: Annotated[int, Field(ge=1, le=7 * 86400)] = 900
     max_hold_ttl_s: Annotated[int, Field(ge=1, le=7 * 86400)] = Field(
@@ -79,18 +76,3 @@ class StockSettings(BaseModel):
     def sqlite_path(self) -> Path:
         """The embedded database file."""
         return self.stock_path or self.data_dir / "stock.sqlite3"
-
-    @classmethod
-    def from_env(
-        cls, environ: Mapping[str, str] | None = None, **overrides: object
-    ) -> StockSettings:
-        """Settings from ``PROMISE_<FIELD>`` variables, then ``overrides``, then defaults."""
-        return from_env(cls, environ, overrides, upper=("sqlite_synchronous",))
-
-    def to_env(self) -> dict[str, str]:
-        """The ``PROMISE_*`` variables that reproduce these settings in another process."""
-        return {
-            ENV_PREFIX + name.upper(): str(value)
-            for name, value in self.model_dump().items()
-            if value is not None
-        }

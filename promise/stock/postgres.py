@@ -15,31 +15,22 @@ survive a server crash, and checkout should not wait for a WAL flush per promise
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import logging
-import os
-import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import psycopg
 import psycopg.errors
 
+from promise.stock._rows import VERSIONS_SELECT
 from promise.stock.backend import Clock, Key, Versions, to_us
 from promise.stock.errors import StockUnavailableError
 from promise.stock.pg_pool import PgPool, PoolError
-from promise.stock.sql import (
-    MIGRATIONS,
-    VERSIONS_SELECT,
-    Cursor,
-    SqlStockBackend,
-    chunks,
-    key_filter,
-)
+from promise.stock.sql import MIGRATIONS, Cursor, SqlStockBackend, chunks, key_filter
 from scenarios.migrations import StatementSession, migrate
 
-__all__ = ["PostgresStockBackend", "temporary_schema"]
+__all__ = ["PostgresStockBackend"]
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +40,7 @@ ATTEMPTS = 5
 # Any constant works; it only has to be the same for every process creating the schema.
 SCHEMA_LOCK = 0x53544F434B  # "STOCK"
 # A unique violation is retried too: an event_id reused for another row by a concurrent
-# batch (see SqlStockBackend._write_journal) reads as a duplicate on the next try.
+# batch (see EventLedger._write_journal) reads as a duplicate on the next try.
 RETRIED = (
     psycopg.errors.DeadlockDetected,
     psycopg.errors.SerializationFailure,
@@ -218,19 +209,3 @@ class PostgresStockBackend(SqlStockBackend):
     def close(self) -> None:
         """Close the pool."""
         self._pool.close()
-
-
-@contextlib.contextmanager
-def temporary_schema(dsn: str, *, prefix: str) -> Iterator[str]:
-    """A fresh schema on ``dsn`` for a test or benchmark run: the DSN that uses it, dropped after.
-
-    Runs sharing one database stay apart, and nothing they wrote outlives them.
-    """
-    name = f"{prefix}_{os.getpid()}_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(dsn, autocommit=True, connect_timeout=5) as conn:
-        conn.execute(f'CREATE SCHEMA "{name}"')
-    try:
-        yield psycopg.conninfo.make_conninfo(dsn, options=f"-csearch_path={name}")
-    finally:
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')

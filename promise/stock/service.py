@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import functools
-import hashlib
 import json
 import logging
 import uuid
@@ -25,6 +24,19 @@ import anyio.to_thread
 from models import ChannelPolicy, PromiseResult, ServiceLevel
 from promise.access.principal import Principal, Scope
 from promise.errors import PROBLEM_TYPE_PREFIX, NotReadyError, QueryParameterError
+from promise.stock._plans import (
+    MICROS,
+    PROMISE_KEYS,
+    RESERVATION_KEYS,
+    channel_policy,
+    hold_limits,
+    hold_ttl_us,
+    lines_plan,
+    memo_plan,
+    promise_memo,
+    request_digest,
+    scoped_key,
+)
 from promise.stock.backend import (
     Clock,
     HoldPlan,
@@ -73,10 +85,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 CREATED = 201
 CONFLICT = 409
-# Idempotency keys of the two ways to hold, kept apart so one cannot replay the other.
-RESERVATION_KEYS = "reservation:"
-PROMISE_KEYS = "promise:"
-MICROS = 1_000_000
 # Backend calls in flight per worker on the embedded store.
 SQLITE_THREADS = 8
 # Judgements of one request: a swap landing between them means the snapshot keeps moving.
@@ -119,44 +127,11 @@ def open_backend(settings: StockSettings) -> StockBackend:
     )
 
 
-def _scoped(principal: Principal | None, idempotency_key: str) -> str:
-    """An Idempotency-Key in the principal's own namespace (ids never contain a newline)."""
-    return idempotency_key if principal is None else f"{principal.id}\n{idempotency_key}"
-
-
 def _owner(principal: Principal | None) -> str | None:
     """Whose holds a caller may see and change: its own, or every one for admins and internals."""
     if principal is None or principal.may(Scope.ADMIN):
         return None
     return principal.id
-
-
-def _digest(payload: str) -> str:
-    """Fingerprint of a request body (its canonical JSON)."""
-    return hashlib.sha256(payload.encode()).hexdigest()[:32]
-
-
-def _aggregate(lines: Sequence[tuple[str, str, int]]) -> tuple[tuple[str, str, int], ...]:
-    """One line per (node, SKU), in first-seen order."""
-    totals: dict[tuple[str, str], int] = {}
-    for node, sku, quantity in lines:
-        totals[(node, sku)] = totals.get((node, sku), 0) + quantity
-    return tuple((node, sku, quantity) for (node, sku), quantity in totals.items())
-
-
-def promise_memo(result: PromiseResult) -> dict[str, Any]:
-    """What a reservation needs of a promise answer: channel and each option's allocation."""
-    options: dict[str, list[tuple[str, str, int]]] = {}
-    for option in result.options:
-        lines = [
-            (shipment.node_id, line.sku, line.quantity)
-            for shipment in option.shipments
-            for line in shipment.lines
-        ]
-        if lines:
-            options[option.service_level.value] = list(_aggregate(lines))
-    recommended = None if result.recommended is None else result.recommended.value
-    return {"channel": result.channel, "recommended": recommended, "options": options}
 
 
 def _insufficient(short: Sequence[Shortfall]) -> str:
@@ -348,99 +323,33 @@ class StockService:
 
     # --- reservations ---------------------------------------------------------------------
 
-    def _policy(
-        self, rules: StockRules, channel: str, field: tuple[str | int, ...]
-    ) -> ChannelPolicy:
-        """The channel's policy, or a 422 naming ``field``."""
-        policy = rules.policies.get(channel)
-        if policy is None:
-            raise StockRequestError(f"no channel policy for channel {channel!r}", field)
-        return policy
-
-    def ttl_us(self, ttl_s: int | None, field: tuple[str | int, ...]) -> int:
-        """A hold's lifetime: the one asked for (at most ``max_hold_ttl_s``) or the default."""
-        limit = self.settings.max_hold_ttl_s
-        if ttl_s is not None and ttl_s > limit:
-            raise StockRequestError(
-                f"a hold lasts at most {limit} s here; {ttl_s} s was asked for", field
-            )
-        return (ttl_s or min(self.settings.hold_ttl_s, limit)) * MICROS
-
-    def limits_of(self, principal: Principal | None) -> dict[str, Any]:
-        """The hold-plan fields that bind a principal to its limits (none for internal calls)."""
-        if principal is None:
-            return {}
-        limits = principal.limits
-        return {
-            "principal": principal.id,
-            "max_open_holds": limits.max_open_holds or self.settings.max_open_holds,
-            "max_held_units": limits.max_held_units or self.settings.max_held_units,
-        }
-
     async def _plan(
         self,
         request: ReservationRequest,
         live: LiveSnapshot,
         key: str,
-        request_digest: str,
+        digest: str,
         principal: Principal | None,
     ) -> tuple[HoldPlan, ChannelPolicy]:
         """The hold a reservation request asks for, validated against the snapshot."""
         rules = self.rules(live)
-        ttl_us = self.ttl_us(request.ttl_s, ("ttl_s",))
-        limits = self.limits_of(principal)
-        if request.promise_id is not None:
-            promise_id = str(request.promise_id)
-            memo = await self._call(self.backend.recall_promise, promise_id, to_us(self._clock()))
-            if memo is None:
-                raise UnknownPromiseError(
-                    f"promise {promise_id} is unknown here or older than "
-                    f"{self.settings.promise_ttl_s} s; promise again",
-                )
-            remembered = json.loads(memo)
-            level = request.service_level or (
-                None
-                if remembered["recommended"] is None
-                else ServiceLevel(remembered["recommended"])
+        fields = {
+            "ttl_us": hold_ttl_us(self.settings, request.ttl_s, ("ttl_s",)),
+            "idempotency_key": key,
+            "request_digest": digest,
+            "snapshot_generation": live.generation,
+            **hold_limits(self.settings, principal),
+        }
+        if request.promise_id is None:
+            return lines_plan(rules, request, fields)
+        promise_id = str(request.promise_id)
+        memo = await self._call(self.backend.recall_promise, promise_id, to_us(self._clock()))
+        if memo is None:
+            raise UnknownPromiseError(
+                f"promise {promise_id} is unknown here or older than "
+                f"{self.settings.promise_ttl_s} s; promise again",
             )
-            lines = None if level is None else remembered["options"].get(level.value)
-            if level is None or not lines:
-                raise StockRequestError(
-                    f"promise {promise_id} has no {level.value if level else 'recommended'} "
-                    "option with shipments to hold",
-                    ("service_level",),
-                )
-            channel = str(remembered["channel"])
-            plan = HoldPlan(
-                lines=tuple((str(n), str(s), int(q)) for n, s, q in lines),
-                channel=channel,
-                ttl_us=ttl_us,
-                promise_id=promise_id,
-                service_level=level.value,
-                idempotency_key=key,
-                request_digest=request_digest,
-                snapshot_generation=live.generation,
-                **limits,
-            )
-            return plan, self._policy(rules, channel, ("promise_id",))
-        assert request.lines is not None
-        assert request.channel is not None
-        for i, line in enumerate(request.lines):
-            reason = rules.unknown(line.node_id, line.sku)
-            if reason is not None:
-                part = "node_id" if reason.startswith("unknown node") else "sku"
-                raise StockRequestError(reason, ("lines", i, part))
-        policy = self._policy(rules, request.channel, ("channel",))
-        plan = HoldPlan(
-            lines=_aggregate([(line.node_id, line.sku, line.quantity) for line in request.lines]),
-            channel=request.channel,
-            ttl_us=ttl_us,
-            idempotency_key=key,
-            request_digest=request_digest,
-            snapshot_generation=live.generation,
-            **limits,
-        )
-        return plan, policy
+        return memo_plan(rules, promise_id, json.loads(memo), request.service_level, fields)
 
     async def _hold(self, plan: HoldPlan, policy: ChannelPolicy, rules: StockRules) -> StoredAnswer:
         """Place a hold under the rows' locks; the stored answer (201 or 409)."""
@@ -470,17 +379,17 @@ class StockService:
         with another body it is a 422. Keys are the principal's own: another caller's key
         neither replays nor blocks its hold.
         """
-        key = RESERVATION_KEYS + _scoped(principal, idempotency_key)
-        request_digest = _digest(request.model_dump_json())
+        key = RESERVATION_KEYS + scoped_key(principal, idempotency_key)
+        digest = request_digest(request.model_dump_json())
 
         async def attempt(live: LiveSnapshot, _first: bool) -> StoredAnswer:
             try:
-                plan, policy = await self._plan(request, live, key, request_digest, principal)
+                plan, policy = await self._plan(request, live, key, digest, principal)
             except StockRequestError:
                 # A retry whose request can no longer be planned (the promise it names expired,
                 # the network changed) still gets the answer stored under its key; a plannable
                 # one is replayed by the hold's own claim of the key.
-                stored = await self._call(self.backend.stored_answer, key, request_digest)
+                stored = await self._call(self.backend.stored_answer, key, digest)
                 if stored is None:
                     raise
                 return stored
@@ -592,25 +501,25 @@ class StockService:
                 held=False, service_level=level, detail=f"nothing to hold: {what} has no shipments"
             )
         rules = self.rules(live)
-        policy = self._policy(rules, result.channel, ("cart", "channel"))
+        policy = channel_policy(rules, result.channel, ("cart", "channel"))
         plan = HoldPlan(
             lines=tuple(lines),
             channel=result.channel,
-            ttl_us=self.ttl_us(ttl_s, ("hold_ttl_s",)),
+            ttl_us=hold_ttl_us(self.settings, ttl_s, ("hold_ttl_s",)),
             promise_id=str(promise_id),
             service_level=level.value,
             idempotency_key=(
                 None
                 if idempotency_key is None
-                else PROMISE_KEYS + _scoped(principal, idempotency_key)
+                else PROMISE_KEYS + scoped_key(principal, idempotency_key)
             ),
             # A retry under the same key returns the first attempt's hold, even if the retry's
             # solve chose another allocation: the key names the checkout, not the answer.
-            request_digest=_digest(
+            request_digest=request_digest(
                 json.dumps([None if service_level is None else level.value, ttl_s])
             ),
             snapshot_generation=live.generation,
-            **self.limits_of(principal),
+            **hold_limits(self.settings, principal),
         )
         try:
             answer = await self._hold(plan, policy, rules)

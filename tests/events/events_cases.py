@@ -27,12 +27,12 @@ from promise.events.broker import Outgoing, Received
 from promise.events.config import EventSettings
 from promise.events.jetstream import connect
 from promise.events.messages import event_message
-from promise.launcher import ServerProcess
 from promise.stock.backend import Key, StockBackend
 from promise.stock.events import CountState
 from promise.stock.holds import StockRules
 from promise.stock.schemas import EventType, InventoryEvent
 from promise.stock.sqlite import SqliteStockBackend
+from tests.launcher import ServerProcess
 from tests.services import unreachable
 from tests.solver.network_cases import MONDAY_10AM, dc, snapshot, stock, store
 

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from promise.events.config import EventSettings
-from promise.launcher import ServerProcess
 from promise.stock.postgres import PostgresStockBackend
 from tests.events.events_cases import (
     clean_apply,
@@ -22,6 +21,7 @@ from tests.events.events_cases import (
     wait_drained,
     wide_network,
 )
+from tests.launcher import ServerProcess
 from tests.stock.stock_cases import pg_schema
 
 EVENTS = 3000

@@ -12,7 +12,7 @@ from litestar.testing import TestClient
 
 import scenarios
 from models import Snapshot
-from promise.launcher import ServerProcess
+from tests.launcher import ServerProcess
 from tests.promise.promise_helpers import (
     E2E_MAX_BODY_BYTES,
     E2E_MAX_CART_LINES,

@@ -25,18 +25,18 @@ from litestar.testing import TestClient
 from litestar.types import Receive, Scope, Send
 
 import scenarios
-from bench.hostile import Body, Http
+from bench.hostile_http import Body, Http
 from models import Snapshot
 from promise import body_limits
 from promise.access.principal import Scope as Role
 from promise.app import create_app
 from promise.body_limits import ERRORS_MIB, MIB, BodyCost, one_body_at_a_time
 from promise.errors import ServiceUnavailableError
-from promise.launcher import ServerProcess, rss_kib
 from promise.schemas import PromiseBody
 from promise.settings import Settings
 from promise.stock.schemas import EventBatch
 from tests.auth import authorized_client
+from tests.launcher import ServerProcess, rss_kib
 from tests.promise.promise_helpers import (
     problem_fields,
     problem_of,

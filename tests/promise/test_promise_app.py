@@ -22,8 +22,8 @@ from promise.app import create_app
 from promise.cli import main
 from promise.service import warm_request
 from promise.settings import Settings, SettingsError
+from promise.stock._snapshot_queries import RETAINED_SNAPSHOTS
 from promise.stock.snapshots import LiveSnapshot, SnapshotStore
-from promise.stock.sql import RETAINED_SNAPSHOTS
 from promise.stock.sqlite import SqliteStockBackend
 from solver.checker import check
 from tests.auth import authorized_client, bearer, grant

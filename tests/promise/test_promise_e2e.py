@@ -13,8 +13,8 @@ import pytest
 import scenarios
 import solver
 from models import PromiseRequest, Snapshot
-from promise.launcher import ServerProcess
 from solver.checker import check
+from tests.launcher import ServerProcess
 from tests.promise.promise_helpers import (
     E2E_MAX_BODY_BYTES,
     E2E_MAX_CART_LINES,

@@ -22,18 +22,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import scenarios
-from bench.fuzz import (
-    PROMISE,
-    FuzzReport,
-    Network,
-    ServiceLimits,
-    fuzz_api,
-    make_fuzz_key,
-    seed_resources,
-)
+from bench.fuzz import fuzz_api, make_fuzz_key, seed_resources
+from bench.fuzz_cases import PROMISE, Network, ServiceLimits
+from bench.fuzz_report import FuzzReport
 from models import PromiseRequest, ServiceLevel, Snapshot
-from promise.launcher import ServerProcess
 from solver.checker import check
+from tests.launcher import ServerProcess
 from tests.promise.promise_helpers import result_of
 
 # Solves under fuzzing stay short: larger budgets are refused with a 422 before any solve.

@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 
-from promise.launcher import ServerProcess
+from tests.launcher import ServerProcess
 from tests.promise.promise_helpers import (
     TINY_STOCK,
     metric_value,

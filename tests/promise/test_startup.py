@@ -25,9 +25,9 @@ from bench.startup import StoreOpeners, metrics_status, start_together
 from models import Snapshot
 from promise import metrics_dir
 from promise.app import create_app
-from promise.launcher import ServerProcess, free_port, serve_command
 from promise.settings import Settings
 from tests.auth import authorized_client
+from tests.launcher import ServerProcess, free_port, serve_command
 from tests.promise.promise_helpers import metric_value, tiny_snapshot
 from tests.stock.stock_cases import network
 

@@ -21,7 +21,7 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
-from promise.launcher import ServerProcess, free_port
+from tests.launcher import ServerProcess, free_port
 from tests.stock.tcp_proxy import TcpProxy
 
 __all__ = ["Host", "hosts", "netns_available", "servers_on_hosts"]

@@ -21,10 +21,10 @@ from typing import Any
 import psycopg
 
 from models import Snapshot
-from promise.launcher import ServerProcess
-from promise.stock.postgres import temporary_schema
 from promise.stock.schemas import EventType, InventoryEvent
 from promise.stock.snapshots import LiveSnapshot
+from tests.launcher import ServerProcess
+from tests.pg_schema import temporary_schema
 from tests.services import unreachable
 from tests.solver.network_cases import MONDAY_10AM, dc, lot, snapshot, stock, store
 

@@ -23,9 +23,9 @@ from typing import Any
 import psycopg.conninfo
 import pytest
 
-from promise.launcher import ServerProcess, free_port, serve_command
 from promise.stock import StockSettings
 from promise.stock.pg_pool import wait_for_database
+from tests.launcher import ServerProcess, free_port, serve_command
 from tests.stock.stock_cases import ROOT, RawResponse, network, pg_schema, raw_request, stock_server
 from tests.stock.tcp_proxy import TcpProxy
 

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from promise.launcher import ServerProcess
+from tests.launcher import ServerProcess
 from tests.stock.stock_cases import RawResponse, network, pg_schema, raw_request, stock_server
 
 HOLD_ATTEMPTS = 1000

@@ -22,7 +22,7 @@ import psycopg
 import pytest
 
 from models import CatalogItem, Snapshot
-from promise.launcher import ServerProcess
+from tests.launcher import ServerProcess
 from tests.solver.network_cases import dc, snapshot, stock
 from tests.stock.hosts import servers_on_hosts
 from tests.stock.stock_cases import RawResponse, pg_schema, raw_request
