@@ -6,8 +6,9 @@
   lateness or protection penalty). Each item's stock is about its expected day demand,
   spread over the centres at random, unlike where its demand is.
 - ``scarce_demo_day``: the embedded demo network (200 nodes), its 40 best-selling SKUs with
-  DC stock cut to a fraction of the day's expected demand, stores keeping theirs; carts to the
-  30 largest US cities, answered at the ground level with the web channel's own weights.
+  DC stock cut to half the day's expected demand and store stock to a fifth of its own; carts
+  to the 30 largest US cities, answered at the ground level with the web channel's own
+  weights (split and lateness penalties included).
 
 Each day has a forecast: the expected units by region × SKU, estimated from 20,000 orders
 drawn from the same distribution with another seed (what a retailer's history gives, not the
@@ -243,7 +244,7 @@ def jasin_sinha_day(seed: int, orders: int = 1000) -> Day:
 
 
 def scarce_demo_day(
-    seed: int, orders: int = 1000, *, dc_share: float = 0.6, store_share: float = 1.0
+    seed: int, orders: int = 1000, *, dc_share: float = 0.5, store_share: float = 0.2
 ) -> Day:
     """A day of ``orders`` on the demo network with DC stock at ``dc_share`` of demand.
 
