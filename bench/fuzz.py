@@ -93,7 +93,7 @@ from bench.fuzz_cases import (
 from bench.fuzz_report import FuzzReport, OperationReport, format_table
 from promise.access.principal import Scope
 from promise.access.rules import SECURITY_SCHEME
-from promise.errors import PROBLEM_TYPE_PREFIX
+from solver.errors import PROBLEM_TYPE_PREFIX
 from tests.launcher import ServerProcess
 
 __all__ = [

@@ -43,6 +43,7 @@ from models._inventory import (
 )
 from models._network import ZONE_COUNT, CarrierService, CatalogItem, Location, Node, ZoneRate
 from models._prices import MAX_PRICE_CENTS, NO_PRICES, StockPrices
+from models._problem import FieldError, FieldPath, FieldSource, Problem
 from models._request import MAX_LINE_QUANTITY, Cart, CartLine, Destination, PromiseRequest
 from models._result import (
     CostBreakdown,
@@ -77,6 +78,9 @@ __all__ = [
     "Destination",
     "Engine",
     "Entries",
+    "FieldError",
+    "FieldPath",
+    "FieldSource",
     "Frozen",
     "InTransitLot",
     "Instant",
@@ -91,6 +95,7 @@ __all__ = [
     "ObjectiveWeights",
     "PerSnapshot",
     "Percent",
+    "Problem",
     "PromiseOption",
     "PromiseRequest",
     "PromiseResult",

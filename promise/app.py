@@ -2,7 +2,7 @@
 
 Each handler validates (Litestar parses the body into the pydantic types), calls the service
 injected with ``Provide`` and returns its answer. Every error becomes an RFC 9457 problem
-document through the one ``exception_handlers`` table built in :func:`create_app`.
+document through the app's one exception handler, :func:`promise.problems.problem_handler`.
 """
 
 from __future__ import annotations
@@ -10,23 +10,17 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import functools
-import itertools
 import logging
 import os
-import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from http import HTTPStatus
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import anyio
-import pydantic
 from litestar import Litestar, MediaType, Request, Response, Router, get, post, put
 from litestar.config.cors import CORSConfig
 from litestar.di import NamedDependency, Provide
-from litestar.exceptions import HTTPException, ValidationException
-from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.plugins import ScalarRenderPlugin
@@ -48,15 +42,6 @@ from promise.access.routes import access_router
 from promise.access.rules import SECURITY_SCHEME, public, secured
 from promise.access.tokens import TokenSettings, TokenVerifier
 from promise.body_limits import body_opt, one_body_at_a_time, promise_body_opt
-from promise.errors import (
-    FieldError,
-    QueryParameterError,
-    ServiceUnavailableError,
-    field_error,
-    field_errors_from_pydantic,
-    problem_kind,
-    problem_response,
-)
 from promise.events.backbone import Backbone
 from promise.events.config import EventSettings
 from promise.events.metrics import EventMetrics
@@ -70,6 +55,7 @@ from promise.observe import (
     request_id_of,
 )
 from promise.openapi import ExactJsonRenderPlugin, ExactSwaggerRenderPlugin
+from promise.problems import problem_handler
 from promise.schemas import (
     ConsumerReport,
     Health,
@@ -82,7 +68,6 @@ from promise.schemas import (
 from promise.service import PromiseService, SolveFn
 from promise.settings import Settings
 from promise.stock import (
-    STOCK_EXCEPTION_HANDLERS,
     StockService,
     StockSettings,
     open_backend,
@@ -90,7 +75,6 @@ from promise.stock import (
 )
 from promise.stock.routes import problem_responses
 from promise.stock.snapshots import SnapshotStore
-from solver.errors import PromiseError
 
 __all__ = ["create_app", "serve_app"]
 
@@ -100,8 +84,6 @@ API_VERSION = "1.0.0"
 # Listing pages ask for a page of SKUs at a time; more is a crawl, not a listing.
 MAX_AVAILABILITY_SKUS = 200
 AnyRequest = Request[Any, Any, Any]
-# A 422 lists this many field errors at most (and counts them all in errors_total).
-MAX_LISTED_ERRORS = 50
 # Where the promise routes' problems differ from the stock routes' wording.
 _PROMISE_DESCRIPTIONS = {
     403: "The caller lacks the role this route or request needs.",
@@ -155,7 +137,7 @@ async def promise_cart(
     needed = Scope.RESERVE if data.reserve else Scope.PROMISE
     if not principal.may(needed):
         what = "a promise with reserve: true" if data.reserve else "a promise"
-        raise AccessDeniedError(detail=f"{what} needs the {needed.value} role")
+        raise AccessDeniedError(f"{what} needs the {needed.value} role")
     answer = await service.promise(data, idempotency_key=idempotency_key, principal=principal)
     for error in answer.solver.model_errors:
         # The answer stands (greedy fallback), but a refused model is a bug to fix.
@@ -301,168 +283,6 @@ async def metrics_text(metrics: NamedDependency[Metrics]) -> Response[bytes]:
     # Litestar appends the charset to text types itself.
     media_type = content_type.replace("; charset=utf-8", "")
     return Response(content=body, media_type=media_type)
-
-
-# --- errors ---------------------------------------------------------------------------------
-
-_TITLES = {
-    "unknown-postal-code": "Unknown postal code",
-    "unknown-channel": "Unknown channel",
-    "invalid-request": "Request cannot be answered as asked",
-    "request-limit": "Request exceeds a limit of this service",
-    "invalid-destination": "Invalid destination",
-    "snapshot-rejected": "Snapshot rejected",
-    "not-ready": "Not ready",
-    "overloaded": "Overloaded",
-}
-_MISSING_PARAMETER = re.compile(r"Missing required (\w+) parameter '([^']+)'")
-
-
-def _title(kind: str) -> str:
-    """Human title of a problem kind."""
-    return _TITLES.get(kind, kind.replace("-", " ").capitalize())
-
-
-def _domain_problem(request: AnyRequest, exc: PromiseError) -> Response[bytes]:
-    """A request the engine cannot answer as asked: 422 naming the field at fault."""
-    kind = problem_kind(exc)
-    source: Literal["body", "query"] = "query" if isinstance(exc, QueryParameterError) else "body"
-    errors = [field_error(exc.field, exc.message, kind.replace("-", "_"), source)]
-    return problem_response(
-        status=422,
-        title=_title(kind),
-        detail=exc.message,
-        kind=kind,
-        errors=errors if exc.field else [],
-        request_id=request_id_of(request.scope),
-    )
-
-
-def _pydantic_cause(exc: BaseException) -> pydantic.ValidationError | None:
-    """The pydantic error behind a Litestar validation failure, if there is one."""
-    cause = exc.__cause__
-    while cause is not None:
-        if isinstance(cause, pydantic.ValidationError):
-            return cause
-        cause = cause.__cause__
-    return None
-
-
-def _source(value: object) -> Literal["body", "query", "header", "path"]:
-    """Where a Litestar error says the field came from."""
-    text = str(getattr(value, "value", value))
-    if text == "query":
-        return "query"
-    if text == "header":
-        return "header"
-    if text == "path":
-        return "path"
-    return "body"
-
-
-def _litestar_errors(exc: ValidationException) -> list[FieldError]:
-    """Field errors from Litestar's own messages (query parameters, an empty body)."""
-    missing = _MISSING_PARAMETER.search(exc.detail)
-    if missing is not None:
-        where, name = missing.groups()
-        return [
-            field_error((name,), f"missing required {where} parameter", "missing", _source(where))
-        ]
-    out: list[FieldError] = []
-    for entry in exc.extra if isinstance(exc.extra, list) else []:
-        if not isinstance(entry, dict):
-            out.append(field_error((), str(entry), "invalid", "body"))
-            continue
-        key = str(entry.get("key", ""))
-        loc = tuple(int(p) if p.isdigit() else p for p in key.split(".")) if key else ()
-        out.append(
-            field_error(loc, str(entry.get("message", "")), "invalid", _source(entry.get("source")))
-        )
-    if not out:
-        out.append(field_error((), exc.detail, "invalid", "body"))
-    return out
-
-
-def _validation_problem(request: AnyRequest, exc: ValidationException) -> Response[bytes]:
-    """Invalid fields: 422 with the first ``MAX_LISTED_ERRORS`` field paths and their count."""
-    cause = _pydantic_cause(exc)
-    if cause is not None:
-        total = cause.error_count()
-        # Only the listed errors are rendered: a body of many bad items must answer small.
-        listed = itertools.islice(cause.errors(include_input=False), MAX_LISTED_ERRORS)
-        errors = list(field_errors_from_pydantic(listed))
-    else:
-        errors = _litestar_errors(exc)
-        total = len(errors)
-        errors = errors[:MAX_LISTED_ERRORS]
-    first = f": {errors[0].field or 'body'}: {errors[0].message}" if errors else ""
-    shown = f" (the first {len(errors)} listed)" if total > len(errors) else ""
-    return problem_response(
-        status=422,
-        title="Request validation failed",
-        detail=f"{total} invalid field(s){shown}{first}",
-        kind="validation-failed",
-        errors=errors,
-        errors_total=total,
-        request_id=request_id_of(request.scope),
-    )
-
-
-def _unavailable_problem(request: AnyRequest, exc: ServiceUnavailableError) -> Response[bytes]:
-    """Not ready or overloaded: 503 with Retry-After."""
-    return problem_response(
-        status=503,
-        title=_title(problem_kind(exc)),
-        detail=exc.message,
-        kind=problem_kind(exc),
-        request_id=request_id_of(request.scope),
-        headers={"Retry-After": str(exc.retry_after_s)},
-    )
-
-
-def _http_problem(request: AnyRequest, exc: HTTPException) -> Response[bytes]:
-    """Litestar's own HTTP errors (400, 404, 405, 413, ...) as problem documents."""
-    status = exc.status_code
-    if status >= 500:
-        log.error(
-            "server error",
-            exc_info=exc,
-            extra={"request_id": request_id_of(request.scope), "path": request.url.path},
-        )
-    detail = exc.detail
-    # The byte limit's 413; the memory pre-scan's (promise.body_limits) says its own numbers.
-    if isinstance(exc, RequestEntityTooLarge):
-        limit = request.route_handler.resolve_request_max_body_size()
-        detail = f"the body exceeds the {limit} bytes this route accepts"
-    elif status == 404:
-        detail = f"no route {request.url.path}"
-    elif status == 405:
-        detail = f"{request.method} is not allowed on {request.url.path}"
-    return problem_response(
-        status=status,
-        title=HTTPStatus(status).phrase,
-        detail=detail if status < 500 else "an unexpected error occurred",
-        kind=getattr(exc, "kind", None),
-        request_id=request_id_of(request.scope),
-        headers=exc.headers,
-    )
-
-
-def _internal_problem(request: AnyRequest, exc: Exception) -> Response[bytes]:
-    """A bug: log it with its traceback and answer a problem 500 without internals."""
-    request_id = request_id_of(request.scope)
-    log.error(
-        "unhandled error",
-        exc_info=exc,
-        extra={"request_id": request_id, "path": request.url.path},
-    )
-    return problem_response(
-        status=500,
-        title="Internal Server Error",
-        detail="an unexpected error occurred; the request id identifies it in the logs",
-        kind="internal",
-        request_id=request_id,
-    )
 
 
 # --- the app --------------------------------------------------------------------------------
@@ -647,14 +467,8 @@ def create_app(
             "metrics": Provide(lambda: metrics, sync_to_thread=False),
             "principal": Provide(_principal, sync_to_thread=False),
         },
-        exception_handlers={
-            **STOCK_EXCEPTION_HANDLERS,
-            PromiseError: _domain_problem,
-            ServiceUnavailableError: _unavailable_problem,
-            ValidationException: _validation_problem,
-            HTTPException: _http_problem,
-            Exception: _internal_problem,
-        },
+        # One handler for every error: problems, Litestar's own errors and bugs alike.
+        exception_handlers={Exception: problem_handler},
         lifespan=[lifespan],
         # Who first: an anonymous caller learns nothing, not even that its body is not JSON.
         guards=[guard, json_bodies_only],

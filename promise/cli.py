@@ -1,4 +1,4 @@
-"""Command line: ``promise serve``, ``promise demo`` and ``promise snapshot-export``.
+"""Command line: ``promise serve``, ``promise demo``, ``snapshot-export`` and ``openapi``.
 
 This module imports the app lazily: ``serve`` must set ``PROMETHEUS_MULTIPROC_DIR`` before any
 process imports prometheus_client, so that the workers' metrics are summed.
@@ -66,6 +66,10 @@ def build_parser() -> argparse.ArgumentParser:
         "snapshot-export", help="write the demo network's snapshot JSON (for --snapshot)"
     )
     export.add_argument("path", type=Path, metavar="PATH")
+    commands.add_parser(
+        "openapi",
+        help="print the OpenAPI document the service publishes (tests/promise/openapi.json)",
+    )
     # The analysts' commands (replay, compare, regress, golden, scenarios, runs) live with the
     # scenario store.
     register_scenario_commands(commands)
@@ -213,6 +217,14 @@ def _snapshot_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _openapi(_args: argparse.Namespace) -> int:
+    """Print the published OpenAPI document (regenerates tests/promise/openapi.json)."""
+    from promise.openapi import published_json  # noqa: PLC0415 - imports the whole app
+
+    sys.stdout.write(published_json())
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``promise`` console script."""
     args = build_parser().parse_args(argv)
@@ -220,7 +232,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if handler is not None:
         code: int = handler(args)
         return code
-    commands = {"serve": _serve, "demo": _demo, "snapshot-export": _snapshot_export}
+    commands = {
+        "serve": _serve,
+        "demo": _demo,
+        "snapshot-export": _snapshot_export,
+        "openapi": _openapi,
+    }
     try:
         return commands[args.command](args)
     except SettingsError as exc:

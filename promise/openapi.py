@@ -10,12 +10,19 @@ accept and emit. Parameters and everything else stay as Litestar generates them,
 entry: Litestar adds a 400 ``{status_code, detail, extra}`` JSON answer to every route with
 parameters, which this service never sends (invalid parameters are 422 problem documents, see
 ``promise.app``); it is dropped, and each route lists the problem documents it does answer.
+
+:func:`published_json` is the document as committed in ``tests/promise/openapi.json``
+(``python -m promise.cli openapi`` prints it), so that a change to the public contract is a
+visible diff in review.
 """
 
 from __future__ import annotations
 
 import copy
+import json
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from litestar import Litestar, Request
@@ -29,6 +36,7 @@ __all__ = [
     "ExactJsonRenderPlugin",
     "ExactSwaggerRenderPlugin",
     "exact_document",
+    "published_json",
 ]
 
 REF_PREFIX = "#/components/schemas/"
@@ -137,6 +145,31 @@ def exact_document(app: Litestar, document: dict[str, Any]) -> dict[str, Any]:
         name: schema for name, schema in sorted(components.items()) if name in reachable
     }
     return out
+
+
+def published_json() -> str:
+    """The document an app with default settings publishes, as deterministic JSON text.
+
+    Keys are sorted and text is ASCII, so it depends on neither dict order, hash seed nor locale.
+    """
+    from promise.app import create_app  # noqa: PLC0415 - the app imports this module
+    from promise.events.config import EventSettings  # noqa: PLC0415
+    from promise.settings import Settings  # noqa: PLC0415
+    from promise.stock.config import StockSettings  # noqa: PLC0415
+
+    with tempfile.TemporaryDirectory(prefix="promise-openapi-") as scratch:
+        # Only the routes matter: the app is built, never started, on an empty scratch store.
+        data_dir = Path(scratch)
+        app = create_app(
+            Settings(data_dir=data_dir),
+            stock_settings=StockSettings(data_dir=data_dir),
+            event_settings=EventSettings(),
+        )
+        try:
+            document = exact_document(app, app.openapi_schema.to_schema())
+        finally:
+            app.state.service.stock.backend.close()
+    return json.dumps(document, indent=2, sort_keys=True) + "\n"
 
 
 class _ExactRendering:

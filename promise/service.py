@@ -33,12 +33,11 @@ from promise.access.principal import Principal, Scope
 from promise.body_limits import check_inline_snapshot
 from promise.capture import CaptureSink
 from promise.errors import (
+    InvalidDestinationError,
     NotReadyError,
     OverloadedError,
-    QueryParameterError,
     RequestLimitError,
     SnapshotRejectedError,
-    problem_kind,
 )
 from promise.metrics import Metrics
 from promise.schemas import (
@@ -386,9 +385,7 @@ class PromiseService:
                 destination = Destination(postal_code=postal_code, country=country)
             except ValidationError as exc:
                 first = exc.errors()[0]
-                raise QueryParameterError(
-                    str(first["msg"]), ("postal_code",), kind="invalid-destination"
-                ) from exc
+                raise InvalidDestinationError(str(first["msg"])) from exc
 
         async def on(live: LiveSnapshot, first: bool) -> AvailabilityReport:
             def report(inventory: solver.Inventory) -> AvailabilityReport:
@@ -407,8 +404,8 @@ class PromiseService:
             return await self.stock.judged(on)
         except PromiseError as exc:
             # The solver names request-body fields; here the same facts are query parameters.
-            field = _QUERY_FIELDS.get(type(exc), exc.field[-1:])
-            raise QueryParameterError(exc.message, field, kind=problem_kind(exc)) from exc
+            exc.located(_QUERY_FIELDS.get(type(exc), exc.field[-1:]), source="query")
+            raise
 
     async def snapshot_info(self) -> SnapshotInfo:
         """Version and counts of the live snapshot."""

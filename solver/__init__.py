@@ -9,6 +9,7 @@ No OR-Tools object leaves this package.
 from solver.availability import availability
 from solver.errors import (
     InvalidRequestError,
+    ProblemError,
     PromiseError,
     UnknownChannelError,
     UnknownPostalCodeError,
@@ -21,6 +22,7 @@ from solver.warm import warm_up
 __all__ = [
     "InvalidRequestError",
     "Inventory",
+    "ProblemError",
     "PromiseError",
     "SolveParams",
     "UnknownChannelError",

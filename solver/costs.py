@@ -46,6 +46,10 @@ MAX_OBJECTIVE = 2**53
 class ObjectiveRangeError(InvalidRequestError):
     """The weights make the objective too large to be represented exactly."""
 
+    type = "urn:promise-engine:problem:objective-range"
+    status = 422
+    title = "Objective range"
+
     def __init__(self, weight: str, bound: int) -> None:
         """Name the weight that contributes most to the out-of-range objective."""
         super().__init__(
@@ -57,6 +61,10 @@ class ObjectiveRangeError(InvalidRequestError):
 
 class MarginFloorRangeError(InvalidRequestError):
     """The margin floor's exact form (``a × margin ≥ b × revenue``) is too large to represent."""
+
+    type = "urn:promise-engine:problem:margin-floor-range"
+    status = 422
+    title = "Margin floor range"
 
     def __init__(self, floor_pct: float, bound: int, *, from_policy: bool) -> None:
         """Say whose floor it is and how to bring it into range."""

@@ -13,13 +13,12 @@ import dataclasses
 import ipaddress
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 import anyio
 import anyio.to_thread
 from litestar.connection import ASGIConnection
-from litestar.exceptions import HTTPException
 from litestar.handlers.base import BaseRouteHandler
 
 from promise.access.keys import key_id_of, matches, principal_of
@@ -28,6 +27,7 @@ from promise.access.ratelimit import RateLimiter
 from promise.access.records import KeyRecord
 from promise.access.rules import ACCESS_OPT, Access
 from promise.access.tokens import TokenError, TokenVerifier
+from solver.errors import ProblemError
 
 __all__ = [
     "PRINCIPAL_STATE",
@@ -46,34 +46,38 @@ MAX_CACHED_KEYS = 10_000
 _CHALLENGE = 'Bearer realm="promise-engine"'
 
 
-class NotAuthenticatedError(HTTPException):
+class NotAuthenticatedError(ProblemError):
     """No credential, or one that does not authenticate: 401 with a Bearer challenge."""
 
-    status_code = 401
-    kind = "unauthenticated"
+    type = "urn:promise-engine:problem:unauthenticated"
+    status = 401
+    title = "Unauthorized"
 
     def __init__(self, detail: str, *, invalid: bool = False) -> None:
         """Say why; an ``invalid`` credential (not a missing one) is flagged in the challenge."""
-        challenge = _CHALLENGE + (', error="invalid_token"' if invalid else "")
-        super().__init__(detail=detail, headers={"WWW-Authenticate": challenge})
+        super().__init__(detail)
+        self.challenge = _CHALLENGE + (', error="invalid_token"' if invalid else "")
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        """The challenge a client answers with a credential."""
+        return {"WWW-Authenticate": self.challenge}
 
 
-class AccessDeniedError(HTTPException):
-    """An authenticated principal without the role a route needs: 403."""
+class AccessDeniedError(ProblemError):
+    """An authenticated principal without the role a route or request needs: 403."""
 
-    status_code = 403
-    kind = "forbidden"
+    type = "urn:promise-engine:problem:forbidden"
+    status = 403
+    title = "Forbidden"
 
 
-class RateLimitedError(HTTPException):
+class RateLimitedError(ProblemError):
     """The principal is over its request rate: 429 with Retry-After."""
 
-    status_code = 429
-    kind = "rate-limited"
-
-    def __init__(self, detail: str, retry_after_s: int) -> None:
-        """Say when to retry."""
-        super().__init__(detail=detail, headers={"Retry-After": str(retry_after_s)})
+    type = "urn:promise-engine:problem:rate-limited"
+    status = 429
+    title = "Too Many Requests"
 
 
 KeyLookup = Callable[[str], KeyRecord | None]
@@ -209,10 +213,10 @@ def access_guard(
         principal = await authenticator.principal(connection.headers.get("authorization"))
         if rule is None:
             # Fail closed: a route nobody declared access for is nobody's.
-            raise AccessDeniedError(detail="this route declares no roles; nobody may call it")
+            raise AccessDeniedError("this route declares no roles; nobody may call it")
         if rule.roles.isdisjoint(principal.scopes):
             needed = " or ".join(sorted(role.value for role in rule.roles))
-            raise AccessDeniedError(detail=f"this route needs the {needed} role")
+            raise AccessDeniedError(f"this route needs the {needed} role")
         limits = principal.limits
         decision = await limiter.take(
             principal.id, limits.rate_per_s or rate.rate_per_s, limits.burst or rate.burst
@@ -220,7 +224,7 @@ def access_guard(
         if not decision.allowed:
             raise RateLimitedError(
                 f"over this caller's request rate; retry in {decision.retry_after_s} s",
-                decision.retry_after_s,
+                retry_after_s=decision.retry_after_s,
             )
         connection.scope["state"][PRINCIPAL_STATE] = principal
 

@@ -21,13 +21,13 @@ from promise.access.schemas import (
     audit_view,
     key_view,
 )
-from promise.errors import QueryParameterError
 from promise.stock.backend import StockBackend, to_us
 from promise.stock.errors import StockHTTPError
 from promise.stock.routes import problem_responses
 from promise.stock.service import StockService
+from solver.errors import PromiseError
 
-__all__ = ["KeyNotFoundError", "access_router"]
+__all__ = ["InvalidInstantError", "KeyNotFoundError", "access_router"]
 
 MAX_AUDIT_PAGE = 1000
 
@@ -35,13 +35,23 @@ MAX_AUDIT_PAGE = 1000
 class KeyNotFoundError(StockHTTPError):
     """No API key has this id."""
 
-    status_code = 404
-    kind = "key-not-found"
+    type = "urn:promise-engine:problem:key-not-found"
+    status = 404
     title = "API key not found"
 
     def __init__(self, key_id: str) -> None:
         """Name the id that was not found."""
         super().__init__(f"no API key {key_id!r}")
+
+
+class InvalidInstantError(PromiseError):
+    """The since query parameter is not an ISO 8601 instant."""
+
+    type = "urn:promise-engine:problem:invalid-instant"
+    status = 422
+    title = "Invalid instant"
+    field = ("since",)
+    source = "query"
 
 
 KeyId = Annotated[str, Parameter(min_length=16, max_length=16, pattern=r"^[0-9a-f]{16}$")]
@@ -158,10 +168,8 @@ def _instant(text: str) -> dt.datetime:
     try:
         moment = dt.datetime.fromisoformat(text.upper())
     except ValueError as exc:
-        raise QueryParameterError(
-            f"since must be an instant such as 2026-11-30T15:00:00Z, not {text!r}",
-            ("since",),
-            kind="invalid-instant",
+        raise InvalidInstantError(
+            f"since must be an instant such as 2026-11-30T15:00:00Z, not {text!r}"
         ) from exc
     return moment.replace(tzinfo=moment.tzinfo or dt.UTC)
 

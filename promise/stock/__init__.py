@@ -4,8 +4,8 @@ The backend (embedded SQLite by default, PostgreSQL for several instances) is th
 for stock events and holds; each worker keeps a ``solver.Inventory`` derived from it.
 
 Public surface: :class:`StockService` (what handlers and the promise service call),
-:func:`stock_router` and ``STOCK_EXCEPTION_HANDLERS`` (for ``create_app``),
-:class:`StockSettings`, the request and answer types, and the errors.
+:func:`stock_router` (for ``create_app``), :class:`StockSettings`, the request and answer
+types, and the errors.
 """
 
 from promise.stock.config import StockSettings
@@ -19,11 +19,9 @@ from promise.stock.errors import (
     StockRequestError,
     StockUnavailableError,
     UnknownPromiseError,
+    UnknownRowError,
 )
-from promise.stock.routes import (
-    STOCK_EXCEPTION_HANDLERS,
-    stock_router,
-)
+from promise.stock.routes import stock_router
 from promise.stock.schemas import (
     EventBatch,
     EventOutcome,
@@ -42,7 +40,6 @@ from promise.stock.schemas import (
 from promise.stock.service import StockService, open_backend
 
 __all__ = [
-    "STOCK_EXCEPTION_HANDLERS",
     "EventBatch",
     "EventNotFoundError",
     "EventOutcome",
@@ -67,6 +64,7 @@ __all__ = [
     "StockSettings",
     "StockUnavailableError",
     "UnknownPromiseError",
+    "UnknownRowError",
     "open_backend",
     "stock_router",
 ]

@@ -1,12 +1,13 @@
-"""Errors of live inventory and reservations.
+"""Problems of live inventory and reservations; docs/problems.md lists every kind.
 
-Hierarchy (422s reuse the solver's domain error, so the service's one handler maps them)::
+Hierarchy (every class a :class:`solver.errors.ProblemError`)::
 
-    solver.errors.PromiseError            the request cannot be answered as asked (422)
-    └── StockRequestError                 a stock request names something invalid (422)
-        ├── UnknownPromiseError           promise_id is unknown or its answer expired
-        └── IdempotencyKeyReusedError     the Idempotency-Key was used with another body
-    StockHTTPError                        carries its own HTTP status (see ``status_code``)
+    solver.errors.PromiseError            family: the request cannot be answered as asked (422)
+    ├── StockRequestError                 a stock request names something that cannot be used
+    │   ├── UnknownPromiseError           promise_id is unknown or its answer expired
+    │   └── IdempotencyKeyReusedError     the Idempotency-Key was used with another body
+    └── UnknownRowError                   a position query names an unknown node or SKU
+    StockHTTPError                        family: answered with a StockProblem document
     ├── EventNotFoundError                no recorded event with that id (404)
     ├── ReservationNotFoundError          no reservation with that id (404)
     ├── ReservationConflictError          the transition is not allowed from its state (409)
@@ -22,8 +23,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from promise.errors import ServiceUnavailableError
-from promise.stock.schemas import Shortfall
-from solver.errors import PromiseError
+from promise.stock.schemas import Shortfall, StockProblem
+from solver.errors import ProblemError, PromiseError
 
 __all__ = [
     "EventNotFoundError",
@@ -37,15 +38,24 @@ __all__ = [
     "StockRequestError",
     "StockUnavailableError",
     "UnknownPromiseError",
+    "UnknownRowError",
 ]
 
 
 class StockRequestError(PromiseError):
     """A reservation or event request names something that cannot be used (422)."""
 
+    type = "urn:promise-engine:problem:stock-request"
+    status = 422
+    title = "Stock request"
+
 
 class UnknownPromiseError(StockRequestError):
     """The promise_id was never answered here, or its remembered allocation expired."""
+
+    type = "urn:promise-engine:problem:unknown-promise"
+    status = 422
+    title = "Unknown promise"
 
     field = ("promise_id",)
 
@@ -53,7 +63,11 @@ class UnknownPromiseError(StockRequestError):
 class IdempotencyKeyReusedError(StockRequestError):
     """An Idempotency-Key already answered a request with a different body."""
 
+    type = "urn:promise-engine:problem:idempotency-key-reused"
+    status = 422
+    title = "Idempotency key reused"
     field = ("Idempotency-Key",)
+    source = "header"
 
     def __init__(self, key: str) -> None:
         """Name the key that was reused."""
@@ -63,24 +77,31 @@ class IdempotencyKeyReusedError(StockRequestError):
         )
 
 
-class StockHTTPError(Exception):
-    """A stock error with its own HTTP status; ``kind`` names the problem type."""
+class UnknownRowError(PromiseError):
+    """A position query names a node or a SKU the live snapshot does not have."""
 
-    status_code = 400
-    kind = "stock-error"
-    title = "Stock error"
+    type = "urn:promise-engine:problem:unknown-row"
+    status = 422
+    title = "Unknown row"
+    source = "query"
 
-    def __init__(self, message: str) -> None:
-        """Keep the message."""
-        super().__init__(message)
-        self.message = message
+
+class StockHTTPError(ProblemError, family=True):
+    """A stock problem answered with a :class:`StockProblem` (a refused hold's shortfalls)."""
+
+    shortfalls: tuple[Shortfall, ...] = ()
+
+    def document(self, request_id: str | None = None) -> StockProblem:
+        """The problem document, with the lines a refused hold fell short on."""
+        problem = super().document(request_id)
+        return StockProblem(**problem.model_dump(), shortfalls=self.shortfalls)
 
 
 class EventNotFoundError(StockHTTPError):
     """No event with this id was recorded."""
 
-    status_code = 404
-    kind = "event-not-found"
+    type = "urn:promise-engine:problem:event-not-found"
+    status = 404
     title = "Event not found"
 
     def __init__(self, event_id: str) -> None:
@@ -91,8 +112,8 @@ class EventNotFoundError(StockHTTPError):
 class ReservationNotFoundError(StockHTTPError):
     """No reservation has this id."""
 
-    status_code = 404
-    kind = "reservation-not-found"
+    type = "urn:promise-engine:problem:reservation-not-found"
+    status = 404
     title = "Reservation not found"
 
     def __init__(self, reservation_id: str) -> None:
@@ -103,16 +124,16 @@ class ReservationNotFoundError(StockHTTPError):
 class ReservationConflictError(StockHTTPError):
     """The reservation's state does not allow the requested transition."""
 
-    status_code = 409
-    kind = "reservation-conflict"
+    type = "urn:promise-engine:problem:reservation-conflict"
+    status = 409
     title = "Reservation state does not allow this"
 
 
 class InsufficientStockError(StockHTTPError):
     """A hold would exceed what the channel may promise; nothing was held."""
 
-    status_code = 409
-    kind = "insufficient-stock"
+    type = "urn:promise-engine:problem:insufficient-stock"
+    status = 409
     title = "Insufficient stock to hold"
 
     def __init__(self, shortfalls: Sequence[Shortfall]) -> None:
@@ -128,13 +149,17 @@ class InsufficientStockError(StockHTTPError):
 class HoldLimitError(StockHTTPError):
     """A hold would take its principal over its open-hold or held-unit limit; nothing held."""
 
-    status_code = 409
-    kind = "hold-limit"
+    type = "urn:promise-engine:problem:hold-limit"
+    status = 409
     title = "Hold limit of this caller reached"
 
 
 class StockUnavailableError(ServiceUnavailableError):
     """The stock database is locked for too long or unreachable; retry shortly."""
+
+    type = "urn:promise-engine:problem:stock-unavailable"
+    status = 503
+    title = "Stock unavailable"
 
 
 class SnapshotMovedError(StockUnavailableError):
@@ -143,6 +168,10 @@ class SnapshotMovedError(StockUnavailableError):
     The service catches up with the live snapshot and judges again; only when the snapshot keeps
     moving does a client see it, as a 503 to retry.
     """
+
+    type = "urn:promise-engine:problem:snapshot-moved"
+    status = 503
+    title = "Snapshot moved"
 
     def __init__(self, judged: int, live: int) -> None:
         """Keep the generation the request was judged under and the live one."""

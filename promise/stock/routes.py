@@ -1,34 +1,23 @@
 """HTTP endpoints of live inventory and reservations: thin handlers over :class:`StockService`.
 
 :func:`stock_router` carries the handlers and the ``stock`` dependency for the product app;
-``STOCK_EXCEPTION_HANDLERS`` maps this package's errors to problem documents.
+the app's one exception handler (``promise.problems``) answers this package's errors.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
-from typing import Annotated, Any, Literal
+from typing import Annotated
 
-from litestar import MediaType, Request, Response, Router, get, post
+from litestar import MediaType, Response, Router, get, post
 from litestar.di import NamedDependency, Provide
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import HeaderParameter, JSONBody, Parameter
-from litestar.types import ExceptionHandlersMap
 
+from models import Problem
 from promise.access.principal import Principal, Scope
 from promise.access.rules import secured
-from promise.errors import (
-    PROBLEM_MEDIA_TYPE,
-    PROBLEM_TYPE_PREFIX,
-    Problem,
-    QueryParameterError,
-    field_error,
-    problem_kind,
-    problem_response,
-)
-from promise.observe import request_id_of
-from promise.stock.errors import IdempotencyKeyReusedError, StockHTTPError
+from promise.errors import PROBLEM_MEDIA_TYPE
 from promise.stock.schemas import (
     EventBatch,
     EventsAnswer,
@@ -39,19 +28,9 @@ from promise.stock.schemas import (
     StockProblem,
 )
 from promise.stock.service import StockService
-from solver.errors import PromiseError
 
-__all__ = [
-    "STOCK_EXCEPTION_HANDLERS",
-    "problem_responses",
-    "stock_problem",
-    "stock_request_problem",
-    "stock_router",
-]
+__all__ = ["problem_responses", "stock_router"]
 
-log = logging.getLogger(__name__)
-
-AnyRequest = Request[Any, Any, Any]
 MIB = 1024 * 1024
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 # Ids in paths and queries follow the domain's identifier rule (models.Identifier).
@@ -278,48 +257,3 @@ def stock_router(stock: StockService, *, max_body_bytes: int = 4 * MIB) -> Route
         dependencies={"stock": Provide(lambda: stock, sync_to_thread=False)},
         request_max_body_size=max_body_bytes,
     )
-
-
-# --- errors ---------------------------------------------------------------------------------
-
-
-def stock_problem(request: AnyRequest, exc: StockHTTPError) -> Response[bytes]:
-    """404 and 409 of the stock endpoints as problem documents."""
-    problem = StockProblem(
-        type=PROBLEM_TYPE_PREFIX + exc.kind,
-        title=exc.title,
-        status=exc.status_code,
-        detail=exc.message,
-        shortfalls=getattr(exc, "shortfalls", ()),
-        request_id=request_id_of(request.scope),
-    )
-    return Response(
-        content=problem.model_dump_json().encode(),
-        status_code=exc.status_code,
-        media_type=PROBLEM_MEDIA_TYPE,
-    )
-
-
-def stock_request_problem(request: AnyRequest, exc: PromiseError) -> Response[bytes]:
-    """A 422 naming the field at fault, and where it came from (body, query or header)."""
-    source: Literal["body", "query", "header"] = "body"
-    if isinstance(exc, IdempotencyKeyReusedError):
-        source = "header"
-    elif isinstance(exc, QueryParameterError):
-        source = "query"
-    kind = problem_kind(exc)
-    errors = [field_error(exc.field, exc.message, kind.replace("-", "_"), source)]
-    return problem_response(
-        status=422,
-        title=kind.replace("-", " ").capitalize(),
-        detail=exc.message,
-        kind=kind,
-        errors=errors if exc.field else [],
-        request_id=request_id_of(request.scope),
-    )
-
-
-STOCK_EXCEPTION_HANDLERS: ExceptionHandlersMap = {
-    StockHTTPError: stock_problem,
-    IdempotencyKeyReusedError: stock_request_problem,
-}

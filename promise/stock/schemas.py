@@ -9,8 +9,7 @@ from typing import Annotated
 
 from pydantic import AwareDatetime, BeforeValidator, Field, StringConstraints, model_validator
 
-from models import Day, Frozen, Instant, IntegerOnly, Many, ServiceLevel, at_most
-from promise.errors import Problem
+from models import Day, Frozen, Instant, IntegerOnly, Many, Problem, ServiceLevel, at_most
 
 __all__ = [
     "MAX_HOLD_QUANTITY",

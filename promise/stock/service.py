@@ -23,7 +23,7 @@ import anyio.to_thread
 
 from models import ChannelPolicy, PromiseResult, ServiceLevel
 from promise.access.principal import Principal, Scope
-from promise.errors import PROBLEM_TYPE_PREFIX, NotReadyError, QueryParameterError
+from promise.errors import NotReadyError
 from promise.stock._plans import (
     MICROS,
     PROMISE_KEYS,
@@ -58,6 +58,7 @@ from promise.stock.errors import (
     StockRequestError,
     StockUnavailableError,
     UnknownPromiseError,
+    UnknownRowError,
 )
 from promise.stock.holds import RulesCache, StockRules, shortfalls
 from promise.stock.live import LiveInventory
@@ -77,6 +78,7 @@ from promise.stock.schemas import (
 )
 from promise.stock.snapshots import LiveSnapshot
 from solver import Inventory
+from solver.errors import UnknownChannelError
 
 __all__ = ["SnapshotSource", "StockService", "open_backend"]
 
@@ -136,14 +138,7 @@ def _owner(principal: Principal | None) -> str | None:
 
 def _insufficient(short: Sequence[Shortfall]) -> str:
     """The stored problem document of a refused hold (no request id: it is replayed)."""
-    error = InsufficientStockError(short)
-    return StockProblem(
-        type=PROBLEM_TYPE_PREFIX + error.kind,
-        title=error.title,
-        status=error.status_code,
-        detail=error.message,
-        shortfalls=tuple(short),
-    ).model_dump_json()
+    return InsufficientStockError(short).document().model_dump_json()
 
 
 class StockService:
@@ -437,12 +432,10 @@ class StockService:
         reason = rules.unknown(node_id, sku)
         if reason is not None:
             field = "node_id" if reason.startswith("unknown node") else "sku"
-            raise QueryParameterError(reason, (field,), kind="unknown-row")
+            raise UnknownRowError(reason, (field,))
         policy = rules.policies.get(channel)
         if policy is None:
-            raise QueryParameterError(
-                f"no channel policy for channel {channel!r}", ("channel",), kind="unknown-channel"
-            )
+            raise UnknownChannelError(channel).located(("channel",), source="query")
         key = (node_id, sku)
         changes = await self._call(self.backend.overlays, [key])
         overlay: RowOverlay = changes.rows[key]

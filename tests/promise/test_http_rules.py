@@ -9,7 +9,7 @@ import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
 
-from promise.app import MAX_LISTED_ERRORS
+from promise.problems import MAX_LISTED_ERRORS
 from promise.settings import Settings
 from tests.promise.promise_helpers import (
     problem_fields,
