@@ -70,6 +70,7 @@ from promise.observe import (
     request_id_of,
 )
 from promise.openapi import ExactJsonRenderPlugin, ExactSwaggerRenderPlugin
+from promise.reoptimise import reoptimise_router
 from promise.schemas import (
     ConsumerReport,
     Health,
@@ -641,6 +642,7 @@ def create_app(
             snapshot_bodies,
             stock_router(stock, max_body_bytes=settings.max_body_bytes),
             access_router(stock, max_body_bytes=settings.max_body_bytes),
+            reoptimise_router(stock, max_body_bytes=settings.max_body_bytes),
         ],
         dependencies={
             "service": Provide(lambda: service, sync_to_thread=False),
