@@ -10,6 +10,10 @@ order 2 from Chicago alone: 4 packages, and cheaper by a whole package's base ra
 from __future__ import annotations
 
 import datetime as dt
+import json
+import os
+import subprocess
+import sys
 import threading
 import uuid
 from collections.abc import Iterator
@@ -192,16 +196,24 @@ def test_three_orders_are_resourced_into_fewer_packages_keeping_their_dates(
     assert again["outcome"] == "unchanged", again
 
 
-def test_nothing_moves_when_no_plan_is_cheaper_by_the_threshold(client: httpx.Client) -> None:
-    """With a threshold above any saving the holds stay exactly as they were."""
+def test_nothing_moves_when_no_plan_is_cheaper_by_the_threshold(
+    server: ServerProcess, client: httpx.Client
+) -> None:
+    """With a threshold above any saving (asked by the CLI) the holds stay as they were."""
     answers = _hold_myopically(client)
     ids = [a["reservation"]["reservation"]["reservation_id"] for a in answers]
     before = [client.get(f"/v1/reservations/{i}").json()["lines"] for i in ids]
-    response = client.post(
-        "/v1/reservations/reoptimise", json={"threshold_cents": HUGE_THRESHOLD_CENTS}
+    command = [sys.executable, "-m", "promise.cli", "reoptimise", "--url", server.base_url]
+    command += ["--threshold-cents", str(HUGE_THRESHOLD_CENTS)]
+    done = subprocess.run(
+        command,
+        env={**os.environ, "PROMISE_API_KEY": server.api_key or ""},
+        capture_output=True,
+        text=True,
+        check=False,
     )
-    assert response.status_code == 200, response.text
-    result = response.json()
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
     assert result["outcome"] == "unchanged", result
     assert result["moved"] == []
     assert result["planned_cost"] < result["baseline_cost"]
