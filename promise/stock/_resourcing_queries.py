@@ -16,8 +16,8 @@ import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from promise.stock._hold_queries import HoldQueries
-from promise.stock.backend import Clock, HoldRecord, Key, RowOverlay, from_us
+from promise.stock._hold_queries import HoldQueries, reservation_body
+from promise.stock.backend import Clock, HoldRecord, Key, RowOverlay
 from promise.stock.outbox import Change
 from promise.stock.schemas import ReservationStatus, Shortfall
 
@@ -28,6 +28,7 @@ __all__ = [
     "MoveCheck",
     "OpenOrder",
     "ResourcingQueries",
+    "lines_of",
 ]
 
 ORDERS_SCHEMA = (
@@ -91,14 +92,7 @@ def _moved(hold: HoldRecord, move: HoldMove, now: int) -> Change:
         node_id=move.after[0][0] if move.after else move.before[0][0],
         msg_id=f"resource:{hold.hold_id}:{now}",
         body={
-            "reservation": {
-                "reservation_id": hold.hold_id,
-                "status": hold.status.value,
-                "channel": hold.channel,
-                "principal": hold.principal,
-                "expires_at": from_us(hold.expires_at).isoformat(),
-                "lines": [list(line) for line in move.after],
-            },
+            "reservation": reservation_body(hold, [list(line) for line in move.after]),
             "moved_from": [list(line) for line in move.before],
         },
         rows=tuple(sorted(move.keys)),
