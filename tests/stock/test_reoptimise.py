@@ -37,8 +37,8 @@ from models import (
     Snapshot,
     ZoneRate,
 )
-from promise.launcher import ServerProcess
 from solver.checker import check
+from tests.launcher import ServerProcess
 from tests.promise.promise_helpers import TINY_DESTINATION, result_of
 
 STOCK = {("CHI", "A"): 1, ("CHI", "B"): 2, ("DAL", "A"): 3}
