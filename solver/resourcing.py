@@ -59,7 +59,9 @@ class Replan:
 
 def _dated_problem(order: HeldOrder, index: SnapshotIndex, at: dt.datetime) -> Problem:
     """(1) The order's problem on the live stock, without slots delivering after its date."""
-    ctx = build_context(order.request, index, at)
+    # Every dispatch date: a date one cart would prune may be the one that frees shared
+    # capacity or labour for another (as in solver/joint.py).
+    ctx = build_context(order.request, index, at, exact=True)
     level = order.option.service_level
     problem = build_problem(ctx, level, set(ctx.stocking_nodes(level).tolist()))
     promised = order.option.promised_delivery_date
