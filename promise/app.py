@@ -56,6 +56,7 @@ from promise.observe import (
 )
 from promise.openapi import ExactJsonRenderPlugin, ExactSwaggerRenderPlugin
 from promise.problems import problem_handler
+from promise.reoptimise import reoptimise_router
 from promise.schemas import (
     ConsumerReport,
     Health,
@@ -461,6 +462,7 @@ def create_app(
             snapshot_bodies,
             stock_router(stock, max_body_bytes=settings.max_body_bytes),
             access_router(stock, max_body_bytes=settings.max_body_bytes),
+            reoptimise_router(stock, max_body_bytes=settings.max_body_bytes),
         ],
         dependencies={
             "service": Provide(lambda: service, sync_to_thread=False),

@@ -18,6 +18,7 @@ from pathlib import Path
 from promise import metrics_dir as metrics_dirs
 from promise.access.cli import register as register_access_commands
 from promise.events.cli import register as register_event_commands
+from promise.reoptimise_cli import register as register_reoptimise_command
 from promise.settings import Settings, SettingsError
 from scenarios.cli import register as register_scenario_commands
 
@@ -77,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_access_commands(commands)
     # The event backbone: the standalone consumer, replay and dead letters.
     register_event_commands(commands)
+    register_reoptimise_command(commands)
     return parser
 
 

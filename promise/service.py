@@ -338,6 +338,7 @@ class PromiseService:
             service_level=body.reserve_service_level,
             idempotency_key=idempotency_key,
             principal=principal,
+            request=request,
         )
         return answer.model_copy(update={"reservation": held})
 

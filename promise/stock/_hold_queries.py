@@ -8,7 +8,8 @@ those rows. Promise answers are remembered here too, so that any worker can hold
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from promise.stock._rows import Cursor, RowQueries
 from promise.stock.access import Charges
@@ -27,7 +28,7 @@ from promise.stock.holds import consume
 from promise.stock.outbox import Change
 from promise.stock.schemas import InventoryEvent, ReservationStatus, ReservedLine
 
-__all__ = ["HoldQueries"]
+__all__ = ["HoldQueries", "reservation_body"]
 
 # Lapsed holds expired per sweep transaction.
 SWEEP_BATCH = 500
@@ -35,6 +36,18 @@ HOLD_SELECT = (
     "SELECT hold_id, status, channel, created_at, expires_at, confirmed_at, ended_at, "
     "promise_id, service_level, snapshot_generation, principal FROM stock_holds WHERE hold_id = ?"
 )
+
+
+def reservation_body(hold: HoldRecord, lines: Sequence[Any]) -> dict[str, Any]:
+    """The reservation part of a hold's outbox message, with ``lines`` as JSON-ready values."""
+    return {
+        "reservation_id": hold.hold_id,
+        "status": hold.status.value,
+        "channel": hold.channel,
+        "principal": hold.principal,
+        "expires_at": from_us(hold.expires_at).isoformat(),
+        "lines": list(lines),
+    }
 
 
 def _hold_changes(kind: str, hold: HoldRecord, *, with_rows: bool = True) -> list[Change]:
@@ -48,14 +61,9 @@ def _hold_changes(kind: str, hold: HoldRecord, *, with_rows: bool = True) -> lis
             node_id=node_id,
             msg_id=f"{kind}:{hold.hold_id}:{node_id}",
             body={
-                "reservation": {
-                    "reservation_id": hold.hold_id,
-                    "status": hold.status.value,
-                    "channel": hold.channel,
-                    "principal": hold.principal,
-                    "expires_at": from_us(hold.expires_at).isoformat(),
-                    "lines": [line.model_dump(mode="json") for line in lines],
-                }
+                "reservation": reservation_body(
+                    hold, [line.model_dump(mode="json") for line in lines]
+                )
             },
             rows=tuple(sorted({(node_id, line.sku) for line in lines})) if with_rows else (),
         )

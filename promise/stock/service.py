@@ -21,7 +21,7 @@ from typing import Any, Protocol, TypeVar
 import anyio
 import anyio.to_thread
 
-from models import ChannelPolicy, PromiseResult, ServiceLevel
+from models import ChannelPolicy, PromiseRequest, PromiseResult, ServiceLevel
 from promise.access.principal import Principal, Scope
 from promise.errors import NotReadyError
 from promise.stock._plans import (
@@ -37,6 +37,7 @@ from promise.stock._plans import (
     request_digest,
     scoped_key,
 )
+from promise.stock._resourcing_queries import ResourcingQueries
 from promise.stock.backend import (
     Clock,
     HoldPlan,
@@ -474,6 +475,7 @@ class StockService:
         ttl_s: int | None = None,
         idempotency_key: str | None = None,
         principal: Principal | None = None,
+        request: PromiseRequest | None = None,
     ) -> PromiseHold:
         """Hold exactly the allocation of one option of a fresh promise answer.
 
@@ -482,7 +484,8 @@ class StockService:
         another checkout since the solve), that the caller's hold limits were reached, or why
         there was nothing to hold. ``live`` is the snapshot the answer was solved on: when
         another has gone live since, the authority refuses the hold with SnapshotMovedError and
-        the caller solves again.
+        the caller solves again. With ``request`` (the cart the answer is for) the hold keeps
+        its order, so that it can be re-sourced later.
         """
         await self.remember_promise(promise_id, result)
         level = service_level or result.recommended
@@ -521,6 +524,8 @@ class StockService:
             return PromiseHold(held=False, service_level=level, detail=exc.message)
         if answer.status_code == CREATED:
             reservation = Reservation.model_validate_json(answer.body)
+            if request is not None and not answer.replayed:
+                await self._keep_order(reservation.reservation_id, request, result, level)
             return PromiseHold(held=True, service_level=level, reservation=reservation)
         problem = StockProblem.model_validate_json(answer.body)
         return PromiseHold(
@@ -528,6 +533,22 @@ class StockService:
             service_level=level,
             shortfalls=problem.shortfalls,
             detail="stock was taken by another checkout since the promise; nothing was held",
+        )
+
+    async def _keep_order(
+        self, hold_id: str, request: PromiseRequest, result: PromiseResult, level: ServiceLevel
+    ) -> None:
+        """Keep the order behind a new hold: the request at its instant and the option held."""
+        if not isinstance(self.backend, ResourcingQueries):
+            return
+        option = next(o for o in result.options if o.service_level is level)
+        pinned = request.model_copy(update={"requested_at": result.requested_at})
+        await self._call(
+            self.backend.record_order,
+            hold_id,
+            pinned.model_dump_json(),
+            option.model_dump_json(),
+            self._clock,
         )
 
     # --- upkeep ---------------------------------------------------------------------------

@@ -141,6 +141,10 @@ EXAMPLES: dict[tuple[str, str], Example] = {
         f"/v1/reservations/{ctx.hold()}/release",
         {},
     ),
+    ("post", "/v1/reservations/reoptimise"): lambda _: (
+        "/v1/reservations/reoptimise",
+        {"json": {"time_limit_ms": 200}},
+    ),
     ("get", "/v1/keys"): lambda _: ("/v1/keys", {}),
     ("post", "/v1/keys"): lambda _: (
         "/v1/keys",
