@@ -162,7 +162,8 @@ def solve_joint(
     """Solve the carts jointly within ``time_limit_s``; the best plan found and a lower bound.
 
     ``engine`` is ``scip`` or ``highs`` (LP-based branch and bound: tight bounds on these
-    assignment models), ``cp_sat``, or ``glop`` for the LP relaxation (a bound, no plan).
+    assignment models), ``cp_sat``, or ``lp`` (HiGHS) or ``glop`` for the LP relaxation (a
+    bound, no plan).
     """
     started = time.perf_counter()
     proto = cmh.CpModelProto()
@@ -195,11 +196,14 @@ def solve_joint(
             count,
             seconds,
         )
-    model = _as_mp(proto, integral=engine != "glop")
-    if engine != "glop":
+    relaxed = engine in ("glop", "lp")
+    model = _as_mp(proto, integral=not relaxed)
+    if not relaxed:
         for var, value in zip(proto.solution_hint.vars, proto.solution_hint.values, strict=True):
             model.add_hint(var, float(value))
-    solver = mbh.ModelSolverHelper(engine)
+    # "lp": the relaxation on HiGHS, whose simplex stays robust where GLOP's loses its way on
+    # the unfilled penalty's large coefficients.
+    solver = mbh.ModelSolverHelper("highs" if engine == "lp" else engine)
     solver.set_time_limit_in_seconds(time_limit_s)
     solver.solve(model)
     name = str(solver.status().name)
@@ -207,7 +211,7 @@ def solve_joint(
     if not solver.has_solution():
         return JointOutcome(None, None, -math.inf, False, name, count, seconds)
     value = float(solver.objective_value())
-    if engine == "glop":
+    if relaxed:
         # Only a proven LP optimum bounds the MIP; a stopped simplex's value bounds nothing.
         bound = value if name == "OPTIMAL" else -math.inf
         return JointOutcome(None, None, bound, False, name, count, seconds)
