@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import gc
 import json
 import pathlib
@@ -11,11 +12,14 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import numpy as np
+from litestar import Litestar
 
 from models import PromiseRequest, Snapshot
+from promise.access.keys import make_key
+from promise.access.principal import Limits, Scope
 from solver import solve, warm_up
 
-__all__ = ["machine", "percentiles", "prepare", "timed", "write_outputs"]
+__all__ = ["machine", "percentiles", "prepare", "promise_key", "timed", "write_outputs"]
 
 T = TypeVar("T")
 
@@ -50,6 +54,15 @@ def prepare(snapshot: Snapshot, warm: Sequence[PromiseRequest]) -> None:
         solve(request, snapshot)
     gc.collect()
     gc.freeze()
+
+
+def promise_key(app: Litestar) -> str:
+    """An unlimited promise key in the authority of an in-process ``app``."""
+    made = make_key(
+        "bench", [Scope.PROMISE], created_by="bench", limits=Limits(rate_per_s=1e6, burst=10**6)
+    )
+    app.state.service.stock.backend.create_key(made.record, lambda: dt.datetime.now(dt.UTC))
+    return made.plaintext
 
 
 def machine() -> dict[str, Any]:

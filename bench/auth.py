@@ -36,10 +36,9 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from litestar import Litestar
 
 import scenarios
-from bench._common import machine, percentiles, write_outputs
+from bench._common import machine, percentiles, promise_key, write_outputs
 from promise.access.guard import PRINCIPAL_STATE
-from promise.access.keys import make_key
-from promise.access.principal import Limits, Principal, Scope
+from promise.access.principal import Principal, Scope
 from promise.access.rules import ACCESS_OPT, Access
 from promise.app import create_app
 from promise.settings import Settings
@@ -84,15 +83,6 @@ def _app(root: pathlib.Path, public_key_file: pathlib.Path, redis_url: str) -> L
         rate_limit_burst=10**6,
     )
     return create_app(settings, initial_snapshot=scenarios.generate_network)
-
-
-def _grant(app: Litestar) -> str:
-    """An unlimited promise key in the app's authority."""
-    made = make_key(
-        "bench", [Scope.PROMISE], created_by="bench", limits=Limits(rate_per_s=1e6, burst=10**6)
-    )
-    app.state.service.stock.backend.create_key(made.record, lambda: dt.datetime.now(dt.UTC))
-    return made.plaintext
 
 
 async def _measure(
@@ -170,7 +160,7 @@ def run(rounds: int, redis_url: str) -> dict[str, Any]:
             app = _app(root / algorithm, pem, "")
             variants = {
                 "floor": FLOOR,
-                "key": {"Authorization": f"Bearer {_grant(app)}"},
+                "key": {"Authorization": f"Bearer {promise_key(app)}"},
                 f"token-{algorithm.lower()}": {"Authorization": f"Bearer {_token(key, algorithm)}"},
             }
             rows = _rows(asyncio.run(_measure(app, variants, bodies, rounds)), algorithm)
@@ -179,7 +169,7 @@ def run(rounds: int, redis_url: str) -> dict[str, Any]:
         if redis_url:
             pem = root / "ES256.pem"
             shared = _app(root / "redis", pem, redis_url)
-            variants = {"floor": FLOOR, "key": {"Authorization": f"Bearer {_grant(shared)}"}}
+            variants = {"floor": FLOOR, "key": {"Authorization": f"Bearer {promise_key(shared)}"}}
             rows = _rows(asyncio.run(_measure(shared, variants, bodies, rounds)), "Redis-rate")
             for path, row in rows.items():
                 report["routes"].setdefault(path, {}).update(row)

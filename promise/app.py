@@ -52,6 +52,7 @@ from promise.observe import (
     SNAPSHOT_VERSION_KEY,
     SOLVE_STATUS_KEY,
     ObservedLitestar,
+    arrival_of,
     request_id_of,
 )
 from promise.openapi import ExactJsonRenderPlugin, ExactSwaggerRenderPlugin
@@ -139,7 +140,12 @@ async def promise_cart(
     if not principal.may(needed):
         what = "a promise with reserve: true" if data.reserve else "a promise"
         raise AccessDeniedError(f"{what} needs the {needed.value} role")
-    answer = await service.promise(data, idempotency_key=idempotency_key, principal=principal)
+    answer = await service.promise(
+        data,
+        idempotency_key=idempotency_key,
+        principal=principal,
+        arrived=arrival_of(request.scope),
+    )
     for error in answer.solver.model_errors:
         # The answer stands (greedy fallback), but a refused model is a bug to fix.
         log.error(

@@ -13,6 +13,7 @@ from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
 )
@@ -90,6 +91,12 @@ class Metrics:
             "promise_solve_duration_seconds",
             "Wall time of solve() as the solver reports it.",
             buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.solve_queue = Gauge(
+            "promise_solve_queue",
+            "Solves running or waiting for a solver thread, summed over live workers.",
+            multiprocess_mode="livesum",
             registry=self.registry,
         )
         self.rejections = Counter(

@@ -38,6 +38,7 @@ __all__ = [
     "SOLVE_STATUS_KEY",
     "WORKER_PID_HEADER",
     "ObservedLitestar",
+    "arrival_of",
     "request_id_of",
 ]
 
@@ -45,6 +46,8 @@ REQUEST_ID_HEADER = "x-request-id"
 WORKER_PID_HEADER = "x-worker-pid"
 # Keys in the ASGI scope's state dict that handlers fill for the access log.
 REQUEST_ID_KEY = "promise.request_id"
+# When the request reached this worker (time.perf_counter()): time budgets run from it.
+ARRIVED_KEY = "promise.arrived"
 SOLVE_STATUS_KEY = "promise.solve_status"
 SNAPSHOT_VERSION_KEY = "promise.snapshot_version"
 # An incoming id is echoed only if it is short and printable, so it cannot forge log lines.
@@ -61,6 +64,13 @@ def _incoming_request_id(headers: Any) -> str | None:
             text = value.decode("latin-1")
             return text if _VALID_REQUEST_ID.match(text) else None
     return None
+
+
+def arrival_of(scope: Scope) -> float | None:
+    """When this request reached the worker (``time.perf_counter()``), if it was observed."""
+    state: dict[str, Any] = scope.get("state", {})
+    value = state.get(ARRIVED_KEY)
+    return value if isinstance(value, float) else None
 
 
 def request_id_of(scope: Scope) -> str | None:
@@ -92,6 +102,7 @@ class ObservedLitestar(Litestar):
         request_id = _incoming_request_id(http["headers"]) or uuid.uuid4().hex
         state: dict[str, Any] = http.setdefault("state", {})
         state[REQUEST_ID_KEY] = request_id
+        state[ARRIVED_KEY] = started
         extra_headers = [
             (REQUEST_ID_HEADER.encode(), request_id.encode()),
             (WORKER_PID_HEADER.encode(), str(os.getpid()).encode()),

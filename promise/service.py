@@ -3,6 +3,11 @@
 Solves run in worker threads (CP-SAT releases the GIL), at most ``max_concurrent_solves`` at a
 time per worker, with at most ``max_queued_solves`` more waiting; beyond that the service
 answers :class:`~promise.errors.OverloadedError` at once rather than queueing without bound.
+
+A promise's time budget covers the request, not only its solve: it runs from the request's
+arrival in the worker, the solve gets what is left of it when it starts, and a request that
+waited for a solver thread past its whole budget is answered from the greedy fallback
+(status ``fallback``, flagged) instead of being solved late or refused.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import functools
 import gc
 import logging
 import os
+import time
 from collections.abc import Callable, Sequence
 from typing import Protocol, TypeVar
 
@@ -91,12 +97,17 @@ class SolveGate:
         *,
         retry_after_s: int,
         on_reject: Callable[[], None] | None = None,
+        on_depth: Callable[[float], None] | None = None,
     ) -> None:
-        """Allow ``concurrent`` calls in flight and ``queued`` more waiting."""
+        """Allow ``concurrent`` calls in flight and ``queued`` more waiting.
+
+        ``on_depth`` hears +1 when a call is admitted and -1 when it leaves.
+        """
         self._concurrent = concurrent
         self._capacity = concurrent + queued
         self._retry_after_s = retry_after_s
         self._on_reject = on_reject
+        self._on_depth = on_depth
         self._admitted = 0
         self._limiter: anyio.CapacityLimiter | None = None
 
@@ -118,10 +129,14 @@ class SolveGate:
             # Created lazily: an anyio limiter belongs to the event loop that first uses it.
             self._limiter = anyio.CapacityLimiter(self._concurrent)
         self._admitted += 1
+        if self._on_depth is not None:
+            self._on_depth(1)
         try:
             return await anyio.to_thread.run_sync(call, limiter=self._limiter)
         finally:
             self._admitted -= 1
+            if self._on_depth is not None:
+                self._on_depth(-1)
 
 
 def warm_request(snapshot: Snapshot) -> PromiseRequest | None:
@@ -167,6 +182,7 @@ class PromiseService:
             settings.max_queued_solves,
             retry_after_s=settings.retry_after_s,
             on_reject=metrics.rejections.inc,
+            on_depth=metrics.solve_queue.inc,
         )
         self._warmed = False
         self._heap_frozen = False
@@ -292,10 +308,13 @@ class PromiseService:
             inline_snapshot=body.snapshot is not None,
         )
 
-    async def _solve_inline(self, request: PromiseRequest, snapshot: Snapshot) -> PromiseAnswer:
+    async def _solve_inline(
+        self, request: PromiseRequest, snapshot: Snapshot, arrived: float
+    ) -> PromiseAnswer:
         """Promise on a snapshot the request carries: its own stock, no holds, no capture."""
         # An inline snapshot is used once: index it without evicting the live one.
-        call = functools.partial(self._solve, request, snapshot, params=self._inline_params)
+        params = dataclasses.replace(self._inline_params, arrived=arrived)
+        call = functools.partial(self._solve, request, snapshot, params=params)
         result = await self._gate.run(call)
         self._metrics.observe_solve(result)
         return PromiseAnswer.from_result(result, snapshot_version=snapshot.version)
@@ -309,6 +328,7 @@ class PromiseService:
         *,
         check: bool,
         principal: Principal | None,
+        arrived: float,
     ) -> PromiseAnswer:
         """Promise on the live network and live stock, holding the answer when asked to.
 
@@ -316,11 +336,12 @@ class PromiseService:
         """
         snapshot = live.snapshot
         used: list[solver.Inventory] = []  # the live stock the solve read, for the capture
+        params = dataclasses.replace(self._params, arrived=arrived)
 
         def with_live(inventory: solver.Inventory) -> PromiseResult:
             """Solve on the live stock and remember which version it was."""
             used.append(inventory)
-            return self._solve(request, snapshot, params=self._params, inventory=inventory)
+            return self._solve(request, snapshot, params=params, inventory=inventory)
 
         result = await self._gate.run(self.stock.with_inventory(live, with_live, check=check))
         self._metrics.observe_solve(result)
@@ -348,12 +369,17 @@ class PromiseService:
         *,
         idempotency_key: str | None = None,
         principal: Principal | None = None,
+        arrived: float | None = None,
     ) -> PromiseAnswer:
         """Source the cart and promise dates; the answer names the snapshot version used.
 
         On the live network the answer is solved, and held, under one snapshot generation;
         when another goes live meanwhile, the service catches up and solves again.
+        The time budget runs from ``arrived`` (``time.perf_counter()``; default: now), so a
+        request that waits for a solver thread past its budget gets the greedy fallback.
         """
+        if arrived is None:
+            arrived = time.perf_counter()
         self.check_limits(body, principal=principal)
         if body.reserve and body.snapshot is not None:
             raise RequestLimitError(
@@ -361,12 +387,18 @@ class PromiseService:
             )
         request = body.to_request()
         if body.snapshot is not None:
-            return await self._solve_inline(request, body.snapshot)
+            return await self._solve_inline(request, body.snapshot, arrived)
         if not self._warmed:
             raise NotReadyError("the solver is warming up", self._settings.retry_after_s)
         return await self.stock.judged(
             lambda live, first: self._solve_live(
-                body, request, live, idempotency_key, check=first, principal=principal
+                body,
+                request,
+                live,
+                idempotency_key,
+                check=first,
+                principal=principal,
+                arrived=arrived,
             )
         )
 

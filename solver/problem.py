@@ -121,11 +121,14 @@ class CartContext:
     max_shipments: int
     # (a, b): the margin floor holds when a × margin >= b × revenue (models/_exact.py)
     margin_floor: tuple[int, int] | None
-    pair_rows: dict[tuple[int, int], int]  # (node, sku) with any ATP → inventory row
+    sku_line: dict[int, int]  # SKU → its first line
     on_hand_atp: IntArray  # per inventory row, for the channel
-    pairs: dict[tuple[int, int], Pair]  # built on first use from pair_rows
+    pairs: dict[tuple[int, int], Pair]  # built on first use from stock_row
     stock_nodes: IntArray  # nodes with any pair, ascending
     stock_pos: dict[int, int]  # node → row of stock_last
+    # stock nodes × lines: inventory row of the line's SKU there (-1: none); built with arrays,
+    # since a dict of every (node, SKU) pair costs Python work per node up front.
+    stock_row: IntArray
     stock_last: IntArray  # stock nodes × lines: ATP of the line's SKU once all lots arrive
     stock_unit_cost: IntArray  # stock nodes × lines: unit cost of the line's SKU there
     stock_opportunity: IntArray  # stock nodes × lines: opportunity cost of the line's SKU there
@@ -169,8 +172,12 @@ class CartContext:
         """The channel's stock of ``sku`` at ``node`` (None when it has none)."""
         found = self.pairs.get((node, sku))
         if found is None:
-            row = self.pair_rows.get((node, sku))
-            if row is None:
+            at = self.stock_pos.get(node)
+            line = self.sku_line.get(sku)
+            if at is None or line is None:
+                return None
+            row = int(self.stock_row[at, line])
+            if row < 0:
                 return None
             release, qty = self.index.in_transit(row)
             on_hand_atp = int(self.on_hand_atp[row])
@@ -279,9 +286,8 @@ def build_context(
     )
     atp = index.on_hand_atp(policy)
     share = policy.in_transit_share
-    pair_rows: dict[tuple[int, int], int] = {}
-    # line, nodes, last ATP, unit cost, opportunity cost
-    parts: list[tuple[int, IntArray, IntArray, IntArray, IntArray]] = []
+    # line, nodes, last ATP, unit cost, opportunity cost, inventory row
+    parts: list[tuple[int, IntArray, IntArray, IntArray, IntArray, IntArray]] = []
     for sku in sorted({line.sku_index for line in lines if line.sku_index >= 0}):
         rows = index.rows_of(sku)
         on_hand = atp[rows]
@@ -291,11 +297,11 @@ def build_context(
         keep = (on_hand > 0) | ((coming > 0) & (share > 0))
         nodes = index.row_node[rows][keep]
         row_ids = np.arange(rows.start, rows.stop, dtype=np.int64)[keep]
-        pair_rows.update(zip(((n, sku) for n in nodes.tolist()), row_ids.tolist(), strict=True))
         opportunity = _opportunity(index, prices, sku, nodes)
+        unit_cost = index.row_unit_cost[rows][keep]
         for i, line in enumerate(lines):
             if line.sku_index == sku:
-                parts.append((i, nodes, last[keep], index.row_unit_cost[rows][keep], opportunity))
+                parts.append((i, nodes, last[keep], unit_cost, opportunity, row_ids))
     stock_nodes = (
         np.unique(np.concatenate([part[1] for part in parts]))
         if parts
@@ -304,11 +310,13 @@ def build_context(
     stock_last = np.zeros((stock_nodes.size, len(lines)), dtype=np.int64)
     stock_unit_cost = np.zeros((stock_nodes.size, len(lines)), dtype=np.int64)
     stock_opportunity = np.zeros((stock_nodes.size, len(lines)), dtype=np.int64)
-    for i, nodes, last_atp, unit_cost, opportunity in parts:
+    stock_row = np.full((stock_nodes.size, len(lines)), -1, dtype=np.int64)
+    for i, nodes, last_atp, unit_cost, opportunity, row_ids in parts:
         at = np.searchsorted(stock_nodes, nodes)
         stock_last[at, i] = last_atp
         stock_unit_cost[at, i] = unit_cost
         stock_opportunity[at, i] = opportunity
+        stock_row[at, i] = row_ids
     stock_pos = {node: k for k, node in enumerate(stock_nodes.tolist())}
     floor_pct = request.min_margin_pct
     if floor_pct is None:
@@ -326,11 +334,16 @@ def build_context(
         lines=lines,
         max_shipments=request.max_shipments or policy.max_shipments,
         margin_floor=None if floor_pct is None else margin_floor_scale(floor_pct),
-        pair_rows=pair_rows,
+        sku_line={
+            line.sku_index: i
+            for i, line in reversed(tuple(enumerate(lines)))
+            if line.sku_index >= 0
+        },
         on_hand_atp=atp,
         pairs={},
         stock_nodes=stock_nodes,
         stock_pos=stock_pos,
+        stock_row=stock_row,
         stock_last=stock_last,
         stock_unit_cost=stock_unit_cost,
         stock_opportunity=stock_opportunity,
@@ -503,7 +516,7 @@ def _rank_costs(
     """
     w = ctx.weights
     index = ctx.index
-    rows = np.array([ctx.stock_pos[n] for n in nodes.tolist()], dtype=np.int64)
+    rows = np.searchsorted(ctx.stock_nodes, nodes)  # stocking nodes are stock nodes
     qty = np.array([line.line.quantity for line in ctx.lines], dtype=np.float64)
     grams = np.array([line.weight_g for line in ctx.lines], dtype=np.float64) * qty
     line_kg = np.maximum(1.0, np.ceil(grams / 1000.0))
@@ -539,7 +552,7 @@ def prefilter(ctx: CartContext, level: ServiceLevel, *, per_line: int, whole_car
     if not nodes.size:
         return set()
     line_cost, cart_cost = _rank_costs(ctx, level, nodes)
-    have = ctx.stock_last[[ctx.stock_pos[n] for n in nodes.tolist()]]  # nodes × lines
+    have = ctx.stock_last[np.searchsorted(ctx.stock_nodes, nodes)]  # nodes × lines
     # Lines sharing a SKU need their summed quantity from one node to count as covered.
     need = ctx.sku_need
     known = np.array([line.sku_index >= 0 for line in ctx.lines], dtype=np.bool_)

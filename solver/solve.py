@@ -68,6 +68,9 @@ class SolveParams:
     # past it the answer is returned unproven (feasible).
     proof_nodes: int = 64
     cache: bool = True  # keep the snapshot's index for later solves (False: one-off snapshot)
+    # When the request arrived (``time.perf_counter()``): the budget runs from then, so time
+    # spent queued for a solver thread counts. None: from the start of ``solve()``.
+    arrived: float | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -141,12 +144,23 @@ def _proven(
 
 
 def _baseline(
-    ctx: CartContext, level: ServiceLevel, engine: Engine, deadline: float
+    ctx: CartContext, level: ServiceLevel, engine: Engine, deadline: float, final: float
 ) -> _LevelOutcome:
     """Answer one level with a greedy baseline over every stocking node (until ``deadline``)."""
-    picks, cut = greedy_run(ctx, level, engine, deadline=deadline)
+    picks, cut = greedy_run(ctx, level, engine, deadline=deadline, final=final)
     # A pass cut short by the deadline is flagged like any answer the time budget ended.
     return _picked(ctx, level, [picks], Status.FALLBACK if cut else Status.FEASIBLE)
+
+
+def _late(ctx: CartContext, level: ServiceLevel, engine: Engine, final: float) -> _LevelOutcome:
+    """Answer one level of a request whose budget was spent before the solve started.
+
+    ``final`` has passed, so greedy passes stop after MIN_VISITS node visits (LATE_VISITS on
+    large networks): on ordinary networks a whole pass. The answer is flagged as a fallback.
+    """
+    engines = BASELINES if engine is Engine.MIP else (engine,)
+    runs = [greedy_run(ctx, level, each, deadline=final, final=final)[0] for each in engines]
+    return _picked(ctx, level, runs, Status.FALLBACK)
 
 
 def _picked(
@@ -283,17 +297,18 @@ def _may_win(ctx: CartContext, level: ServiceLevel, found: _Search, most: int) -
 
 
 def _solve_level(
-    ctx: CartContext, level: ServiceLevel, params: SolveParams, deadline: float
+    ctx: CartContext, level: ServiceLevel, params: SolveParams, deadline: float, final: float
 ) -> _LevelOutcome:
     """Answer one level with the MIP, its fast paths and its greedy fallback.
 
     The pre-filter only ranks nodes; optimality is then proven over every node: a node left
     out joins the model when its lower bound (solver/bounds.py) is below the best answer, and
     the search runs again, until no node outside can win or the time is up (then unproven).
+    ``deadline`` ends this level's share of the budget, ``final`` the request's budget.
     """
     if params.engine is not Engine.MIP:
-        return _baseline(ctx, level, params.engine, deadline)
-    runs = [greedy_run(ctx, level, engine, deadline=deadline) for engine in BASELINES]
+        return _baseline(ctx, level, params.engine, deadline, final)
+    runs = [greedy_run(ctx, level, engine, deadline=deadline, final=final) for engine in BASELINES]
     picks = [run for run, _ in runs]
     if any(cut for _, cut in runs):
         # The baselines used the level's whole share (tens of thousands of stocking nodes):
@@ -389,10 +404,17 @@ def solve(
 
     ``inventory`` (live stock of the snapshot's network) replaces the snapshot's own rows;
     ``prices`` is the opportunity cost of stock the objective charges (none by default).
+    The time budget counts from ``params.arrived`` when given: what is left of it when the
+    solve starts is what the solve gets, and with nothing left every level is the greedy
+    fallback (status FALLBACK, flagged).
     """
     params = params or SolveParams()
     started = time.perf_counter()
     budget_s = (request.time_budget_ms or params.time_budget_ms) / 1000.0
+    deadline = (started if params.arrived is None else params.arrived) + budget_s
+    # A request that waited past its whole budget gets the greedy fallback at once; one that
+    # runs late only inside solve() still tries the proofs that need no model (_solve_level).
+    late = deadline <= started
     requested_at = request.requested_at or params.now or dt.datetime.now(dt.UTC)
     if not EARLIEST_REQUEST <= requested_at < LATEST_REQUEST:
         raise InvalidRequestError(
@@ -404,10 +426,14 @@ def solve(
     levels = _levels(request, snapshot)
     outcomes: list[_LevelOutcome] = []
     for k, level in enumerate(levels):
+        if late:
+            outcomes.append(_late(ctx, level, params.engine, deadline))
+            continue
         now = time.perf_counter()
         # Each level still to solve gets an equal share of what is left of the budget.
-        left = max(0.0, started + budget_s - now)
-        outcomes.append(_solve_level(ctx, level, params, now + left / (len(levels) - k)))
+        left = max(0.0, deadline - now)
+        share = now + left / (len(levels) - k)
+        outcomes.append(_solve_level(ctx, level, params, share, deadline))
     options = [o.option for o in outcomes]
     return PromiseResult(
         cart_id=request.cart.cart_id,
