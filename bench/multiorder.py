@@ -15,7 +15,8 @@ policies' plans; ``bound`` is ``mip`` when SCIP proves it optimal within the lim
 dual bound (its LP relaxation tightened by cuts and branching) is used and ``bound`` says
 ``lp`` (a lower bound: the share of the gap closed is then understated, never overstated).
 ``gap_closed`` is the share of the myopic → clairvoyant cost gap the best priced policy
-closes at no more unfilled units than myopic. Every answer runs through the independent checker (``violations``). Usage::
+closes at no more unfilled units than myopic. Every answer runs through the independent
+checker (``violations``). Usage::
 
     python -m bench.multiorder --json out/multiorder.json            # 1,000 orders, 3 seeds
     python -m bench.multiorder --quick --json out/multiorder_quick.json
