@@ -6,6 +6,7 @@ runner); never edit a shipped migration, add the next one.
 
 from __future__ import annotations
 
+from promise.stock._price_queries import PRICES_SCHEMA
 from promise.stock.access import ACCESS_SCHEMA
 from promise.stock.outbox import OUTBOX_SCHEMA
 from scenarios.migrations import Migration
@@ -120,4 +121,5 @@ MIGRATIONS = (
     ),
     Migration(3, "api keys, audit trail, principal on holds", ACCESS_SCHEMA),
     Migration(4, "transactional outbox of changes to publish", OUTBOX_SCHEMA),
+    Migration(5, "versioned opportunity-cost price table", PRICES_SCHEMA),
 )

@@ -5,13 +5,15 @@ Hierarchy (422s reuse the solver's domain error, so the service's one handler ma
     solver.errors.PromiseError            the request cannot be answered as asked (422)
     └── StockRequestError                 a stock request names something invalid (422)
         ├── UnknownPromiseError           promise_id is unknown or its answer expired
-        └── IdempotencyKeyReusedError     the Idempotency-Key was used with another body
+        ├── IdempotencyKeyReusedError     the Idempotency-Key was used with another body
+        └── InvalidPriceTableError        an uploaded price table names what the network lacks
     StockHTTPError                        carries its own HTTP status (see ``status_code``)
     ├── EventNotFoundError                no recorded event with that id (404)
     ├── ReservationNotFoundError          no reservation with that id (404)
     ├── ReservationConflictError          the transition is not allowed from its state (409)
     ├── InsufficientStockError            a hold would exceed available-to-promise (409)
-    └── HoldLimitError                    a hold would exceed its principal's limits (409)
+    ├── HoldLimitError                    a hold would exceed its principal's limits (409)
+    └── PricesMovedError                  another price table was written since (409)
     promise.errors.ServiceUnavailableError
     └── StockUnavailableError             the stock database is busy or unreachable (503)
         └── SnapshotMovedError            another snapshot went live while a request was judged
@@ -30,6 +32,8 @@ __all__ = [
     "HoldLimitError",
     "IdempotencyKeyReusedError",
     "InsufficientStockError",
+    "InvalidPriceTableError",
+    "PricesMovedError",
     "ReservationConflictError",
     "ReservationNotFoundError",
     "SnapshotMovedError",
@@ -61,6 +65,10 @@ class IdempotencyKeyReusedError(StockRequestError):
             f"Idempotency-Key {key!r} was already used with a different request body; "
             "use a new key for a new request"
         )
+
+
+class InvalidPriceTableError(StockRequestError):
+    """A price table row names a node or SKU the live network lacks, or a pair twice."""
 
 
 class StockHTTPError(Exception):
@@ -131,6 +139,22 @@ class HoldLimitError(StockHTTPError):
     status_code = 409
     kind = "hold-limit"
     title = "Hold limit of this caller reached"
+
+
+class PricesMovedError(StockHTTPError):
+    """A price table was to replace one version, but another is current; nothing was written."""
+
+    status_code = 409
+    kind = "prices-moved"
+    title = "The price table changed"
+
+    def __init__(self, expected: int, current: int) -> None:
+        """Keep the version the caller expected and the current one."""
+        super().__init__(
+            f"price table version {current} is current, not {expected}; nothing was written"
+        )
+        self.expected = expected
+        self.current = current
 
 
 class StockUnavailableError(ServiceUnavailableError):

@@ -17,6 +17,7 @@ import abc
 from collections.abc import Callable
 
 from promise.stock._ledger import EventLedger
+from promise.stock._price_queries import PriceQueries
 from promise.stock._rows import Cursor, chunks, key_filter
 from promise.stock._schema import MIGRATIONS
 from promise.stock._snapshot_queries import SnapshotQueries
@@ -24,12 +25,13 @@ from promise.stock._snapshot_queries import SnapshotQueries
 __all__ = ["MIGRATIONS", "Cursor", "SqlStockBackend", "chunks", "key_filter"]
 
 
-class SqlStockBackend(EventLedger, SnapshotQueries):
+class SqlStockBackend(EventLedger, SnapshotQueries, PriceQueries):
     """Live stock in a SQL database; subclasses bring connections and locking.
 
     The queries are grouped by idea: rows and versions (``_rows``), holds
     (``_hold_queries``), the event ledger (``_ledger``), the live snapshot
-    (``_snapshot_queries``), keys and audit (``access``), the outbox (``outbox``).
+    (``_snapshot_queries``), the price table (``_price_queries``), keys and audit
+    (``access``), the outbox (``outbox``).
     """
 
     # --- what a subclass provides ---------------------------------------------------------
