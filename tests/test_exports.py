@@ -133,6 +133,7 @@ EXPORTS: dict[str, tuple[str, ...]] = {
     ),
     "promise.access": (),
     "promise.events": (),
+    "promise.pricing": (),
     "promise.stock": (
         "STOCK_EXCEPTION_HANDLERS",
         "EventBatch",
@@ -143,7 +144,9 @@ EXPORTS: dict[str, tuple[str, ...]] = {
         "EventsAnswer",
         "IdempotencyKeyReusedError",
         "InsufficientStockError",
+        "InvalidPriceTableError",
         "InventoryEvent",
+        "PricesMovedError",
         "PromiseHold",
         "Reservation",
         "ReservationConflictError",

@@ -12,3 +12,5 @@ and each worker charges its copy (:mod:`promise.stock.live_prices`). Here:
 
 Nothing is imported here: ``promise serve`` must configure the metrics before they load.
 """
+
+__all__: list[str] = []

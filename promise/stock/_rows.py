@@ -29,9 +29,7 @@ __all__ = [
 
 # Rows per key filter: well under every driver's parameter limit.
 KEY_CHUNK = 400
-VERSIONS_SELECT = (
-    "SELECT key, value FROM stock_meta WHERE key IN ('version', 'snapshot', 'prices')"
-)
+VERSIONS_SELECT = "SELECT key, value FROM stock_meta WHERE key IN ('version', 'snapshot', 'prices')"
 
 
 class Cursor(Protocol):

@@ -21,8 +21,8 @@ import httpx
 import pytest
 
 from models import PromiseRequest, Snapshot, StockPrices
-from promise.launcher import ServerProcess
 from solver.checker import check
+from tests.launcher import ServerProcess
 from tests.promise.promise_helpers import metric_value, problem_fields, problem_of, result_of
 from tests.solver.network_cases import CHICAGO, MONDAY_10AM, dc, snapshot, stock
 

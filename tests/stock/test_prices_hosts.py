@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from promise.launcher import ServerProcess
+from tests.launcher import ServerProcess
 from tests.promise.promise_helpers import metric_value
 from tests.promise.test_prices_e2e import (
     JOB_DEADLINE_S,
