@@ -130,6 +130,8 @@ DEFAULT_WEIGHTS: dict[str, tuple[float, float]] = {
     "POST /v1/keys": (1.5, 1.0),
     "POST /v1/keys/{key_id}/revoke": (1.5, 1.0),
     "GET /v1/audit": (1.5, 1.0),
+    "GET /v1/prices": (1.0, 1.0),
+    "PUT /v1/prices": (1.5, 1.0),
 }
 # An operation the table does not know yet (a new route) is fuzzed all the same.
 NEW_OPERATION_WEIGHT = (1.5, 1.0)

@@ -305,6 +305,35 @@ def _shape_reservation(draw: st.DrawFn, case: schemathesis.Case[Any], network: N
     case.headers["Idempotency-Key"] = network.unique("hold")
 
 
+def _shape_price_page(draw: st.DrawFn, case: schemathesis.Case[Any], network: Network) -> None:
+    """A page of the price table filtered to a real SKU or node, from its first row."""
+    node_id, sku = network.pick(network.positions)
+    query: dict[str, Any] = dict(case.query or {})
+    # A generated cursor is never one the service handed out: a 422 by design.
+    query.pop("cursor", None)
+    for name, value in (("sku", sku), ("node_id", node_id)):
+        if name in query or draw(st.booleans()):
+            query[name] = value
+    case.query = query
+
+
+def _shape_price_upload(draw: st.DrawFn, case: schemathesis.Case[Any], network: Network) -> None:
+    """A table of real (node, SKU) pairs, each once, with the generated prices."""
+    body: dict[str, Any] = dict(cast("dict[str, Any]", case.body))
+    rows = body.get("rows", [])[:MAX_BATCH]
+    pairs = list(dict.fromkeys(network.pick(network.positions) for _ in rows))
+    body["rows"] = [
+        {**row, "node_id": node_id, "sku": sku}
+        for row, (node_id, sku) in zip(rows, pairs, strict=False)
+    ]
+    # A generated version to replace is rarely the current one: a 409 by design.
+    body.pop("replaces", None)
+    if body.get("computed_at") is not None:
+        # JSON Schema cannot bound a date-time (the range is in the field's description).
+        body["computed_at"] = draw(_moments())
+    case.body = body
+
+
 def _path_id(name: str, pool: Callable[[Network], list[str]]) -> Shaper:
     """A shaper naming an existing id in path parameter ``name`` for most cases."""
 
@@ -345,6 +374,8 @@ SHAPERS: dict[str, Shaper] = {
     # Only keys made during the run: the fuzzing key itself is never in this pool.
     "POST /v1/keys/{key_id}/revoke": _path_id("key_id", lambda n: n.key_ids),
     SNAPSHOT_PUT: _shape_snapshot,
+    "GET /v1/prices": _shape_price_page,
+    "PUT /v1/prices": _shape_price_upload,
 }
 
 

@@ -56,6 +56,11 @@ from promise.observe import (
     request_id_of,
 )
 from promise.openapi import ExactJsonRenderPlugin, ExactSwaggerRenderPlugin
+from promise.pricing.config import PricingSettings
+from promise.pricing.job import PricingJob
+from promise.pricing.metrics import PricingMetrics
+from promise.pricing.routes import prices_router
+from promise.pricing.service import PriceService
 from promise.problems import problem_handler
 from promise.reoptimise import reoptimise_router
 from promise.schemas import (
@@ -356,13 +361,15 @@ def create_app(
     clock: Callable[[], dt.datetime] | None = None,
     warm_in_background: bool = False,
     event_settings: EventSettings | None = None,
+    pricing_settings: PricingSettings | None = None,
 ) -> Litestar:
     """Build the app; the keyword arguments replace the defaults in tests.
 
     ``initial_snapshot`` loads the start-up network, ``solve`` stands in for the engine,
     ``stock_settings`` picks the stock store (default: from the environment) and ``clock``
     is the reservations' clock, ``event_settings`` the event backbone's (default: from the
-    environment). The lifespan's start-up warms the solver and loads the
+    environment), ``pricing_settings`` the re-pricing job's (default: from the environment).
+    The lifespan's start-up warms the solver and loads the
     snapshot before it completes (uvicorn listens only then), and fails if either fails;
     ``warm_in_background`` completes it at once instead, answering 503 until warm.
     """
@@ -388,6 +395,18 @@ def create_app(
         backend, stock_settings, snapshots=store, outbox=events.events_publish, **clock_kwargs
     )
     service = PromiseService(settings, metrics, store=store, stock=stock, **service_kwargs)
+    pricing = pricing_settings or PricingSettings.from_env()
+    pricing_metrics = PricingMetrics(metrics.registry)
+    stock.prices.on_load = lambda prices: pricing_metrics.version.set(prices.version)
+    job = None
+    if pricing.enabled:
+        job = PricingJob(
+            backend,
+            pricing,
+            data_dir=stock_settings.data_dir,
+            metrics=pricing_metrics,
+            **clock_kwargs,
+        )
     backbone: Backbone | None = None
     if events.any:
         backbone = Backbone(events, stock, EventMetrics(metrics.registry))
@@ -425,6 +444,8 @@ def create_app(
         """Start the stock store, then warm up and load (see ``warm_in_background``)."""
         async with stock.running(), anyio.create_task_group() as tasks:
             tasks.start_soon(store.follow)
+            if job is not None:
+                tasks.start_soon(job.run)
             if backbone is not None:
                 # Events wait (handed back, retried) until the snapshot is loaded.
                 tasks.start_soon(backbone.run)
@@ -469,6 +490,7 @@ def create_app(
             stock_router(stock, max_body_bytes=settings.max_body_bytes),
             access_router(stock, max_body_bytes=settings.max_body_bytes),
             reoptimise_router(stock, max_body_bytes=settings.max_body_bytes),
+            prices_router(PriceService(stock), max_body_bytes=settings.max_body_bytes),
         ],
         dependencies={
             "service": Provide(lambda: service, sync_to_thread=False),

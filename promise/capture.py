@@ -29,7 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Final
 
-from models import PromiseRequest, PromiseResult, Snapshot
+from models import NO_PRICES, PromiseRequest, PromiseResult, Snapshot, StockPrices
 from scenarios.store import ScenarioRecord, ScenarioStore, record_of
 from solver import Inventory
 
@@ -77,6 +77,7 @@ class _Item:
     result: PromiseResult
     inventory: Inventory | None
     captured_at: dt.datetime
+    prices: StockPrices
 
 
 class CaptureSink:
@@ -124,10 +125,15 @@ class CaptureSink:
         result: PromiseResult,
         *,
         inventory: Inventory | None = None,
+        prices: StockPrices = NO_PRICES,
     ) -> None:
-        """Queue one promise for capture; drops it (counted) when the queue is full or closed."""
+        """Queue one promise for capture; drops it (counted) when the queue is full or closed.
+
+        ``prices`` is the opportunity-cost table the result was charged: the scenario keeps
+        the cart's slice of it, so the recorded decision checks against what it was made with.
+        """
         try:
-            item = _Item(request, snapshot, result, inventory, dt.datetime.now(dt.UTC))
+            item = _Item(request, snapshot, result, inventory, dt.datetime.now(dt.UTC), prices)
             with self._lock:
                 self._submitted += 1
                 if self._closing.is_set():
@@ -226,6 +232,7 @@ class CaptureSink:
                         tags=self._tags,
                         inventory=item.inventory,
                         captured_at=item.captured_at,
+                        prices=item.prices,
                     )
                 )
             except Exception:  # one odd promise must not cost the whole batch

@@ -18,6 +18,7 @@ from pathlib import Path
 from promise import metrics_dir as metrics_dirs
 from promise.access.cli import register as register_access_commands
 from promise.events.cli import register as register_event_commands
+from promise.pricing.cli import register as register_pricing_commands
 from promise.reoptimise_cli import register as register_reoptimise_command
 from promise.settings import Settings, SettingsError
 from scenarios.cli import register as register_scenario_commands
@@ -79,6 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     # The event backbone: the standalone consumer, replay and dead letters.
     register_event_commands(commands)
     register_reoptimise_command(commands)
+    # The opportunity-cost price table: one pricing run.
+    register_pricing_commands(commands)
     return parser
 
 
@@ -93,6 +96,10 @@ def _serve(args: argparse.Namespace) -> int:
         capture_path=args.capture,
         log_level=args.log_level,
     )
+    # The workers read the re-pricing job's settings themselves: refuse bad ones here, once.
+    from promise.pricing.config import PricingSettings  # noqa: PLC0415 - only serve needs it
+
+    PricingSettings.from_env()
     # Workers may start in another directory; give them absolute paths.
     snapshot_path = settings.snapshot_path.resolve() if settings.snapshot_path else None
     capture_path = settings.capture_path.resolve() if settings.capture_path else None

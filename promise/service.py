@@ -27,6 +27,7 @@ from pydantic import ValidationError
 
 import solver
 from models import (
+    NO_PRICES,
     AvailabilityReport,
     Cart,
     CartLine,
@@ -34,6 +35,7 @@ from models import (
     PromiseRequest,
     PromiseResult,
     Snapshot,
+    StockPrices,
 )
 from promise.access.principal import Principal, Scope
 from promise.body_limits import check_inline_snapshot
@@ -82,6 +84,7 @@ class SolveFn(Protocol):
         *,
         params: solver.SolveParams | None = None,
         inventory: solver.Inventory | None = None,
+        prices: StockPrices = NO_PRICES,
     ) -> PromiseResult:
         """Answer ``request`` on ``snapshot``."""
         ...
@@ -335,19 +338,21 @@ class PromiseService:
         ``check``: refuse (SnapshotMovedError) when ``live`` is no longer the authority's.
         """
         snapshot = live.snapshot
-        used: list[solver.Inventory] = []  # the live stock the solve read, for the capture
+        # The live stock and price table the solve read, for the capture.
+        used: list[tuple[solver.Inventory, StockPrices]] = []
         params = dataclasses.replace(self._params, arrived=arrived)
 
-        def with_live(inventory: solver.Inventory) -> PromiseResult:
-            """Solve on the live stock and remember which version it was."""
-            used.append(inventory)
-            return self._solve(request, snapshot, params=params, inventory=inventory)
+        def with_live(inventory: solver.Inventory, prices: StockPrices) -> PromiseResult:
+            """Solve on the live stock and prices and remember which versions they were."""
+            used.append((inventory, prices))
+            return self._solve(request, snapshot, params=params, inventory=inventory, prices=prices)
 
-        result = await self._gate.run(self.stock.with_inventory(live, with_live, check=check))
+        result = await self._gate.run(self.stock.with_stock(live, with_live, check=check))
         self._metrics.observe_solve(result)
         if self._capture is not None:
             # Off the request path: a bounded queue that never blocks and never raises.
-            self._capture.submit(request, snapshot, result, inventory=used[0])
+            inventory, prices = used[0]
+            self._capture.submit(request, snapshot, result, inventory=inventory, prices=prices)
         answer = PromiseAnswer.from_result(result, snapshot_version=snapshot.version)
         if not body.reserve:
             await self.stock.remember_promise(answer.promise_id, result)

@@ -56,6 +56,7 @@ from scenarios.store import (
     inventory_lines,
     parse_inventory,
     parse_line,
+    scenario_prices,
     scenario_snapshot,
 )
 from solver import Inventory, SolveParams, solve, warm_up
@@ -82,8 +83,9 @@ _INFLIGHT_PER_WORKER = 4
 _MAX_VIOLATION_TEXT = 2_000
 
 ReplaySelection = Selection | Sequence[str] | str | tuple[dt.datetime, dt.datetime] | None
-# (id, network_version, snapshot_version, as_of, request JSON, inventory JSON, decision JSON)
-_Item = tuple[str, str, str, dt.datetime, str, str, str | None]
+# (id, network_version, snapshot_version, as_of, request JSON, inventory JSON, decision JSON,
+# prices JSON)
+_Item = tuple[str, str, str, dt.datetime, str, str, str | None, str | None]
 _Networks = dict[str, tuple[bytes, str, dt.datetime]]
 
 
@@ -329,7 +331,16 @@ def _error_row(scenario_id: str, error: str) -> tuple[Any, ...]:
 
 def _replay_one(job: _Job, policy: Policy, item: _Item) -> list[tuple[Any, ...]]:
     """Replay (or re-check the recorded decision of) one scenario."""
-    scenario_id, version, snapshot_version, as_of, request_json, inventory_json, decision = item
+    (
+        scenario_id,
+        version,
+        snapshot_version,
+        as_of,
+        request_json,
+        inventory_json,
+        decision,
+        priced,
+    ) = item
     try:
         request = PromiseRequest.model_validate_json(request_json)
         if job.levels is not None:
@@ -343,6 +354,9 @@ def _replay_one(job: _Job, policy: Policy, item: _Item) -> list[tuple[Any, ...]]
             as_of=as_of,
             skus=[line.sku for line in request.cart.lines],
         )
+        # The prices the decision was charged: a recorded one is checked with them, a solve
+        # charges them again, as production did.
+        prices = scenario_prices(priced)
         if job.recorded:
             if decision is None:
                 return [_error_row(scenario_id, "the scenario has no recorded decision")]
@@ -351,8 +365,8 @@ def _replay_one(job: _Job, policy: Policy, item: _Item) -> list[tuple[Any, ...]]
             # The network's own index (with its calendar answers) is shared by every scenario;
             # only the slice's stock arrays are new.
             params = SolveParams(engine=job.engine, time_budget_ms=job.time_budget_ms)
-            result = solve(request, network, params=params, inventory=inventory)
-        report = check(result, request, snapshot)
+            result = solve(request, network, params=params, inventory=inventory, prices=prices)
+        report = check(result, request, snapshot, prices=prices)
     except Exception as exc:  # one broken scenario must not sink a whole run: record it
         return [_error_row(scenario_id, f"{type(exc).__name__}: {exc}")]
     rows = result_rows(scenario_id, result, report)
@@ -388,7 +402,7 @@ def prestart() -> None:
 def _items(store: ScenarioStore, selection: Selection, chunk: int) -> Iterator[list[_Item]]:
     """The selected scenarios in chunks, with only the columns a worker needs."""
     for rows in store.records(selection, batch=chunk):
-        yield [(r[0], r[1], r[2], r[3], r[8], r[9], r[10]) for r in rows]
+        yield [(r[0], r[1], r[2], r[3], r[8], r[9], r[10], r[13]) for r in rows]
 
 
 def _chunk_size(total: int, workers: int) -> int:

@@ -14,7 +14,8 @@ Tables::
     networks   version (content hash) | label | as_of | nodes | skus | body (gzip JSON) | created
     scenarios  id | network_version | snapshot_version | as_of | requested_at | channel | lines
                | units | request (JSON) | inventory (JSON rows) | decision (JSON, nullable)
-               | tags | captured_at
+               | tags | captured_at | prices (JSON, nullable: the opportunity-cost prices of the
+               cart's SKUs the decision was made with)
     runs       run_id | label | engine | policy_name | policy_hash | policy (TOML-equivalent
                JSON) | code_version | selection | levels | workers | started | duration_s
                | scenario_count
@@ -39,13 +40,15 @@ from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Final, Generic, TypeVar
 
 import duckdb
 import numpy as np
 from pydantic import AwareDatetime, Field, TypeAdapter
 
 from models import (
+    MAX_PRICE_CENTS,
+    NO_PRICES,
     CarrierService,
     CatalogItem,
     ChannelPolicy,
@@ -57,6 +60,7 @@ from models import (
     PromiseRequest,
     PromiseResult,
     Snapshot,
+    StockPrices,
 )
 from scenarios.migrations import Migration, MigrationError, StatementSession
 from scenarios.migrations import migrate as run_migrations
@@ -74,6 +78,7 @@ __all__ = [
     "RowBoundedCache",
     "RunInfo",
     "Scenario",
+    "ScenarioPrices",
     "ScenarioRecord",
     "ScenarioStore",
     "Selection",
@@ -90,6 +95,7 @@ __all__ = [
     "parse_inventory",
     "parse_line",
     "record_of",
+    "scenario_prices",
     "scenario_snapshot",
 ]
 
@@ -182,11 +188,16 @@ _MIGRATION_SQL: Final[tuple[str, ...]] = (
     FROM results r
     JOIN scenarios s ON s.id = r.scenario_id;
     """,
+    # 3: the price slice a captured decision was charged (its check needs the same table).
+    "ALTER TABLE scenarios ADD COLUMN prices JSON;",
 )
 _MIGRATION_SUMMARIES: Final = (
     "networks, scenarios, runs and results",
     "result_facts view: results with the facts KPIs group by",
+    "scenarios: the opportunity-cost prices of the cart's SKUs",
 )
+# The first schema whose scenarios carry their prices: older stores read them as none.
+_PRICES_SCHEMA: Final = 3
 MIGRATIONS: Final[tuple[Migration, ...]] = tuple(
     Migration(number, summary, (sql,))
     for number, (summary, sql) in enumerate(
@@ -232,6 +243,7 @@ _SCENARIO_COLUMNS: Final[tuple[tuple[str, str], ...]] = (
     ("decision", "JSON"),
     ("tags", "VARCHAR[]"),
     ("captured_at", "TIMESTAMPTZ"),
+    ("prices", "JSON"),
 )
 _NETWORK_COLUMNS: Final[tuple[tuple[str, str], ...]] = (
     ("version", "VARCHAR"),
@@ -264,6 +276,8 @@ _INSERT_RESULTS: Final = _unnest_insert(
     ignore=False,
 )
 _SCENARIO_NAMES: Final = ", ".join(name for name, _ in _SCENARIO_COLUMNS)
+# The same columns from a store or an export made before scenarios had prices.
+_SCENARIO_NAMES_UNPRICED: Final = _SCENARIO_NAMES.replace("prices", "NULL AS prices")
 _NETWORK_NAMES: Final = ", ".join(name for name, _ in _NETWORK_COLUMNS)
 _SELECT_WHERE: Final = """
     ($ids::VARCHAR[] IS NULL OR id IN (SELECT unnest($ids::VARCHAR[])))
@@ -587,6 +601,7 @@ class ScenarioRecord:
     decision: str | None
     tags: tuple[str, ...]
     captured_at: dt.datetime
+    prices: str | None = None
 
     def row(self) -> tuple[Any, ...]:
         """Values in table column order."""
@@ -604,7 +619,41 @@ class ScenarioRecord:
             self.decision,
             list(self.tags),
             self.captured_at,
+            self.prices,
         )
+
+
+_Id = Annotated[str, Field(min_length=1, max_length=64)]
+
+
+class ScenarioPrices(Frozen):
+    """The opportunity-cost prices a decision was made with, for the cart's SKUs only."""
+
+    version: Annotated[int, Field(ge=0)]
+    rows: tuple[tuple[_Id, _Id, Annotated[int, Field(ge=0, le=MAX_PRICE_CENTS)]], ...]
+
+    @classmethod
+    def of(cls, prices: StockPrices, skus: Iterable[str]) -> ScenarioPrices | None:
+        """The slice of ``prices`` for ``skus`` (None for no table at all)."""
+        if prices.version == 0 and not len(prices):
+            return None
+        rows = sorted(
+            (node_id, sku, cents)
+            for sku in set(skus)
+            for node_id, cents in prices.by_sku.get(sku, {}).items()
+        )
+        return cls(version=prices.version, rows=tuple(rows))
+
+    def stock_prices(self) -> StockPrices:
+        """The slice as the solver and the checker take it."""
+        return StockPrices.of(self.rows, version=self.version)
+
+
+def scenario_prices(text: str | None) -> StockPrices:
+    """The prices of a stored price slice (none for a scenario without one)."""
+    if text is None:
+        return NO_PRICES
+    return ScenarioPrices.model_validate_json(text).stock_prices()
 
 
 class Scenario(Frozen):
@@ -619,6 +668,7 @@ class Scenario(Frozen):
     decision: PromiseResult | None = None
     tags: tuple[str, ...] = ()
     captured_at: AwareDatetime
+    prices: ScenarioPrices | None = None
 
     @property
     def requested_at(self) -> dt.datetime:
@@ -641,6 +691,7 @@ class Scenario(Frozen):
             decision=None if self.decision is None else self.decision.model_dump_json(),
             tags=self.tags,
             captured_at=self.captured_at,
+            prices=None if self.prices is None else self.prices.model_dump_json(),
         )
 
     @classmethod
@@ -660,6 +711,7 @@ class Scenario(Frozen):
             decision,
             tags,
             captured_at,
+            prices,
         ) = row
         return cls(
             scenario_id=scenario_id,
@@ -671,6 +723,7 @@ class Scenario(Frozen):
             decision=None if decision is None else PromiseResult.model_validate_json(decision),
             tags=tuple(tags),
             captured_at=captured_at,
+            prices=None if prices is None else ScenarioPrices.model_validate_json(prices),
         )
 
 
@@ -731,11 +784,13 @@ def record_of(
     scenario_id: str | None = None,
     inventory: Inventory | None = None,
     captured_at: dt.datetime | None = None,
+    prices: StockPrices = NO_PRICES,
 ) -> ScenarioRecord:
     """The scenario of a promise: the request, its inventory slice and the decision if known.
 
     A request without ``requested_at`` takes the order instant the result was made for, so
-    the scenario replays at the same instant.
+    the scenario replays at the same instant. ``prices`` (the opportunity-cost table the
+    decision was charged) is kept for the cart's SKUs.
     """
     captured = captured_at or dt.datetime.now(dt.UTC)
     requested_at = request.requested_at
@@ -743,6 +798,7 @@ def record_of(
         requested_at = result.requested_at
         request = request.model_copy(update={"requested_at": requested_at})
     skus = [line.sku for line in request.cart.lines]
+    priced = ScenarioPrices.of(prices, skus)
     return ScenarioRecord(
         scenario_id=scenario_id or new_scenario_id(),
         network_version=network_version(snapshot),
@@ -757,6 +813,7 @@ def record_of(
         decision=None if result is None else result.model_dump_json(),
         tags=tuple(tags),
         captured_at=captured,
+        prices=None if priced is None else priced.model_dump_json(),
     )
 
 
@@ -905,6 +962,13 @@ class ScenarioStore:
         """The DuckDB connection, for SQL of your own (KPIs, notebooks)."""
         return self._con
 
+    @property
+    def _scenario_names(self) -> str:
+        """The scenario columns to select (a store opened read-only may predate prices)."""
+        return (
+            _SCENARIO_NAMES if self.schema_version >= _PRICES_SCHEMA else _SCENARIO_NAMES_UNPRICED
+        )
+
     def _transaction(self) -> _Transaction:
         """BEGIN … COMMIT, rolled back on error."""
         return _Transaction(self._con)
@@ -1000,11 +1064,18 @@ class ScenarioStore:
         tags: Sequence[str] = (),
         scenario_id: str | None = None,
         inventory: Inventory | None = None,
+        prices: StockPrices = NO_PRICES,
     ) -> str:
         """Store one promise as a scenario (its network too); the scenario id."""
         self.add_network(snapshot)
         record = record_of(
-            request, snapshot, result, tags=tags, scenario_id=scenario_id, inventory=inventory
+            request,
+            snapshot,
+            result,
+            tags=tags,
+            scenario_id=scenario_id,
+            inventory=inventory,
+            prices=prices,
         )
         self.add_records([record])
         return record.scenario_id
@@ -1030,7 +1101,7 @@ class ScenarioStore:
         """One scenario, parsed and validated (KeyError when absent)."""
         row = _first(
             self._con.execute(
-                f"SELECT {_SCENARIO_NAMES} FROM scenarios WHERE id = ?",  # noqa: S608 - constant
+                f"SELECT {self._scenario_names} FROM scenarios WHERE id = ?",  # noqa: S608 - constant
                 [scenario_id],
             )
         )
@@ -1052,7 +1123,7 @@ class ScenarioStore:
 
         A separate cursor streams the rows, so the store stays usable meanwhile.
         """
-        query = f"SELECT {_SCENARIO_NAMES} FROM scenarios WHERE {_SELECT_WHERE} ORDER BY id"  # noqa: S608
+        query = f"SELECT {self._scenario_names} FROM scenarios WHERE {_SELECT_WHERE} ORDER BY id"  # noqa: S608
         cursor = self._con.cursor()
         try:
             cursor.execute(query, (selection or Selection()).params())
@@ -1177,7 +1248,7 @@ class ScenarioStore:
             params=params,
         )
         scenarios = self._con.sql(
-            f"SELECT {_SCENARIO_NAMES} FROM scenarios WHERE {_SELECT_WHERE} ORDER BY id",  # noqa: S608
+            f"SELECT {self._scenario_names} FROM scenarios WHERE {_SELECT_WHERE} ORDER BY id",  # noqa: S608
             params=params,
         )
         # The relation API writes the files: no path is ever spliced into SQL.
@@ -1193,10 +1264,19 @@ class ScenarioStore:
         ).fetchall()
         cursor = self._con.cursor()
         records: list[ScenarioRecord] = []
+        source = str(directory / "scenarios.parquet")
+        columns = {
+            row[0]
+            for row in self._con.execute(
+                "DESCRIBE SELECT * FROM read_parquet(?)", [source]
+            ).fetchall()
+        }
+        # An export made before scenarios had prices has no such column.
+        names = _SCENARIO_NAMES if "prices" in columns else _SCENARIO_NAMES_UNPRICED
         try:
             cursor.execute(
-                f"SELECT {_SCENARIO_NAMES} FROM read_parquet(?)",  # noqa: S608 - constant
-                [str(directory / "scenarios.parquet")],
+                f"SELECT {names} FROM read_parquet(?)",  # noqa: S608 - constant
+                [source],
             )
             while rows := cursor.fetchmany(1_000):
                 for row in rows:
@@ -1283,6 +1363,7 @@ def _record_from_row(row: Sequence[Any]) -> ScenarioRecord:
         decision=row[10],
         tags=tuple(row[11]),
         captured_at=row[12],
+        prices=row[13],
     )
 
 
@@ -1301,12 +1382,13 @@ def _scenario_line(row: Sequence[Any]) -> str:
         }
     )
     decision = "null" if record.decision is None else record.decision
+    prices = "null" if record.prices is None else record.prices
     # The stored layout puts one SKU per line; a JSON-lines record must be one line, and JSON
     # holds no raw newline inside a value, so dropping them keeps the same rows.
     inventory = record.inventory.replace("\n", "")
     return (
         f'{head[:-1]}, "request": {record.request}, "inventory": {inventory}, '
-        f'"decision": {decision}}}'
+        f'"decision": {decision}, "prices": {prices}}}'
     )
 
 

@@ -449,7 +449,8 @@ def solve(
             candidates=max((o.candidates for o in outcomes), default=0),
             fallback=any(o.option.fallback for o in outcomes),
             variables=sum(o.variables for o in outcomes),
-            prices_version=prices.version if len(prices) else None,
+            # A table in force is reported even when it prices nothing (stock is plentiful).
+            prices_version=prices.version if prices.version or len(prices) else None,
             model_errors=tuple(
                 f"{o.option.service_level.value}: {o.error}" for o in outcomes if o.error
             ),

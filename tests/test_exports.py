@@ -138,6 +138,7 @@ EXPORTS: dict[str, tuple[str, ...]] = {
     ),
     "promise.access": (),
     "promise.events": (),
+    "promise.pricing": (),
     "promise.stock": (
         "EventBatch",
         "EventNotFoundError",
@@ -147,7 +148,9 @@ EXPORTS: dict[str, tuple[str, ...]] = {
         "EventsAnswer",
         "IdempotencyKeyReusedError",
         "InsufficientStockError",
+        "InvalidPriceTableError",
         "InventoryEvent",
+        "PricesMovedError",
         "PromiseHold",
         "Reservation",
         "ReservationConflictError",

@@ -22,12 +22,12 @@ if TYPE_CHECKING:
     from promise.access.schemas import KeyView
     from promise.stock.backend import StockBackend
 
-__all__ = ["DEV_KEY_FILE", "development_key", "register"]
+__all__ = ["DEV_KEY_FILE", "actor_name", "development_key", "register"]
 
 DEV_KEY_FILE = "dev-api-key"
 
 
-def _actor() -> str:
+def actor_name() -> str:
     """Who runs the command, as audit entries name them."""
     try:
         return f"cli:{getpass.getuser()}"
@@ -73,7 +73,7 @@ def _keys_create(args: argparse.Namespace) -> int:
     made = make_key(
         args.name,
         args.scope,
-        created_by=_actor(),
+        created_by=actor_name(),
         limits=Limits(
             rate_per_s=args.rate,
             burst=args.burst,
@@ -115,7 +115,7 @@ def _keys_revoke(args: argparse.Namespace) -> int:
     key_id = parts[0] if parts is not None else args.key
     backend = _backend(args)
     try:
-        record = backend.revoke_key(key_id, _actor(), utc_now)
+        record = backend.revoke_key(key_id, actor_name(), utc_now)
     finally:
         backend.close()
     if record is None:
@@ -159,7 +159,7 @@ def development_key(backend: StockBackend, data_dir: Path) -> str:
         record = None if parts is None else backend.key(parts[0])
         if record is not None and record.revoked_at is None:
             return kept
-    made = make_key("local development", Scope, created_by=_actor())
+    made = make_key("local development", Scope, created_by=actor_name())
     backend.create_key(made.record, utc_now)
     # Only its owner may read it: it is a credential with every role.
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

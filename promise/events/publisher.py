@@ -27,7 +27,8 @@ from promise.events.config import EventSettings
 from promise.events.metrics import EventMetrics
 from promise.stock.backend import Clock, to_us, utc_now
 from promise.stock.errors import StockUnavailableError
-from promise.stock.outbox import OutboxEntry, OutboxQueries
+from promise.stock.lease import Lease
+from promise.stock.outbox import LEASE_NAME, OutboxEntry, OutboxQueries
 
 __all__ = ["OUTBOX_SEQ", "Publisher"]
 
@@ -65,7 +66,7 @@ class Publisher:
         self._after_publish = after_publish
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._wake = anyio.Event()
-        self._leased_until = 0.0
+        self._lease = Lease(outbox.lease, LEASE_NAME, self.holder, settings.outbox_lease_s, clock)
         self.published = 0
 
     def wake(self) -> None:
@@ -91,7 +92,7 @@ class Publisher:
                         dedup_window_s=s.events_dedup_window_s,
                     )
                     ready = True
-                if not await self._lease():
+                if not await self._lease.hold():
                     self._metrics.outbox_depth.set(0)
                     self._metrics.outbox_age.set(0)
                     await anyio.sleep(s.outbox_lease_s / 3)
@@ -109,18 +110,6 @@ class Publisher:
                 backoff = min(MAX_BACKOFF_S, max(FIRST_BACKOFF_S, backoff * 2))
                 log.warning("outbox publisher failing; retrying", extra={"reason": str(exc)})
                 await anyio.sleep(backoff)
-
-    async def _lease(self) -> bool:
-        """Hold the lease, renewing it when a third of it has passed."""
-        lease_s = self._settings.outbox_lease_s
-        now = time.monotonic()
-        if now < self._leased_until - 2 * lease_s / 3:
-            return True
-        held = await anyio.to_thread.run_sync(
-            self._outbox.outbox_lease, self.holder, int(lease_s * 1_000_000), self._clock
-        )
-        self._leased_until = now + lease_s if held else 0.0
-        return held
 
     async def _stats(self) -> None:
         """Outbox depth and the age of its oldest row, for the metrics."""

@@ -29,7 +29,7 @@ __all__ = [
 
 # Rows per key filter: well under every driver's parameter limit.
 KEY_CHUNK = 400
-VERSIONS_SELECT = "SELECT key, value FROM stock_meta WHERE key IN ('version', 'snapshot')"
+VERSIONS_SELECT = "SELECT key, value FROM stock_meta WHERE key IN ('version', 'snapshot', 'prices')"
 
 
 class Cursor(Protocol):
@@ -116,7 +116,11 @@ class RowQueries(AccessQueries, OutboxQueries):
     def _versions_of(rows: Sequence[tuple[Any, Any]]) -> Versions:
         """Versions from the rows of ``VERSIONS_SELECT``."""
         values = {str(key): int(value) for key, value in rows}
-        return Versions(stock=values["version"], snapshot=values.get("snapshot", 0))
+        return Versions(
+            stock=values["version"],
+            snapshot=values.get("snapshot", 0),
+            prices=values.get("prices", 0),
+        )
 
     def _live_generation(self, cur: Cursor, suffix: str) -> int:
         """The live snapshot generation, read with a row-lock ``suffix`` (or none)."""

@@ -6,6 +6,7 @@ runner); never edit a shipped migration, add the next one.
 
 from __future__ import annotations
 
+from promise.stock._price_queries import PRICES_SCHEMA
 from promise.stock._resourcing_queries import ORDERS_SCHEMA
 from promise.stock.access import ACCESS_SCHEMA
 from promise.stock.outbox import OUTBOX_SCHEMA
@@ -122,4 +123,5 @@ MIGRATIONS = (
     Migration(3, "api keys, audit trail, principal on holds", ACCESS_SCHEMA),
     Migration(4, "transactional outbox of changes to publish", OUTBOX_SCHEMA),
     Migration(5, "the orders behind holds, for re-sourcing", ORDERS_SCHEMA),
+    Migration(6, "versioned opportunity-cost price table", PRICES_SCHEMA),
 )

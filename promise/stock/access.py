@@ -24,6 +24,7 @@ __all__ = [
     "AccessQueries",
     "Charges",
     "SqlPrimitives",
+    "where_clause",
 ]
 
 T = TypeVar("T")
@@ -85,6 +86,15 @@ def _key_of(row: Sequence[Any]) -> KeyRecord:
         max_open_holds=None if row[9] is None else int(row[9]),
         max_held_units=None if row[10] is None else int(row[10]),
     )
+
+
+def where_clause(terms: Sequence[tuple[str, Sequence[Any]] | None]) -> tuple[str, list[Any]]:
+    """``WHERE`` with the given conditions ANDed (None ones left out; "" for none), and params."""
+    given = [term for term in terms if term is not None]
+    if not given:
+        return "", []
+    clause = " AND ".join(condition for condition, _ in given)
+    return f"WHERE {clause} ", [param for _, params in given for param in params]
 
 
 class SqlPrimitives(abc.ABC):
@@ -149,18 +159,13 @@ class AccessQueries(SqlPrimitives):
         limit: int = 100,
     ) -> list[AuditEntry]:
         """Audit entries, oldest first, filtered by time, principal and action prefix."""
-        clauses: list[str] = []
-        params: list[Any] = []
-        if since is not None:
-            clauses.append("at >= ?")
-            params.append(since)
-        if principal is not None:
-            clauses.append("principal = ?")
-            params.append(principal)
-        if action is not None:
-            clauses.append("action LIKE ?")
-            params.append(action.replace("%", "") + "%")
-        where = f"WHERE {' AND '.join(clauses)} " if clauses else ""
+        where, params = where_clause(
+            [
+                None if since is None else ("at >= ?", (since,)),
+                None if principal is None else ("principal = ?", (principal,)),
+                None if action is None else ("action LIKE ?", (action.replace("%", "") + "%",)),
+            ]
+        )
         params.append(limit)
 
         def work(cur: Any) -> list[AuditEntry]:

@@ -29,6 +29,7 @@ from promise.stock.schemas import (
 
 if TYPE_CHECKING:
     from promise.access.records import AuditEntry, HoldUsage, KeyRecord
+    from promise.stock._price_queries import PriceRow, PriceTable
 
 __all__ = [
     "EMPTY_OVERLAY",
@@ -121,10 +122,14 @@ class Changes:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Versions:
-    """The stock state version and the live snapshot generation, read in one statement."""
+    """The stock state version, the live snapshot generation and the price table's version.
+
+    Read in one statement: every cache a worker keeps is fenced on one of them.
+    """
 
     stock: int
     snapshot: int  # 0 until a first snapshot is made live
+    prices: int = 0  # 0 until a first price table is written
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -355,6 +360,48 @@ class StockBackend(Protocol):
 
     def recall_promise(self, promise_id: str, now: int) -> str | None:
         """A remembered promise's allocations, unless unknown or expired."""
+        ...
+
+    def price_table(self) -> PriceTable | None:
+        """The current price table's metadata (None while none was ever written)."""
+        ...
+
+    def load_prices(self) -> tuple[PriceTable | None, list[PriceRow]]:
+        """The current price table and all its rows, read together."""
+        ...
+
+    def price_page(
+        self,
+        *,
+        sku: str | None = None,
+        node_id: str | None = None,
+        after: tuple[str, str] | None = None,
+        limit: int = 100,
+    ) -> tuple[PriceTable | None, list[PriceRow]]:
+        """The current price table and a page of its rows in (sku, node_id) order."""
+        ...
+
+    def write_prices(
+        self,
+        rows: Sequence[PriceRow],
+        clock: Clock,
+        *,
+        origin: str,
+        note: str = "",
+        computed_at: int | None = None,
+        actor: str | None = None,
+        expect: int | None = None,
+        snapshot_generation: int | None = None,
+    ) -> PriceTable:
+        """Make ``rows`` the next price table version, atomically and audited."""
+        ...
+
+    def holds_since(self, since_us: int) -> int:
+        """Holds placed at or after ``since_us``."""
+        ...
+
+    def lease(self, name: str, holder: str, lease_us: int, clock: Clock) -> bool:
+        """Take or renew the lease ``name``; whether ``holder`` has it now."""
         ...
 
     def ping(self) -> None:

@@ -71,6 +71,13 @@ class StockSettings(EnvSettings):
         default=0,
         description="Serve a worker's live view this long without checking the version.",
     )
+    prices_poll_ms: Annotated[int, Field(ge=10, le=600_000)] = Field(
+        default=1000,
+        description=(
+            "How often each worker polls the authority for a new price table, to load it ahead "
+            "of traffic (a promise that reads live stock catches up with it at once anyway)."
+        ),
+    )
 
     @property
     def sqlite_path(self) -> Path:

@@ -5,14 +5,17 @@ Hierarchy (every class a :class:`solver.errors.ProblemError`)::
     solver.errors.PromiseError            family: the request cannot be answered as asked (422)
     ├── StockRequestError                 a stock request names something that cannot be used
     │   ├── UnknownPromiseError           promise_id is unknown or its answer expired
-    │   └── IdempotencyKeyReusedError     the Idempotency-Key was used with another body
+    │   ├── IdempotencyKeyReusedError     the Idempotency-Key was used with another body
+    │   └── InvalidPriceTableError        an uploaded price table names what the network lacks
+    ├── InvalidCursorError                a page cursor is not one this service handed out
     └── UnknownRowError                   a position query names an unknown node or SKU
     StockHTTPError                        family: answered with a StockProblem document
     ├── EventNotFoundError                no recorded event with that id (404)
     ├── ReservationNotFoundError          no reservation with that id (404)
     ├── ReservationConflictError          the transition is not allowed from its state (409)
     ├── InsufficientStockError            a hold would exceed available-to-promise (409)
-    └── HoldLimitError                    a hold would exceed its principal's limits (409)
+    ├── HoldLimitError                    a hold would exceed its principal's limits (409)
+    └── PricesMovedError                  another price table was written since (409)
     promise.errors.ServiceUnavailableError
     └── StockUnavailableError             the stock database is busy or unreachable (503)
         └── SnapshotMovedError            another snapshot went live while a request was judged
@@ -31,6 +34,9 @@ __all__ = [
     "HoldLimitError",
     "IdempotencyKeyReusedError",
     "InsufficientStockError",
+    "InvalidCursorError",
+    "InvalidPriceTableError",
+    "PricesMovedError",
     "ReservationConflictError",
     "ReservationNotFoundError",
     "SnapshotMovedError",
@@ -75,6 +81,23 @@ class IdempotencyKeyReusedError(StockRequestError):
             f"Idempotency-Key {key!r} was already used with a different request body; "
             "use a new key for a new request"
         )
+
+
+class InvalidPriceTableError(StockRequestError):
+    """A price table row names a node or SKU the live network lacks, or a pair twice."""
+
+    type = "urn:promise-engine:problem:invalid-price-table"
+    status = 422
+    title = "Invalid price table"
+
+
+class InvalidCursorError(PromiseError):
+    """A page cursor is not one this service handed out."""
+
+    type = "urn:promise-engine:problem:invalid-cursor"
+    status = 422
+    title = "Invalid cursor"
+    source = "query"
 
 
 class UnknownRowError(PromiseError):
@@ -152,6 +175,22 @@ class HoldLimitError(StockHTTPError):
     type = "urn:promise-engine:problem:hold-limit"
     status = 409
     title = "Hold limit of this caller reached"
+
+
+class PricesMovedError(StockHTTPError):
+    """A price table was to replace one version, but another is current; nothing was written."""
+
+    type = "urn:promise-engine:problem:prices-moved"
+    status = 409
+    title = "The price table changed"
+
+    def __init__(self, expected: int, current: int) -> None:
+        """Keep the version the caller expected and the current one."""
+        super().__init__(
+            f"price table version {current} is current, not {expected}; nothing was written"
+        )
+        self.expected = expected
+        self.current = current
 
 
 class StockUnavailableError(ServiceUnavailableError):

@@ -28,7 +28,7 @@ import threading
 from collections.abc import Mapping
 
 from models import InventoryPosition, Snapshot
-from promise.stock.backend import Clock, Key, RowOverlay, StockBackend, to_us
+from promise.stock.backend import Clock, Key, RowOverlay, StockBackend, Versions, to_us
 from promise.stock.errors import SnapshotMovedError
 from promise.stock.holds import RulesCache, StockRules, solver_position
 from solver import Inventory
@@ -77,6 +77,13 @@ class LiveInventory:
         ``generation`` is the snapshot's generation in the authority; when another one is live
         this raises SnapshotMovedError (None, or within ``max_staleness_ms``: not checked).
         """
+        return self.read(snapshot, generation)[0]
+
+    def read(self, snapshot: Snapshot, generation: int | None) -> tuple[Inventory, Versions | None]:
+        """:meth:`current`, and the authority's versions it checked (None within the staleness).
+
+        The versions also fence the caches beside stock (the price table) at no extra query.
+        """
         view = self._view
         if (
             self._max_staleness_us
@@ -84,14 +91,14 @@ class LiveInventory:
             and view.snapshot is snapshot
             and to_us(self._clock()) - view.built_at < self._max_staleness_us
         ):
-            return view.inventory
+            return view.inventory, None
         versions = self._backend.versions()
         if generation is not None and versions.snapshot != generation:
             raise SnapshotMovedError(generation, versions.snapshot)
         version = versions.stock
         if self._fresh(view, snapshot, version):
             assert view is not None
-            return view.inventory
+            return view.inventory, versions
         with self._lock:
             # Another request of this worker may have caught up while this one waited.
             view = self._view
@@ -103,7 +110,7 @@ class LiveInventory:
                 )
                 self._view = view
             assert view is not None
-            return view.inventory
+            return view.inventory, versions
 
     def _fresh(self, view: _View | None, snapshot: Snapshot, version: int) -> bool:
         """Whether ``view`` already shows ``version`` of ``snapshot`` and no hold lapsed."""

@@ -46,7 +46,8 @@ OUTBOX_SCHEMA = (
         body TEXT NOT NULL,
         created_at BIGINT NOT NULL)""",
     # Which publisher drains the outbox: one at a time, so that the stream gets the rows in
-    # order; another takes over when the holder stops renewing.
+    # order; another takes over when the holder stops renewing. (Other leases share the table
+    # under names of their own, see ``lease``.)
     """CREATE TABLE stock_outbox_lease (
         name TEXT PRIMARY KEY,
         holder TEXT NOT NULL,
@@ -214,8 +215,12 @@ class OutboxQueries(SqlPrimitives):
 
         return self._read(work)
 
-    def outbox_lease(self, holder: str, lease_us: int, clock: Clock) -> bool:
-        """Take or renew the publisher lease for ``lease_us``; whether ``holder`` has it now."""
+    def lease(self, name: str, holder: str, lease_us: int, clock: Clock) -> bool:
+        """Take or renew the lease ``name`` for ``lease_us``; whether ``holder`` has it now.
+
+        One holder at a time per name (the publisher, the re-pricing job); another takes over
+        when the holder stops renewing.
+        """
         now = to_us(clock())
         taken: list[bool] = []
 
@@ -227,10 +232,10 @@ class OutboxQueries(SqlPrimitives):
                 "expires_at = excluded.expires_at "
                 "WHERE stock_outbox_lease.holder = excluded.holder "
                 "OR stock_outbox_lease.expires_at < ?",
-                (LEASE_NAME, holder, now + lease_us, now),
+                (name, holder, now + lease_us, now),
             )
             taken.append(cur.rowcount == 1)
 
-        # A lease lost to a power cut only lets another publisher take over early.
+        # A lease lost to a power cut only lets another holder take over early.
         self._remember(work)
         return taken[0]

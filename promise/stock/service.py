@@ -21,7 +21,7 @@ from typing import Any, Protocol, TypeVar
 import anyio
 import anyio.to_thread
 
-from models import ChannelPolicy, PromiseRequest, PromiseResult, ServiceLevel
+from models import ChannelPolicy, PromiseRequest, PromiseResult, ServiceLevel, StockPrices
 from promise.access.principal import Principal, Scope
 from promise.errors import NotReadyError
 from promise.stock._plans import (
@@ -63,6 +63,7 @@ from promise.stock.errors import (
 )
 from promise.stock.holds import RulesCache, StockRules, shortfalls
 from promise.stock.live import LiveInventory
+from promise.stock.live_prices import LivePrices
 from promise.stock.outbox import OutboxQueries
 from promise.stock.schemas import (
     EventBatch,
@@ -168,6 +169,8 @@ class StockService:
         self.live = LiveInventory(
             backend, self._rules, clock, max_staleness_ms=settings.live_max_staleness_ms
         )
+        # The opportunity-cost price table, fenced on its version like the live view.
+        self.prices = LivePrices(backend)
         # With PostgreSQL, no more threads than pooled connections: a request waiting on a hot
         # row's lock holds its connection, and threads beyond the pool would time out on it
         # (503) instead of queueing here. SQLite opens one connection per thread.
@@ -263,6 +266,27 @@ class StockService:
         """
         generation = live.generation if check else None
         return lambda: fn(self.live.current(live.snapshot, generation))
+
+    def with_stock(
+        self,
+        live: LiveSnapshot,
+        fn: Callable[[Inventory, StockPrices], T],
+        *,
+        check: bool = True,
+    ) -> Callable[[], T]:
+        """:meth:`with_inventory`, also passing the price table as new as the stock read.
+
+        The versions that fence the live view fence the price table too: a table written
+        before this call is the one ``fn`` gets.
+        """
+        generation = live.generation if check else None
+
+        def call() -> T:
+            inventory, versions = self.live.read(live.snapshot, generation)
+            prices = self.prices.current(None if versions is None else versions.prices)
+            return fn(inventory, prices)
+
+        return call
 
     async def inventory(self) -> Inventory:
         """The live inventory of the snapshot in force."""
@@ -570,12 +594,31 @@ class StockService:
             if expired:
                 log.info("holds expired", extra={"expired": expired})
 
+    async def sync_prices(self) -> StockPrices:
+        """The price table after catching up with the authority's version."""
+
+        def catch_up() -> StockPrices:
+            return self.prices.current(self.backend.versions().prices)
+
+        return await self._call(catch_up)
+
+    async def _price_poller(self) -> None:
+        """Load new price tables ahead of traffic, every ``prices_poll_ms``."""
+        while True:
+            await anyio.sleep(self.settings.prices_poll_ms / 1000)
+            try:
+                await self.sync_prices()
+            except Exception as exc:
+                # The authority may be down: promises say so with 503s; this only retries.
+                log.debug("price table poll failed", extra={"error": str(exc)})
+
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[StockService]:
-        """Run the sweeper for the life of the app, then close the backend."""
+        """Run the sweeper and the price poller for the life of the app, then close the backend."""
         try:
             async with anyio.create_task_group() as tasks:
                 tasks.start_soon(self._sweeper)
+                tasks.start_soon(self._price_poller)
                 try:
                     yield self
                 finally:

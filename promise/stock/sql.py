@@ -17,6 +17,7 @@ import abc
 from collections.abc import Callable
 
 from promise.stock._ledger import EventLedger
+from promise.stock._price_queries import PriceQueries
 from promise.stock._resourcing_queries import ResourcingQueries
 from promise.stock._rows import Cursor, chunks, key_filter
 from promise.stock._schema import MIGRATIONS
@@ -25,13 +26,14 @@ from promise.stock._snapshot_queries import SnapshotQueries
 __all__ = ["MIGRATIONS", "Cursor", "SqlStockBackend", "chunks", "key_filter"]
 
 
-class SqlStockBackend(EventLedger, SnapshotQueries, ResourcingQueries):
+class SqlStockBackend(EventLedger, SnapshotQueries, ResourcingQueries, PriceQueries):
     """Live stock in a SQL database; subclasses bring connections and locking.
 
     The queries are grouped by idea: rows and versions (``_rows``), holds
     (``_hold_queries``), the event ledger (``_ledger``), the live snapshot
-    (``_snapshot_queries``), keys and audit (``access``), the outbox (``outbox``), the orders
-    behind holds and moving holds (``_resourcing_queries``).
+    (``_snapshot_queries``), the price table (``_price_queries``), keys and audit
+    (``access``), the outbox (``outbox``), the orders behind holds and moving holds
+    (``_resourcing_queries``).
     """
 
     # --- what a subclass provides ---------------------------------------------------------

@@ -152,6 +152,11 @@ EXAMPLES: dict[tuple[str, str], Example] = {
     ),
     ("post", "/v1/keys/{key_id}/revoke"): _throwaway_key,
     ("get", "/v1/audit"): lambda _: ("/v1/audit", {}),
+    ("get", "/v1/prices"): lambda _: ("/v1/prices", {"params": {"sku": TINY_SKU}}),
+    ("put", "/v1/prices"): lambda _: (
+        "/v1/prices",
+        {"json": {"rows": [{"node_id": "CHI", "sku": TINY_SKU, "cents": 120}]}},
+    ),
 }
 
 

@@ -37,6 +37,9 @@ from promise.stock.errors import (
     HoldLimitError,
     IdempotencyKeyReusedError,
     InsufficientStockError,
+    InvalidCursorError,
+    InvalidPriceTableError,
+    PricesMovedError,
     ReservationConflictError,
     ReservationNotFoundError,
     SnapshotMovedError,
@@ -94,6 +97,11 @@ EXAMPLES: dict[type[ProblemError], Callable[[], ProblemError]] = {
     UnknownPromiseError: lambda: UnknownPromiseError("promise again"),
     IdempotencyKeyReusedError: lambda: IdempotencyKeyReusedError("k1"),
     UnknownRowError: lambda: UnknownRowError("unknown node 'X'", ("node_id",)),
+    InvalidCursorError: lambda: InvalidCursorError("not a cursor of this service", ("cursor",)),
+    InvalidPriceTableError: lambda: InvalidPriceTableError(
+        "unknown node 'X' in the live network", ("rows", 0, "node_id")
+    ),
+    PricesMovedError: lambda: PricesMovedError(3, 4),
     EventNotFoundError: lambda: EventNotFoundError("e1"),
     ReservationNotFoundError: lambda: ReservationNotFoundError("r1"),
     ReservationConflictError: lambda: ReservationConflictError("r1 is released"),

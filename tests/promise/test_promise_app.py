@@ -16,7 +16,7 @@ from litestar import Litestar
 from litestar.testing import TestClient
 
 import solver
-from models import InventoryTable, PromiseRequest, PromiseResult, Snapshot
+from models import NO_PRICES, InventoryTable, PromiseRequest, PromiseResult, Snapshot, StockPrices
 from promise.access.principal import Scope
 from promise.app import create_app
 from promise.cli import main
@@ -96,11 +96,12 @@ def test_overload_answers_503_instead_of_queueing(data_dir: Path) -> None:
         *,
         params: solver.SolveParams | None = None,
         inventory: solver.Inventory | None = None,
+        prices: StockPrices = NO_PRICES,
     ) -> PromiseResult:
         if request.cart.cart_id == "held":
             entered.set()
             release.wait(DEADLINE_S)
-        return solver.solve(request, snapshot, params=params, inventory=inventory)
+        return solver.solve(request, snapshot, params=params, inventory=inventory, prices=prices)
 
     settings = _settings(data_dir, max_concurrent_solves=1, max_queued_solves=0, retry_after_s=3)
     app = create_app(settings, initial_snapshot=lambda: tiny_snapshot("tiny-v1"), solve=held_solve)
@@ -149,10 +150,11 @@ def test_snapshot_the_engine_fails_on_is_not_made_live(data_dir: Path) -> None:
         *,
         params: solver.SolveParams | None = None,
         inventory: solver.Inventory | None = None,
+        prices: StockPrices = NO_PRICES,
     ) -> PromiseResult:
         if snapshot.version == "tiny-v2":
             raise RuntimeError("engine bug")
-        return solver.solve(request, snapshot, params=params, inventory=inventory)
+        return solver.solve(request, snapshot, params=params, inventory=inventory, prices=prices)
 
     app = create_app(
         _settings(data_dir), initial_snapshot=lambda: tiny_snapshot("tiny-v1"), solve=fragile_solve

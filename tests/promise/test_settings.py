@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from promise.events.config import EventSettings
+from promise.pricing.config import PricingSettings
 from promise.settings import EnvSettings, Settings, SettingsError
 from promise.stock.config import StockSettings
 
@@ -73,6 +74,7 @@ VARIABLES: dict[type[EnvSettings], dict[str, Any]] = {
         "PROMISE_DATABASE_START_WAIT_S": 30.0,
         "PROMISE_DATABASE_ACQUIRE_TIMEOUT_S": 0.5,
         "PROMISE_LIVE_MAX_STALENESS_MS": 0,
+        "PROMISE_PRICES_POLL_MS": 1000,
     },
     EventSettings: {
         "PROMISE_NATS_URL": "nats://127.0.0.1:4222",
@@ -96,12 +98,27 @@ VARIABLES: dict[type[EnvSettings], dict[str, Any]] = {
         "PROMISE_OUTBOX_POLL_MS": 20,
         "PROMISE_OUTBOX_LEASE_S": 5.0,
     },
+    PricingSettings: {
+        "PROMISE_PRICING_EVERY_ORDERS": None,
+        "PROMISE_PRICING_EVERY_S": None,
+        "PROMISE_PRICING_FORECAST": None,
+        "PROMISE_PRICING_SCENARIOS": None,
+        "PROMISE_PRICING_CHANNEL": "web",
+        "PROMISE_PRICING_HORIZON_S": 86400.0,
+        "PROMISE_PRICING_LOOKBACK_S": 604800.0,
+        "PROMISE_PRICING_CELL_DEG": 1.0,
+        "PROMISE_PRICING_NEAREST": 8,
+        "PROMISE_PRICING_CHECK_S": 5.0,
+        "PROMISE_PRICING_LEASE_S": 30.0,
+        "PROMISE_PRICING_TIMEOUT_S": 900.0,
+    },
 }
 # One value of each class that is not its default, as the environment would spell it.
 NOT_DEFAULT = {
     Settings: ("PROMISE_MAX_CART_LINES", "7", "max_cart_lines", 7),
     StockSettings: ("PROMISE_HOLD_TTL_S", "61", "hold_ttl_s", 61),
     EventSettings: ("PROMISE_EVENTS_CONSUME", "true", "events_consume", True),
+    PricingSettings: ("PROMISE_PRICING_CHANNEL", "app", "pricing_channel", "app"),
 }
 
 
@@ -153,6 +170,8 @@ def test_overrides_win_over_the_environment_unless_none() -> None:
         (StockSettings, {"PROMISE_SQLITE_SYNCHRONOUS": "off"}, "PROMISE_SQLITE_SYNCHRONOUS"),
         # a stream name with a NATS separator in it
         (EventSettings, {"PROMISE_EVENTS_STREAM": "a.b"}, "PROMISE_EVENTS_STREAM"),
+        # re-pricing every zero orders
+        (PricingSettings, {"PROMISE_PRICING_EVERY_ORDERS": "0"}, "PROMISE_PRICING_EVERY_ORDERS"),
     ],
 )
 def test_a_bad_value_is_refused_naming_its_variable(

@@ -66,6 +66,17 @@ def test_plentiful_stock_is_free() -> None:
     """When Philadelphia can cover New York with stock to spare, no unit has a price."""
     run = price_stock(two_dcs(philadelphia=50), forecast(), channel="web")
     assert len(run.prices) == 0
+    # No LP was needed: each region takes its cheapest node (New York Philadelphia, Los
+    # Angeles Chicago) and both keep stock, so the optimum is 20 × 1,450 + 10 × 1,950.
+    assert (run.skus, run.screened) == (1, 1)
+    assert run.objective == pytest.approx(20 * 1450 + 10 * 1950)
+
+
+def test_stock_filled_exactly_still_goes_to_the_lp() -> None:
+    """Philadelphia holding exactly New York's 20 is not slack: its price is for the LP to say."""
+    run = price_stock(two_dcs(philadelphia=20), forecast(), channel="web")
+    assert run.screened == 0
+    assert run.objective == pytest.approx(20 * 1450 + 10 * 1950)
 
 
 def test_regions_beyond_the_nearest_nodes_are_cut() -> None:
@@ -123,3 +134,13 @@ def test_checker_counts_the_opportunity_cost() -> None:
     check(result, req, snap, prices=prices).raise_if_violated()
     other = check(result, req, snap, prices=StockPrices.of([("PHL", "A", 101)]))
     assert other.families == {0}
+
+
+def test_a_table_that_prices_nothing_is_still_reported() -> None:
+    """An answer names the table in force even when it holds no price (plentiful stock)."""
+    req = request(("A", 1), service_levels=("ground",))
+    empty = StockPrices.of([], version=5)
+    result = solve(req, two_dcs(), params=SolveParams(now=MONDAY_10AM), prices=empty)
+    assert result.solver.prices_version == 5
+    unpriced = solve(req, two_dcs(), params=SolveParams(now=MONDAY_10AM))
+    assert unpriced.solver.prices_version is None

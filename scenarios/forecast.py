@@ -1,0 +1,239 @@
+"""Demand forecasts for the pricing LP: from a CSV file, or from captured scenarios.
+
+The pricing LP (``solver.pricing``) wants expected units per demand region (a point) and SKU
+over the pricing horizon. Two sources:
+
+- a CSV file with the columns ``lat,lon,sku,units`` (one row per region and SKU; rows of the
+  same point are one region, repeated (point, SKU) rows add up), taken as the horizon's units;
+- the scenario store: the promises captured over the last comparable period (``lookback``,
+  a week by default, so each weekday counts once), ending at the newest scenario or at
+  ``until``. Each cart counts once, as last quoted (checkout quotes a cart on every view).
+  Destinations fall into cells of ``cell_deg`` × ``cell_deg`` degrees; a cell is one region,
+  centred on the unit-weighted mean of its destinations. Units are scaled by horizon /
+  lookback.
+
+Quotes are a demand signal, not orders: a cart quoted and abandoned counts too. A forecast
+built from them prices stock for the demand checkout saw, which is what the next quotes meet.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import datetime as dt
+import math
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from models import Destination
+from scenarios.store import ScenarioStore
+from solver.errors import PromiseError
+from solver.geo import resolve_destination
+from solver.pricing import Forecast
+
+__all__ = [
+    "CSV_COLUMNS",
+    "DEFAULT_LOOKBACK",
+    "ForecastError",
+    "ScenarioForecast",
+    "forecast_from_store",
+    "read_forecast_csv",
+]
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+CSV_COLUMNS = ("lat", "lon", "sku", "units")
+DEFAULT_LOOKBACK = dt.timedelta(days=7)
+# Each cart once, as last quoted (checkout quotes a cart on every view).
+_PICKED = """
+WITH picked AS (
+    SELECT request FROM scenarios
+    WHERE requested_at >= $since AND requested_at < $until
+      AND ($channel::VARCHAR IS NULL OR channel = $channel::VARCHAR)
+    QUALIFY row_number() OVER (
+        PARTITION BY request->>'$.cart.cart_id' ORDER BY requested_at DESC, id DESC) = 1
+)
+"""
+# The picked carts' lines summed per destination and SKU. A destination is a point or a
+# postal code (resolved in Python, as the solver resolves it).
+_DEMAND_SQL = (
+    _PICKED  # noqa: S608 - constant SQL joined to constant SQL
+    + """, lines AS (
+    SELECT request,
+           unnest(from_json(request->'$.cart.lines',
+                            '[{"sku": "VARCHAR", "quantity": "BIGINT"}]')) AS line
+    FROM picked
+)
+SELECT TRY_CAST(request->>'$.destination.lat' AS DOUBLE) AS lat,
+       TRY_CAST(request->>'$.destination.lon' AS DOUBLE) AS lon,
+       request->>'$.destination.postal_code' AS postal_code,
+       coalesce(request->>'$.destination.country', 'US') AS country,
+       line.sku AS sku,
+       CAST(sum(line.quantity) AS BIGINT) AS units
+FROM lines
+GROUP BY ALL
+ORDER BY ALL
+"""
+)
+_CARTS_SQL = _PICKED + "SELECT count(*) FROM picked"  # noqa: S608 - constant SQL
+
+
+class ForecastError(ValueError):
+    """A forecast cannot be built from what was given (a bad file, an empty period)."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ScenarioForecast:
+    """A forecast built from the scenario store and the figures behind it."""
+
+    forecast: Forecast
+    since: dt.datetime
+    until: dt.datetime
+    scale: float  # horizon / lookback
+    carts: int  # distinct carts in the period
+    units: int  # units they asked for (before scaling)
+    unresolved_units: int  # units to postal codes the dataset does not know (left out)
+
+
+def read_forecast_csv(path: Path) -> Forecast:
+    """A forecast from a CSV file with the header ``lat,lon,sku,units``."""
+    points: dict[tuple[float, float], int] = {}
+    skus: dict[str, int] = {}
+    entries: list[tuple[int, int, float]] = []
+    with path.open(newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        if reader.fieldnames is None or set(CSV_COLUMNS) - set(reader.fieldnames):
+            raise ForecastError(f"{path}: the header must name the columns {','.join(CSV_COLUMNS)}")
+        for line, row in enumerate(reader, start=2):
+            try:
+                lat, lon, units = float(row["lat"]), float(row["lon"]), float(row["units"])
+            except (TypeError, ValueError) as exc:
+                raise ForecastError(f"{path}:{line}: lat, lon and units must be numbers") from exc
+            sku = (row["sku"] or "").strip()
+            if not sku:
+                raise ForecastError(f"{path}:{line}: sku is empty")
+            if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+                raise ForecastError(f"{path}:{line}: ({lat}, {lon}) is not a point on Earth")
+            if not math.isfinite(units) or units < 0:
+                raise ForecastError(f"{path}:{line}: units must be finite and at least 0")
+            region = points.setdefault((lat, lon), len(points))
+            entries.append((region, skus.setdefault(sku, len(skus)), units))
+    if not entries:
+        raise ForecastError(f"{path}: no forecast rows")
+    units_table = np.zeros((len(points), len(skus)))
+    region_ix, sku_ix, amount = (np.array(column) for column in zip(*entries, strict=True))
+    np.add.at(units_table, (region_ix.astype(np.int64), sku_ix.astype(np.int64)), amount)
+    coordinates = np.array(list(points), dtype=np.float64)
+    return Forecast(
+        lat=coordinates[:, 0].copy(),
+        lon=coordinates[:, 1].copy(),
+        skus=tuple(skus),
+        units=units_table,
+    )
+
+
+def _resolved(
+    lat: FloatArray, lon: FloatArray, codes: list[str | None], countries: list[str]
+) -> tuple[FloatArray, FloatArray]:
+    """Coordinates of every destination; NaN where a postal code does not resolve."""
+    lat = lat.copy()
+    lon = lon.copy()
+    found: dict[tuple[str, str], tuple[float, float]] = {}
+    for k in np.flatnonzero(np.isnan(lat) | np.isnan(lon)).tolist():
+        code = codes[k]
+        if code is None:
+            continue
+        key = (code, countries[k])
+        if key not in found:
+            try:
+                where = resolve_destination(Destination(postal_code=code, country=key[1]))
+                found[key] = (where.lat, where.lon)
+            except (PromiseError, ValueError):
+                found[key] = (math.nan, math.nan)
+        lat[k], lon[k] = found[key]
+    return lat, lon
+
+
+def forecast_from_store(
+    store: ScenarioStore,
+    *,
+    horizon: dt.timedelta,
+    lookback: dt.timedelta = DEFAULT_LOOKBACK,
+    until: dt.datetime | None = None,
+    channel: str | None = None,
+    cell_deg: float = 1.0,
+) -> ScenarioForecast:
+    """Demand by region × SKU over the period before ``until``, scaled to ``horizon``."""
+    if horizon <= dt.timedelta(0) or lookback <= dt.timedelta(0):
+        raise ForecastError("horizon and lookback must be positive")
+    if not 0 < cell_deg <= 90:
+        raise ForecastError("cell_deg must be in (0, 90]")
+    if until is None:
+        newest = store.connection.execute("SELECT max(requested_at) FROM scenarios").fetchone()
+        if newest is None or newest[0] is None:
+            raise ForecastError("the scenario store holds no scenarios")
+        # Just past the newest, so that it is inside the half-open period.
+        until = newest[0] + dt.timedelta(microseconds=1)
+    since = until - lookback
+    period = {"since": since, "until": until, "channel": channel}
+    rows = store.connection.execute(_DEMAND_SQL, period).fetchall()
+    if not rows:
+        raise ForecastError(f"no scenarios requested in [{since.isoformat()}, {until.isoformat()})")
+    counted = store.connection.execute(_CARTS_SQL, period).fetchone()
+    carts = 0 if counted is None else int(counted[0])
+    lat = np.array([math.nan if r[0] is None else r[0] for r in rows], dtype=np.float64)
+    lon = np.array([math.nan if r[1] is None else r[1] for r in rows], dtype=np.float64)
+    lat, lon = _resolved(lat, lon, [r[2] for r in rows], [str(r[3]) for r in rows])
+    units = np.array([r[5] for r in rows], dtype=np.float64)
+    known = ~(np.isnan(lat) | np.isnan(lon))
+    scale = horizon / lookback
+    forecast = _gridded(
+        lat[known],
+        lon[known],
+        [r[4] for r, ok in zip(rows, known, strict=True) if ok],
+        units[known] * scale,
+        cell_deg,
+    )
+    return ScenarioForecast(
+        forecast=forecast,
+        since=since,
+        until=until,
+        scale=scale,
+        carts=carts,
+        units=int(units.sum()),
+        unresolved_units=int(units[~known].sum()),
+    )
+
+
+def _gridded(
+    lat: FloatArray, lon: FloatArray, skus: list[str], units: FloatArray, cell_deg: float
+) -> Forecast:
+    """Units per cell × SKU; each cell centred on the unit-weighted mean of its points."""
+    if not units.size:
+        raise ForecastError("no destination of the period resolves to a point")
+    cells = np.stack([np.floor(lat / cell_deg), np.floor(lon / cell_deg)], axis=1)
+    _, region = np.unique(cells, axis=0, return_inverse=True)
+    region = region.reshape(-1).astype(np.int64)
+    sku_ids, sku_ix = np.unique(np.array(skus, dtype=object), return_inverse=True)
+    count = int(region.max()) + 1
+    weight = np.bincount(region, weights=units, minlength=count)
+    # A cell whose units are all zero still has a centre: the plain mean of its points.
+    plain = weight == 0
+    weight_safe = np.where(plain, 1.0, weight)
+    centre_lat = np.bincount(region, weights=lat * units, minlength=count) / weight_safe
+    centre_lon = np.bincount(region, weights=lon * units, minlength=count) / weight_safe
+    if plain.any():
+        points = np.bincount(region, minlength=count)
+        centre_lat[plain] = (np.bincount(region, weights=lat, minlength=count) / points)[plain]
+        centre_lon[plain] = (np.bincount(region, weights=lon, minlength=count) / points)[plain]
+    table = np.zeros((count, sku_ids.size))
+    np.add.at(table, (region, sku_ix.reshape(-1).astype(np.int64)), units)
+    return Forecast(
+        lat=centre_lat,
+        lon=centre_lon,
+        skus=tuple(str(sku) for sku in sku_ids),
+        units=table,
+    )
