@@ -258,13 +258,12 @@ def plan_jointly(
     onto the model is CP-SAT's start.
     """
     index = index_of(snapshot, cache=False)
+    every_date = _dates_matter(snapshot, level)
     problems: list[Problem] = []
     for request in requests:
         if request.requested_at is None:
             raise ValueError("a jointly planned request needs its requested_at")
-        # Every dispatch date: the per-order dominance of later dates does not hold once
-        # orders share labour and carrier capacity.
-        ctx = build_context(request, index, request.requested_at, exact=True)
+        ctx = build_context(request, index, request.requested_at, exact=every_date)
         problems.append(build_problem(ctx, level, set(ctx.stocking_nodes(level).tolist())))
     coefs = [coefficients(problem) for problem in problems]
     start: list[IntArray] | None = None
@@ -309,6 +308,26 @@ def plan_jointly(
         outcome.seconds,
         outcome.x,
     )
+
+
+def _dates_matter(snapshot: Snapshot, level: ServiceLevel) -> bool:
+    """Whether orders planned together need every dispatch date, not only the first that fits.
+
+    One order's later dates are dominated by the first date that carries its share
+    (solver/problem.py); across orders that holds only while no date is scarcer than
+    another: no limited pick labour, no limited carrier capacity at the level, no lots in
+    transit (which make later dates richer). Otherwise every date stays in the model.
+    """
+    if any(node.daily_labour_minutes is not None or node.labour_minutes for node in snapshot.nodes):
+        return True
+    for service in snapshot.services:
+        if service.service_level is level and (
+            service.daily_capacity is not None
+            or service.daily_capacity_by_node
+            or service.remaining_capacity
+        ):
+            return True
+    return any(row.in_transit for row in snapshot.inventory)
 
 
 def allocation_of(problem: Problem, option: PromiseOption) -> IntArray | None:
