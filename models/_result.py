@@ -109,6 +109,13 @@ class SolverStats(Frozen):
         default=(),
         description="Models CP-SAT refused or found infeasible (a bug, never a time-out).",
     )
+    cp_status: tuple[str, ...] = Field(
+        default=(),
+        description=(
+            "CP-SAT's own status of each level whose MIP ran, as 'level: STATUS' "
+            "(e.g. 'ground: OPTIMAL'); levels answered without a model are not listed."
+        ),
+    )
 
 
 class PromiseResult(Frozen):

@@ -51,14 +51,15 @@ MIN_SEARCH_S = 0.001
 class MipOutcome:
     """What CP-SAT returned: an allocation (or None), whether it is proven optimal, size.
 
-    ``status`` is CP-SAT's own status name; ``error`` says the model itself was refused or
-    found infeasible (shipping nothing is always feasible, so either is a bug, not a time-out).
+    ``cp_status`` is CP-SAT's own status name (``NOT_STARTED`` when no time was left to
+    search once the model was built); ``error`` says the model itself was refused or found
+    infeasible (shipping nothing is always feasible, so either is a bug, not a time-out).
     """
 
     x: IntArray | None
     optimal: bool
     variables: int
-    status: str
+    cp_status: str
     error: str | None = None
 
 
@@ -379,7 +380,7 @@ def solve_mip(
     # alone costs a tenth of a millisecond.
     time_limit_s = deadline - time.perf_counter()
     if time_limit_s < MIN_SEARCH_S:
-        return MipOutcome(x=None, optimal=False, variables=model.count, status="NOT_STARTED")
+        return MipOutcome(x=None, optimal=False, variables=model.count, cp_status="NOT_STARTED")
     wrapper = cmh.SolveWrapper()
     wrapper.set_parameters(solver_parameters(time_limit_s, workers, seed))
     response = wrapper.solve(proto)  # type: ignore[no-untyped-call]
@@ -388,9 +389,9 @@ def solve_mip(
     if status in (cp_model.MODEL_INVALID, cp_model.INFEASIBLE):
         detail = str(response.solution_info)  # CP-SAT's reason for refusing the model
         error = f"{name}: {detail}" if detail else name
-        return MipOutcome(x=None, optimal=False, variables=model.count, status=name, error=error)
+        return MipOutcome(x=None, optimal=False, variables=model.count, cp_status=name, error=error)
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
-        return MipOutcome(x=None, optimal=False, variables=model.count, status=name)
+        return MipOutcome(x=None, optimal=False, variables=model.count, cp_status=name)
     x = model.allocation(np.array(response.solution, dtype=np.int64))
     optimal = status == cp_model.OPTIMAL
-    return MipOutcome(x=x, optimal=optimal, variables=model.count, status=name)
+    return MipOutcome(x=x, optimal=optimal, variables=model.count, cp_status=name)

@@ -82,6 +82,7 @@ class _LevelOutcome:
     candidates: int
     variables: int
     error: str | None = None  # CP-SAT refused the model or called it infeasible
+    cp_status: str | None = None  # CP-SAT's own status of the level's last search (None: no MIP)
 
 
 def _single_package(problem: Problem, coef: Coefficients) -> tuple[IntArray, int] | None:
@@ -197,6 +198,7 @@ class _Search:
     timed_out: bool = False  # the model's time ran out before any solution
     variables: int = 0
     error: str | None = None
+    cp_status: str | None = None
 
 
 def _search(
@@ -238,6 +240,7 @@ def _search(
         timed_out=outcome.x is None and outcome.error is None,
         variables=outcome.variables,
         error=outcome.error,
+        cp_status=outcome.cp_status,
     )
     if outcome.x is not None:
         value = evaluate(problem, outcome.x, coef).objective
@@ -326,6 +329,7 @@ def _solve_level(
     found = _search(problem, coef, starts, params, deadline)
     variables = found.variables
     error = found.error
+    cp_status = found.cp_status
     added = 0
     while found.proven and not params.exact:
         extra = _may_win(ctx, level, found, params.proof_nodes)
@@ -346,6 +350,7 @@ def _solve_level(
         found.timed_out = False
         variables += found.variables
         error = error or found.error
+        cp_status = found.cp_status or cp_status
     if found.proven:
         status = Status.OPTIMAL
     elif found.timed_out or error is not None:
@@ -354,7 +359,7 @@ def _solve_level(
         status = Status.FEASIBLE
     note = _steering(first, first_coef, starts, found)
     option = build_option(found.problem, found.x, found.coef, status, note=note)
-    return _LevelOutcome(option, status, len(found.problem.candidates), variables, error)
+    return _LevelOutcome(option, status, len(found.problem.candidates), variables, error, cp_status)
 
 
 def _levels(request: PromiseRequest, snapshot: Snapshot) -> tuple[ServiceLevel, ...]:
@@ -453,6 +458,9 @@ def solve(
             prices_version=prices.version if prices.version or len(prices) else None,
             model_errors=tuple(
                 f"{o.option.service_level.value}: {o.error}" for o in outcomes if o.error
+            ),
+            cp_status=tuple(
+                f"{o.option.service_level.value}: {o.cp_status}" for o in outcomes if o.cp_status
             ),
         ),
     )

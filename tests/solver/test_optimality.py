@@ -169,6 +169,7 @@ def test_the_model_does_not_refund_a_split_penalty_when_nothing_ships() -> None:
     outcome = solve_mip(problem, coef, hint=None, deadline=time.perf_counter() + 2.0)
     assert outcome.x is not None
     assert outcome.optimal
+    assert outcome.cp_status == "OPTIMAL"  # CP-SAT's own word, kept beside ours
     assert int(outcome.x.sum()) == 1
     assert evaluate(problem, outcome.x, coef).objective == 1500
 
