@@ -30,8 +30,6 @@ __all__ = ["LOCK_NAME", "MetricsDir", "claim", "hold", "sweep"]
 
 LOCK_NAME = "owner.lock"
 ROOT_LOCK = ".claim.lock"
-# Locks taken by hold(): kept open for the life of the process (closing drops the lock).
-_held: dict[Path, int] = {}
 
 
 @dataclasses.dataclass(slots=True)
@@ -118,18 +116,18 @@ def claim(root: Path) -> MetricsDir:
     return MetricsDir(path, fd, tuple(removed))
 
 
-def hold(path: Path) -> None:
+def hold(path: Path) -> int | None:
     """Share the lock of ``path`` until this process exits (a worker of the claiming server).
 
     A worker whose parent was killed alone keeps serving and writing samples there; its
-    lock keeps a later server's sweep away from them.
+    lock keeps a later server's sweep away from them. The descriptor is returned and never
+    closed (closing it would drop the lock): the kernel releases it when the process exits.
+    Each worker calls this once; a second call only takes a second shared lock.
     """
-    if path in _held:
-        return
     try:
         fd = os.open(path / LOCK_NAME, os.O_RDWR)
     except FileNotFoundError:
         # A directory an operator chose by hand: not one of ours, nothing sweeps it.
-        return
+        return None
     fcntl.flock(fd, fcntl.LOCK_SH)
-    _held[path] = fd
+    return fd

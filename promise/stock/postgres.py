@@ -15,7 +15,6 @@ survive a server crash, and checkout should not wait for a WAL flush per promise
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
@@ -48,7 +47,6 @@ RETRIED = (
 )
 
 
-@functools.lru_cache(maxsize=512)
 def _to_pyformat(text: str) -> str:
     """``?`` placeholders as psycopg's ``%s`` (the statements hold no literal ``?`` or ``%``)."""
     return text.replace("?", "%s")
