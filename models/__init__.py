@@ -18,7 +18,6 @@ from models._base import (
     Many,
     at_most,
 )
-from models._cache import PerSnapshot
 from models._enums import Engine, NodeKind, ServiceLevel, Status, UnfulfilledReason
 from models._exact import (
     ceil_percent,
@@ -93,7 +92,6 @@ __all__ = [
     "NodeAvailability",
     "NodeKind",
     "ObjectiveWeights",
-    "PerSnapshot",
     "Percent",
     "Problem",
     "PromiseOption",

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import decimal
 import fractions
-import functools
 
 import numpy as np
 import numpy.typing as npt
@@ -45,7 +44,6 @@ IntArray = npt.NDArray[np.int64]
 MAX_DECIMALS = 6
 
 
-@functools.lru_cache(maxsize=4096)
 def fraction(value: float) -> tuple[int, int]:
     """``value`` as the decimal it was written as: (numerator, denominator), denominator > 0."""
     exact = decimal.Decimal(repr(float(value)))

@@ -10,7 +10,6 @@ from typing import Annotated
 from pydantic import Field, model_validator
 
 from models._base import MAX_NODES, Frozen, Instant, Many
-from models._cache import PerSnapshot
 from models._inventory import MAX_ROWS, ChannelPolicy, InventoryPosition, InventoryTable
 from models._network import CarrierService, CatalogItem, Node
 
@@ -47,7 +46,7 @@ class Snapshot(Frozen):
         problems: list[str] = []
         if self.inventory and self.inventory_table is not None:
             raise ValueError("give inventory rows or an inventory_table, not both")
-        row_nodes, row_skus = self._row_keys()
+        row_nodes, row_skus = self.row_keys()
         node_ids = [node.node_id for node in self.nodes]
         for label, values in (
             ("node_id", node_ids),
@@ -82,8 +81,8 @@ class Snapshot(Frozen):
             raise ValueError("; ".join(problems))
         return self
 
-    def _row_keys(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
-        """Node ids and SKUs of the inventory rows, whichever form holds them."""
+    def row_keys(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """Node ids and SKUs of the inventory rows in row order, whichever form holds them."""
         if self.inventory_table is not None:
             return self.inventory_table.node_id, self.inventory_table.sku
         return tuple(r.node_id for r in self.inventory), tuple(r.sku for r in self.inventory)
@@ -103,11 +102,8 @@ class Snapshot(Frozen):
             for index in range(len(table)):
                 yield table.row(index)
 
-    def position(self, node_id: str, sku: str) -> InventoryPosition | None:
-        """The inventory row of (node, SKU), or None; the lookup is built on first use."""
-        index = _lookup(self).get((node_id, sku))
-        if index is None:
-            return None
+    def row(self, index: int) -> InventoryPosition:
+        """The inventory row at ``index`` (of ``row_keys()``), built on the fly from a table."""
         table = self.inventory_table
         return self.inventory[index] if table is None else table.row(index)
 
@@ -119,18 +115,3 @@ class Snapshot(Frozen):
     def as_of_date(self) -> dt.date:
         """UTC date of the snapshot."""
         return self.as_of.astimezone(dt.UTC).date()
-
-
-def _row_lookup(snapshot: Snapshot) -> dict[tuple[str, str], int]:
-    """(node_id, sku) → row of ``snapshot``'s inventory."""
-    nodes, skus = snapshot._row_keys()
-    return {key: i for i, key in enumerate(zip(nodes, skus, strict=True))}
-
-
-# Kept outside the model so that two equal snapshots stay equal.
-_LOOKUPS: PerSnapshot[dict[tuple[str, str], int]] = PerSnapshot(8)
-
-
-def _lookup(snapshot: Snapshot) -> dict[tuple[str, str], int]:
-    """The row lookup of ``snapshot``, built on first use."""
-    return _LOOKUPS.get(snapshot, _row_lookup)

@@ -1,9 +1,13 @@
 """The promise engine: tiered ATP, delivery dates, the OR-Tools MIP, greedy baselines, checker.
 
-Public surface: ``solve``, ``SolveParams``, ``availability``, ``Inventory`` (live stock),
-``warm_up``, ``release`` (forget a retired snapshot), the errors of ``solver.errors`` and the
-independent checker ``solver.checker``.
-No OR-Tools object leaves this package.
+Public surface: ``prepare`` (a snapshot → an immutable ``PreparedNetwork``: its arrays,
+lookups, holiday calendar and calendar memo), ``PreparedNetwork.with_inventory`` (the same
+network with a live ``Inventory`` version), ``solve`` and ``availability`` on a prepared network
+(a bare snapshot is prepared for one call), ``SolveParams``, ``warm_up``, the errors of
+``solver.errors`` and the independent checker ``solver.checker``.
+
+Nothing is cached at module level: what a solve reuses lives in the prepared network its
+caller keeps. No OR-Tools object leaves this package.
 """
 
 from solver.availability import availability
@@ -14,21 +18,22 @@ from solver.errors import (
     UnknownChannelError,
     UnknownPostalCodeError,
 )
-from solver.index import release
 from solver.inventory import Inventory
+from solver.prepared import PreparedNetwork, prepare
 from solver.solve import SolveParams, solve
 from solver.warm import warm_up
 
 __all__ = [
     "InvalidRequestError",
     "Inventory",
+    "PreparedNetwork",
     "ProblemError",
     "PromiseError",
     "SolveParams",
     "UnknownChannelError",
     "UnknownPostalCodeError",
     "availability",
-    "release",
+    "prepare",
     "solve",
     "warm_up",
 ]

@@ -14,30 +14,31 @@ from models import (
 )
 from solver.errors import UnknownChannelError
 from solver.geo import resolve_destination
-from solver.index import index_of
-from solver.inventory import Inventory
+from solver.prepared import PreparedNetwork, as_prepared
 
 __all__ = ["availability"]
 
 
 def availability(
-    snapshot: Snapshot,
+    network: PreparedNetwork | Snapshot,
     skus: Sequence[str],
     channel: str,
     *,
     region: str | None = None,
     destination: Destination | None = None,
-    inventory: Inventory | None = None,
 ) -> AvailabilityReport:
     """Per SKU: network totals, per-region and per-node tiers as ``channel`` sees them.
 
-    ``region`` keeps nodes of one region; ``destination`` keeps nodes of the destination's
-    region (a postal code resolves to its state).
+    ``network`` is prepared (with live stock through ``with_inventory``), or a bare snapshot
+    prepared for this one call. ``region`` keeps nodes of one region; ``destination`` keeps
+    nodes of the destination's region (a postal code resolves to its state).
     """
+    prepared = as_prepared(network)
+    snapshot = prepared.snapshot
     policy = snapshot.policy(channel)
     if policy is None:
         raise UnknownChannelError(channel)
-    index = index_of(snapshot, inventory)
+    index = prepared.index
     if destination is not None and region is None:
         region = resolve_destination(destination).region
     atp = index.on_hand_atp(policy)
@@ -87,9 +88,7 @@ def availability(
         )
     return AvailabilityReport(
         channel=channel,
-        snapshot_version=snapshot.version
-        if inventory is None
-        else f"{snapshot.version}+{inventory.version}",
+        snapshot_version=prepared.version,
         as_of=snapshot.as_of,
         skus=tuple(out),
     )

@@ -44,8 +44,7 @@ from models import (
     scale_cents_array,
 )
 from solver.errors import InvalidRequestError
-from solver.index import index_of
-from solver.inventory import Inventory
+from solver.prepared import PreparedNetwork, as_prepared
 from solver.pricing import PricingRun, ship_cost_matrix
 
 __all__ = ["MAX_PARTS_OF", "BasketForecast", "price_baskets"]
@@ -107,11 +106,10 @@ class BasketForecast:
 
 
 def price_baskets(
-    snapshot: Snapshot,
+    network: PreparedNetwork | Snapshot,
     forecast: BasketForecast,
     *,
     channel: str,
-    inventory: Inventory | None = None,
     level: ServiceLevel = ServiceLevel.GROUND,
     nearest: int = 8,
     baskets: int = 400,
@@ -121,14 +119,16 @@ def price_baskets(
     """Price every (node, SKU) the baskets use by the duals of the order-level LP.
 
     The ``baskets`` most frequent multi-SKU baskets keep their own rows; the long tail is
-    priced as singletons (BasketForecast.condensed), which keeps the LP small.
+    priced as singletons (BasketForecast.condensed), which keeps the LP small. ``network`` is
+    prepared (with live stock through ``with_inventory``), or a bare snapshot prepared for this
+    one call.
     """
     started = time.perf_counter()
     forecast = forecast.condensed(baskets)
-    policy = snapshot.policy(channel)
+    index = as_prepared(network).index
+    policy = index.snapshot.policy(channel)
     if policy is None:
         raise InvalidRequestError(f"unknown channel {channel!r}", ("channel",))
-    index = index_of(snapshot, inventory, cache=False)
     w = policy.weights
     atp = index.on_hand_atp(policy)
     stock_rows = atp + floor_share_array(policy.in_transit_share, index.row_in_transit)

@@ -1,14 +1,13 @@
-"""A snapshot held as arrays indexed by node and SKU, built once per snapshot object.
+"""A snapshot held as arrays indexed by node and SKU (part of a ``PreparedNetwork``).
 
 The pydantic snapshot validates the JSON; solves read these arrays instead of walking one
-Python object per inventory row.
+Python object per inventory row. The network arrays are built once per prepared network; a
+new inventory version rebuilds only the inventory arrays (``SnapshotIndex.with_inventory``).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import threading
-from collections import OrderedDict
 from typing import TypedDict
 
 import numpy as np
@@ -17,7 +16,7 @@ import numpy.typing as npt
 from models import ChannelPolicy, Node, NodeKind, Snapshot, ceil_percent_array
 from solver.inventory import Inventory
 
-__all__ = ["SnapshotIndex", "index_of", "release"]
+__all__ = ["SnapshotIndex", "build_index"]
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
@@ -55,16 +54,17 @@ class SnapshotIndex:
     lot_release: IntArray
     lot_qty: IntArray
     row_in_transit: IntArray  # units in transit per row (all lots)
-    _channel_cache: dict[str, IntArray] = dataclasses.field(default_factory=dict)
-    # Calendar answers (dispatch dates, delivery dates) depend only on the snapshot's nodes and
-    # services and on dates, so they are kept with the snapshot; cleared when they pile up.
-    calendar_cache: dict[tuple[int, ...], object] = dataclasses.field(default_factory=dict)
+    # ATP per row for each channel asked about: owned by this inventory version, one entry per
+    # channel policy at most.
+    _channel_atp: dict[str, IntArray] = dataclasses.field(default_factory=dict)
 
-    def remember(self, key: tuple[int, ...], value: object) -> None:
-        """Store a calendar answer, dropping everything once the cache grows large."""
-        if len(self.calendar_cache) > 200_000:
-            self.calendar_cache.clear()
-        self.calendar_cache[key] = value
+    def __post_init__(self) -> None:
+        """Make every array read-only: solves share them, so none may write to them."""
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            for array in value if isinstance(value, tuple) else (value,):
+                if isinstance(array, np.ndarray):
+                    array.flags.writeable = False
 
     @property
     def nodes(self) -> tuple[Node, ...]:
@@ -77,9 +77,9 @@ class SnapshotIndex:
 
     def on_hand_atp(self, policy: ChannelPolicy) -> IntArray:
         """Per inventory row: on hand − reserved − safety − channel buffer, floored at 0."""
-        cached = self._channel_cache.get(policy.channel)
-        if cached is not None:
-            return cached
+        known = self._channel_atp.get(policy.channel)
+        if known is not None:
+            return known
         units = np.array([policy.buffers[k].units if k in policy.buffers else 0 for k in KINDS])
         pct = np.array([policy.buffers[k].percent if k in policy.buffers else 0.0 for k in KINDS])
         kind = self.node_kind[self.row_node]
@@ -89,13 +89,25 @@ class SnapshotIndex:
         atp: IntArray = np.maximum(
             0, self.row_on_hand - self.row_reserved - self.row_safety - buffer
         )
-        self._channel_cache[policy.channel] = atp
+        atp.flags.writeable = False
+        self._channel_atp[policy.channel] = atp
         return atp
 
     def in_transit(self, row: int) -> tuple[IntArray, IntArray]:
         """Release ordinals and quantities of one row's in-transit lots."""
         lo, hi = int(self.lot_ptr[row]), int(self.lot_ptr[row + 1])
         return self.lot_release[lo:hi], self.lot_qty[lo:hi]
+
+    def with_inventory(self, inventory: Inventory) -> SnapshotIndex:
+        """The same network arrays with ``inventory``'s rows (a version of this snapshot's)."""
+        if inventory.snapshot is not self.snapshot:
+            raise ValueError("inventory belongs to another snapshot")
+        return dataclasses.replace(
+            self,
+            inventory=inventory,
+            _channel_atp={},
+            **_inventory_arrays(self.snapshot, inventory),
+        )
 
 
 class _Rows(TypedDict):
@@ -146,8 +158,8 @@ def _inventory_arrays(snapshot: Snapshot, inventory: Inventory) -> _Rows:
     )
 
 
-def _build(snapshot: Snapshot, inventory: Inventory) -> SnapshotIndex:
-    """Turn a validated snapshot and its inventory rows into arrays."""
+def build_index(snapshot: Snapshot, inventory: Inventory) -> SnapshotIndex:
+    """Turn a validated snapshot and a version of its inventory rows into arrays."""
     nodes = snapshot.nodes
     node_pos = {node.node_id: i for i, node in enumerate(nodes)}
     kind_pos = {kind: i for i, kind in enumerate(KINDS)}
@@ -173,65 +185,3 @@ def _build(snapshot: Snapshot, inventory: Inventory) -> SnapshotIndex:
         sku_weight_g=np.array([item.weight_g for item in snapshot.items], dtype=np.int64),
         **_inventory_arrays(snapshot, inventory),
     )
-
-
-_CACHE: OrderedDict[tuple[int, int | None], SnapshotIndex] = OrderedDict()
-_CACHE_SIZE = 6
-_LOCK = threading.Lock()
-
-
-def index_of(
-    snapshot: Snapshot, inventory: Inventory | None = None, *, cache: bool = True
-) -> SnapshotIndex:
-    """The array index of ``snapshot`` with ``inventory`` (default: the snapshot's own rows).
-
-    Built on first use and kept for the last few (snapshot, inventory) pairs; a new inventory
-    version of a cached snapshot reuses its network arrays and calendar answers. ``cache=False``
-    is for one-off snapshots (sent inline with a request): they are indexed without evicting
-    the live ones.
-    """
-    if inventory is not None and inventory.snapshot is not snapshot:
-        raise ValueError("inventory belongs to another snapshot")
-    with _LOCK:
-        base = _CACHE.get((id(snapshot), None))
-        if base is not None and base.snapshot is not snapshot:
-            base = None
-        if inventory is None and base is not None:
-            _CACHE.move_to_end((id(snapshot), None))
-            return base
-        if inventory is not None:
-            found = _CACHE.get((id(snapshot), id(inventory)))
-            # The index keeps its snapshot and inventory alive, so ids are not reused meanwhile.
-            if found is not None and found.inventory is inventory:
-                _CACHE.move_to_end((id(snapshot), id(inventory)))
-                return found
-    if base is None:
-        base = _build(snapshot, Inventory.of(snapshot))
-        if cache:
-            _store((id(snapshot), None), base)
-    if inventory is None:
-        return base
-    derived = dataclasses.replace(
-        base,
-        inventory=inventory,
-        _channel_cache={},
-        **_inventory_arrays(snapshot, inventory),
-    )
-    if cache:
-        _store((id(snapshot), id(inventory)), derived)
-    return derived
-
-
-def release(snapshot: Snapshot) -> None:
-    """Forget every cached index of ``snapshot`` (call when a snapshot is retired)."""
-    with _LOCK:
-        for key in [key for key, index in _CACHE.items() if index.snapshot is snapshot]:
-            del _CACHE[key]
-
-
-def _store(key: tuple[int, int | None], index: SnapshotIndex) -> None:
-    """Remember an index, evicting the least recently used beyond the cache size."""
-    with _LOCK:
-        _CACHE[key] = index
-        while len(_CACHE) > _CACHE_SIZE:
-            _CACHE.popitem(last=False)

@@ -2,8 +2,8 @@
 
 A snapshot fixes the network, services, catalog and policies; stock changes with every event
 and hold. ``Inventory`` holds the stock tiers as arrays so a change costs a copy of a few
-arrays, not a new snapshot; ``solve(..., inventory=...)`` and ``availability(...,
-inventory=...)`` read it instead of the snapshot's own rows.
+arrays, not a new snapshot; ``prepared.with_inventory(inventory)`` gives the prepared network
+that ``solve`` and ``availability`` read instead of the snapshot's own rows.
 """
 
 from __future__ import annotations

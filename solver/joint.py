@@ -33,8 +33,8 @@ from ortools.sat.python import cp_model_helper as cmh
 
 from models import PromiseOption, PromiseRequest, ServiceLevel, Snapshot
 from solver.costs import Coefficients, coefficients, evaluate
-from solver.index import index_of
 from solver.mip import MipModel, build_model, solver_parameters
+from solver.prepared import PreparedNetwork, as_prepared
 from solver.problem import Problem, build_context, build_problem
 
 __all__ = ["JointOutcome", "JointPlan", "allocation_of", "plan_jointly", "solve_joint"]
@@ -245,7 +245,7 @@ class JointPlan:
 
 def plan_jointly(
     requests: Sequence[PromiseRequest],
-    snapshot: Snapshot,
+    network: PreparedNetwork | Snapshot,
     level: ServiceLevel,
     *,
     time_limit_s: float,
@@ -255,15 +255,16 @@ def plan_jointly(
     """Plan ``requests`` (each with its ``requested_at``) together over every stocking node.
 
     ``hints`` are candidate plans, one option per request in order; the cheapest one that maps
-    onto the model is CP-SAT's start.
+    onto the model is CP-SAT's start. ``network`` is prepared, or a bare snapshot prepared for
+    this one call.
     """
-    index = index_of(snapshot, cache=False)
-    every_date = _dates_matter(snapshot, level)
+    prepared = as_prepared(network)
+    every_date = _dates_matter(prepared.snapshot, level)
     problems: list[Problem] = []
     for request in requests:
         if request.requested_at is None:
             raise ValueError("a jointly planned request needs its requested_at")
-        ctx = build_context(request, index, request.requested_at, exact=every_date)
+        ctx = build_context(request, prepared, request.requested_at, exact=every_date)
         problems.append(build_problem(ctx, level, set(ctx.stocking_nodes(level).tolist())))
     coefs = [coefficients(problem) for problem in problems]
     start: list[IntArray] | None = None

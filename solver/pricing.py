@@ -47,8 +47,8 @@ from models import (
 )
 from solver.errors import InvalidRequestError
 from solver.geo import haversine_km, zones_of
-from solver.index import SnapshotIndex, index_of
-from solver.inventory import Inventory
+from solver.index import SnapshotIndex
+from solver.prepared import PreparedNetwork, as_prepared
 
 __all__ = ["Forecast", "PricingRun", "price_stock", "ship_cost_matrix"]
 
@@ -130,25 +130,28 @@ def ship_cost_matrix(
 
 
 def price_stock(
-    snapshot: Snapshot,
+    network: PreparedNetwork | Snapshot,
     forecast: Forecast,
     *,
     channel: str,
-    inventory: Inventory | None = None,
     level: ServiceLevel = ServiceLevel.GROUND,
     nearest: int = 8,
     units_per_package: float = 1.0,
     version: int = 0,
     computed_at: dt.datetime | None = None,
 ) -> PricingRun:
-    """Price every (node, SKU) of the forecast's SKUs by the duals of the transportation LP."""
+    """Price every (node, SKU) of the forecast's SKUs by the duals of the transportation LP.
+
+    ``network`` is prepared (with live stock through ``with_inventory``), or a bare snapshot
+    prepared for this one call.
+    """
     started = time.perf_counter()
-    policy = snapshot.policy(channel)
+    index = as_prepared(network).index
+    policy = index.snapshot.policy(channel)
     if policy is None:
         raise InvalidRequestError(f"unknown channel {channel!r}", ("channel",))
     if units_per_package < 1.0:
         raise ValueError("units_per_package must be at least 1")
-    index = index_of(snapshot, inventory, cache=False)
     w = policy.weights
     atp = index.on_hand_atp(policy)
     stock = atp + floor_share_array(policy.in_transit_share, index.row_in_transit)

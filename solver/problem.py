@@ -28,15 +28,11 @@ from models import (
     floor_share_array,
     margin_floor_scale,
 )
-from solver.calendar import (
-    LEVEL_DEADLINE_DAYS,
-    delivery_date,
-    dispatch_dates,
-    earliest_dispatch,
-)
+from solver.calendar import LEVEL_DEADLINE_DAYS
 from solver.errors import UnknownChannelError
 from solver.geo import ResolvedDestination, haversine_km, resolve_destination, zones_of
 from solver.index import SnapshotIndex
+from solver.prepared import PreparedNetwork
 
 __all__ = [
     "CartContext",
@@ -110,6 +106,7 @@ class CartContext:
 
     request: PromiseRequest
     index: SnapshotIndex
+    network: PreparedNetwork  # its calendar answers outlive this request
     policy: ChannelPolicy
     weights: ObjectiveWeights
     requested_at: dt.datetime
@@ -221,43 +218,22 @@ class CartContext:
         return found
 
     def earliest_of(self, node: int) -> dt.date:
-        """Earliest dispatch date of a node for this order (cached with the snapshot)."""
-        key = (0, node, *self.local_key(node))
-        found = self.index.calendar_cache.get(key)
-        if not isinstance(found, dt.date):
-            found = earliest_dispatch(self.index.nodes[node], self.requested_at)
-            self.index.remember(key, found)
-        return found
+        """Earliest dispatch date of a node for this order (memoised with the network)."""
+        return self.network.earliest_dispatch(node, self.requested_at, self.local_key(node))
 
     def dispatch_ordinals(self, node: int, service: int) -> tuple[int, ...]:
         """Dispatch dates (ordinals) of ``node`` with the snapshot's ``service``-th service."""
-        key = (1, node, service, *self.local_key(node))
-        found = self.index.calendar_cache.get(key)
-        if not isinstance(found, tuple):
-            dates = dispatch_dates(
-                self.index.nodes[node],
-                self.index.snapshot.services[service],
-                self.requested_at,
-                earliest=self.earliest_of(node),
-            )
-            found = tuple(day.toordinal() for day in dates)
-            self.index.remember(key, found)
-        return found
+        local = self.local_key(node)
+        return self.network.dispatch_ordinals(node, service, self.requested_at, local)
 
     def delivery_ordinal(self, service: int, ship: int, zone: int) -> int:
         """Delivery date (ordinal) of a package shipped on ``ship`` to ``zone``."""
-        key = (2, service, ship, zone)
-        found = self.index.calendar_cache.get(key)
-        if not isinstance(found, int):
-            spec = self.index.snapshot.services[service]
-            found = delivery_date(spec, dt.date.fromordinal(ship), zone).toordinal()
-            self.index.remember(key, found)
-        return found
+        return self.network.delivery_ordinal(service, ship, zone)
 
 
 def build_context(
     request: PromiseRequest,
-    index: SnapshotIndex,
+    network: PreparedNetwork,
     requested_at: dt.datetime,
     *,
     exact: bool = False,
@@ -267,6 +243,7 @@ def build_context(
 
     ``prices`` is the opportunity cost of stock (models/_prices.py) the objective charges.
     """
+    index = network.index
     snapshot = index.snapshot
     policy = snapshot.policy(request.cart.channel)
     if policy is None:
@@ -324,6 +301,7 @@ def build_context(
     return CartContext(
         request=request,
         index=index,
+        network=network,
         policy=policy,
         weights=weights,
         requested_at=requested_at,

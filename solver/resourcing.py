@@ -21,12 +21,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from models import PromiseOption, PromiseRequest, Snapshot, Status
+from models import PromiseOption, PromiseRequest, Status
 from solver.answer import build_option
 from solver.costs import Coefficients, coefficients, evaluate
-from solver.index import SnapshotIndex, index_of
-from solver.inventory import Inventory
 from solver.joint import IntArray, allocation_of, solve_joint
+from solver.prepared import PreparedNetwork
 from solver.problem import Problem, build_context, build_problem
 
 __all__ = ["HeldOrder", "Replan", "replan"]
@@ -57,11 +56,11 @@ class Replan:
     order_dates: tuple[dt.date, ...] = ()  # each order's local date at ``at``
 
 
-def _dated_problem(order: HeldOrder, index: SnapshotIndex, at: dt.datetime) -> Problem:
+def _dated_problem(order: HeldOrder, network: PreparedNetwork, at: dt.datetime) -> Problem:
     """(1) The order's problem on the live stock, without slots delivering after its date."""
     # Every dispatch date: a date one cart would prune may be the one that frees shared
     # capacity or labour for another (as in solver/joint.py).
-    ctx = build_context(order.request, index, at, exact=True)
+    ctx = build_context(order.request, network, at, exact=True)
     level = order.option.service_level
     problem = build_problem(ctx, level, set(ctx.stocking_nodes(level).tolist()))
     promised = order.option.promised_delivery_date
@@ -79,16 +78,14 @@ def _cost(problem: Problem, x: IntArray, coef: Coefficients) -> tuple[int, int]:
 
 def replan(
     orders: Sequence[HeldOrder],
-    snapshot: Snapshot,
+    network: PreparedNetwork,
     *,
-    inventory: Inventory,
     at: dt.datetime,
     time_limit_s: float,
     engine: str = "scip",
 ) -> Replan:
-    """Plan ``orders`` again, jointly, at ``at`` on ``inventory`` (their units given back)."""
-    index = index_of(snapshot, inventory, cache=False)
-    problems = [_dated_problem(order, index, at) for order in orders]
+    """Plan ``orders`` again, jointly, at ``at`` on ``network``'s stock (their units given back)."""
+    problems = [_dated_problem(order, network, at) for order in orders]
     coefs = [coefficients(problem) for problem in problems]
     baseline = [allocation_of(p, order.option) for p, order in zip(problems, orders, strict=True)]
     unmapped = tuple(i for i, x in enumerate(baseline) if x is None)

@@ -1,4 +1,8 @@
-"""The one entry point: ``solve(request, snapshot, *, params=None) -> PromiseResult``."""
+"""The one entry point: ``solve(request, network, *, params=None) -> PromiseResult``.
+
+``network`` is a ``PreparedNetwork`` (``solver.prepare``, with live stock through
+``with_inventory``); the solve reads it and its arguments, nothing else.
+"""
 
 from __future__ import annotations
 
@@ -29,9 +33,8 @@ from solver.bounds import complete_bound, incomplete_bound, node_bounds
 from solver.costs import Coefficients, coefficients, evaluate, meets_floor
 from solver.errors import InvalidRequestError
 from solver.greedy import BASELINES, Pick, allocation, greedy_run
-from solver.index import index_of
-from solver.inventory import Inventory
 from solver.mip import MIN_SEARCH_S, solve_mip
+from solver.prepared import PreparedNetwork, as_prepared
 from solver.problem import CartContext, Problem, build_context, build_problem, prefilter
 
 __all__ = ["SolveParams", "solve"]
@@ -67,7 +70,6 @@ class SolveParams:
     # Nodes the optimality proof may add to the model beyond the pre-filter's, per level;
     # past it the answer is returned unproven (feasible).
     proof_nodes: int = 64
-    cache: bool = True  # keep the snapshot's index for later solves (False: one-off snapshot)
     # When the request arrived (``time.perf_counter()``): the budget runs from then, so time
     # spent queued for a solver thread counts. None: from the start of ``solve()``.
     arrived: float | None = None
@@ -399,16 +401,16 @@ def _recommend(options: list[PromiseOption]) -> ServiceLevel | None:
 
 def solve(
     request: PromiseRequest,
-    snapshot: Snapshot,
+    network: PreparedNetwork | Snapshot,
     *,
     params: SolveParams | None = None,
-    inventory: Inventory | None = None,
     prices: StockPrices = NO_PRICES,
 ) -> PromiseResult:
     """Source the cart and promise delivery dates, one option per service level.
 
-    ``inventory`` (live stock of the snapshot's network) replaces the snapshot's own rows;
-    ``prices`` is the opportunity cost of stock the objective charges (none by default).
+    ``prices`` is the opportunity cost of stock the objective charges (none by default). A
+    bare ``Snapshot`` is prepared for this one call (and forgotten with it): callers that
+    solve on the same snapshot again keep ``prepare(snapshot)`` and pass that.
     The time budget counts from ``params.arrived`` when given: what is left of it when the
     solve starts is what the solve gets, and with nothing left every level is the greedy
     fallback (status FALLBACK, flagged).
@@ -426,9 +428,9 @@ def solve(
             f"requested_at must be between {EARLIEST_DATE} and {LATEST_DATE}",
             ("requested_at",),
         )
-    index = index_of(snapshot, inventory, cache=params.cache)
-    ctx = build_context(request, index, requested_at, exact=params.exact, prices=prices)
-    levels = _levels(request, snapshot)
+    prepared = as_prepared(network)
+    ctx = build_context(request, prepared, requested_at, exact=params.exact, prices=prices)
+    levels = _levels(request, prepared.snapshot)
     outcomes: list[_LevelOutcome] = []
     for k, level in enumerate(levels):
         if late:

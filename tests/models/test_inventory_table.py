@@ -10,8 +10,8 @@ from pydantic import ValidationError
 
 from models import InventoryTable, Snapshot
 from scenarios import generate_carts, generate_network
-from solver import SolveParams, solve
-from solver.checker import check
+from solver import SolveParams, prepare, solve
+from solver.checker import Reference, check
 from tests.solver.network_cases import snapshot, stock, store
 
 
@@ -54,8 +54,8 @@ def test_table_rows_read_like_positions() -> None:
     assert [(lot.quantity, lot.eta) for lot in row.in_transit] == [(4, dt.date(2026, 12, 2))]
     snap = snapshot([store("s1")], []).model_copy(update={"inventory_table": table()})
     assert snap.row_count == 2
-    assert snap.position("s1", "B") == row
-    assert snap.position("s1", "C") is None
+    assert snap.row_keys() == (("s1", "s1"), ("A", "B"))
+    assert snap.row(1) == row
 
 
 def test_rows_and_table_together_are_rejected() -> None:
@@ -72,8 +72,10 @@ def test_columnar_network_solves_and_checks_like_rows() -> None:
     assert Snapshot.model_validate_json(columns.model_dump_json()) == columns
     assert list(rows.positions()) == list(columns.positions())
     params = SolveParams(time_budget_ms=3000)
+    by_rows, by_columns = prepare(rows), prepare(columns)
+    reference = Reference.of(columns)
     for request in generate_carts(rows, count=15, seed=2):
-        a = solve(request, rows, params=params)
-        b = solve(request, columns, params=params)
+        a = solve(request, by_rows, params=params)
+        b = solve(request, by_columns, params=params)
         assert [o.objective for o in a.options] == [o.objective for o in b.options]
-        assert check(b, request, columns).ok
+        assert check(b, request, reference).ok

@@ -28,7 +28,7 @@ from models import (
     WeightOverrides,
     ZoneRate,
 )
-from solver import SolveParams, solve
+from solver import SolveParams, prepare, solve
 from solver.availability import availability
 from solver.checker import check
 from solver.costs import (
@@ -38,7 +38,6 @@ from solver.costs import (
     coefficients,
     evaluate,
 )
-from solver.index import index_of
 from solver.mip import solve_mip
 from solver.problem import build_context, build_problem
 from tests.solver.network_cases import (
@@ -163,7 +162,7 @@ def test_the_model_does_not_refund_a_split_penalty_when_nothing_ships() -> None:
     req = request(("A", 1), service_levels=GROUND, allow_partial=True, weights=weights)
     snap = snapshot([dc("phl")], [stock("phl", "A", 5)])
     assert req.requested_at is not None
-    ctx = build_context(req, index_of(snap), req.requested_at)
+    ctx = build_context(req, prepare(snap), req.requested_at)
     problem = build_problem(ctx, ServiceLevel.GROUND, {0})
     coef = coefficients(problem)
     outcome = solve_mip(problem, coef, hint=None, deadline=time.perf_counter() + 2.0)
@@ -413,8 +412,8 @@ def test_exact_mode_keeps_every_dispatch_date() -> None:
     snap = snapshot([dc("phl")], [stock("phl", "A", 5)])
     req = request(("A", 1), service_levels=GROUND)
     assert req.requested_at is not None
-    exact = build_context(req, index_of(snap), req.requested_at, exact=True)
-    quick = build_context(req, index_of(snap), req.requested_at)
+    exact = build_context(req, prepare(snap), req.requested_at, exact=True)
+    quick = build_context(req, prepare(snap), req.requested_at)
     all_dates = build_problem(exact, ServiceLevel.GROUND, {0}).n_slots
     pruned = build_problem(quick, ServiceLevel.GROUND, {0}).n_slots
     # Mon 30 Nov .. Mon 14 Dec: ten working pickup days (Mon-Fri) deliver by the deadline.

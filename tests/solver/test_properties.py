@@ -20,11 +20,10 @@ from models import (
     SolverStats,
     Status,
 )
-from solver import SolveParams, solve
+from solver import SolveParams, prepare, solve
 from solver.answer import build_option
 from solver.checker import check
 from solver.costs import coefficients, evaluate
-from solver.index import index_of
 from solver.problem import build_context, build_problem
 from tests.strategies import instances
 
@@ -64,7 +63,7 @@ def brute_force(req: PromiseRequest, snap: Snapshot, level: ServiceLevel) -> int
     """The best objective over every allocation of units to slots that the checker accepts."""
     assert req.requested_at is not None
     # Every dispatch date of the horizon, as the exact reference sees them.
-    ctx = build_context(req, index_of(snap), req.requested_at, exact=True)
+    ctx = build_context(req, prepare(snap), req.requested_at, exact=True)
     problem = build_problem(ctx, level, set(ctx.stocking_nodes(level).tolist()))
     coef = coefficients(problem)
     n_lines, n_slots = problem.avail.shape
