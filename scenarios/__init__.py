@@ -2,9 +2,25 @@
 
 The replay, KPI and report functions live in their modules (``scenarios.replay.replay``,
 ``scenarios.kpis.kpis``, ``scenarios.report.report``): exporting them here would hide the
-modules of the same name.
+modules of the same name. The store is private modules (``_schema``, ``_codecs``,
+``_records``, ``_store``) whose public names are exported here.
 """
 
+from scenarios._codecs import (
+    inventory_lines,
+    network_version,
+    parse_inventory,
+    scenario_snapshot,
+)
+from scenarios._records import (
+    RunInfo,
+    Scenario,
+    ScenarioRecord,
+    ScenarioRecorder,
+    Selection,
+)
+from scenarios._schema import MEMORY, MIGRATIONS, RESULT_COLUMNS, StoreError, migrate
+from scenarios._store import ScenarioStore
 from scenarios.carts import CART_SIZE_PMF, MAX_CART_LINES, generate_carts, sku_popularity
 from scenarios.gate import GateReport, regress
 from scenarios.geography import CityTable, PostalCodes, postal_codes, us_cities
@@ -22,7 +38,6 @@ from scenarios.network import (
     node_counts,
 )
 from scenarios.policy import DEFAULT_POLICY, Policy, load_policy, parse_policy
-from scenarios.store import RunInfo, Scenario, ScenarioStore, Selection, StoreError
 
 __all__ = [
     "CART_SIZE_PMF",
@@ -31,14 +46,19 @@ __all__ = [
     "MAX_CART_LINES",
     "MAX_NODES",
     "MAX_SKUS",
+    "MEMORY",
+    "MIGRATIONS",
     "MIN_NODES",
     "MIN_SKUS",
+    "RESULT_COLUMNS",
     "CityTable",
     "GateReport",
     "Policy",
     "PostalCodes",
     "RunInfo",
     "Scenario",
+    "ScenarioRecord",
+    "ScenarioRecorder",
     "ScenarioStore",
     "Selection",
     "StoreError",
@@ -47,12 +67,17 @@ __all__ = [
     "demo_snapshot",
     "generate_carts",
     "generate_network",
+    "inventory_lines",
     "load_golden",
     "load_policy",
+    "migrate",
+    "network_version",
     "node_counts",
+    "parse_inventory",
     "parse_policy",
     "postal_codes",
     "regress",
+    "scenario_snapshot",
     "sku_popularity",
     "us_cities",
 ]

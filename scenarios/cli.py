@@ -155,7 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _open(path: Path | None) -> Any:
     """The store at ``path`` (default location when None)."""
-    from scenarios.store import ScenarioStore  # noqa: PLC0415 - keep --help fast
+    from scenarios._store import ScenarioStore  # noqa: PLC0415 - keep --help fast
 
     return ScenarioStore(path)
 
@@ -171,9 +171,9 @@ def _print_kpis(values: dict[str, float]) -> None:
 def _replay_day(args: argparse.Namespace, store: Any, selection: Any, policy: Any) -> int:
     """Replay the selection as one day and print the day's figures."""
     from models import Engine, ServiceLevel  # noqa: PLC0415
+    from scenarios._records import Selection  # noqa: PLC0415
     from scenarios.day import DayPolicy  # noqa: PLC0415
     from scenarios.sequential import replay_sequential  # noqa: PLC0415
-    from scenarios.store import Selection  # noqa: PLC0415
 
     levels = args.levels or (ServiceLevel.GROUND,)
     if len(levels) != 1:
@@ -208,11 +208,11 @@ def _replay_day(args: argparse.Namespace, store: Any, selection: Any, policy: An
 
 def _replay(args: argparse.Namespace) -> int:
     """Replay and print the run's KPIs."""
+    from scenarios._records import Selection  # noqa: PLC0415
     from scenarios.golden import GOLDEN_TAG, load_golden  # noqa: PLC0415
     from scenarios.kpis import kpis  # noqa: PLC0415
     from scenarios.policy import load_policy  # noqa: PLC0415
     from scenarios.replay import prestart, replay  # noqa: PLC0415
-    from scenarios.store import Selection  # noqa: PLC0415
 
     if args.workers is None or args.workers > 1:
         prestart()
@@ -342,7 +342,7 @@ def _import(args: argparse.Namespace) -> int:
 
 def _export(args: argparse.Namespace) -> int:
     """Export the selected scenarios."""
-    from scenarios.store import Selection  # noqa: PLC0415
+    from scenarios._records import Selection  # noqa: PLC0415
 
     selection = Selection(tag=args.tag, since=args.since, until=args.until)
     with _open(args.store) as store:

@@ -36,9 +36,10 @@ from models import (
     Snapshot,
     StockPrices,
 )
-from solver import SolveParams, solve
+from solver import SolveParams, prepare, solve
 from solver.basket_pricing import BasketForecast, price_baskets
-from solver.checker import CheckReport, check, objective_of
+from solver.calendar import HolidayCalendar
+from solver.checker import CheckReport, Reference, check, objective_of
 from solver.joint import JointPlan, plan_jointly
 from solver.pricing import Forecast, price_stock
 
@@ -214,7 +215,7 @@ def _taken(
 
 
 def _day_cost(
-    option: PromiseOption, request: PromiseRequest, result: PromiseResult, snapshot: Snapshot
+    option: PromiseOption, request: PromiseRequest, result: PromiseResult, reference: Reference
 ) -> tuple[int, int]:
     """The option's contract objective without unfilled and opportunity terms; unfilled units.
 
@@ -225,11 +226,11 @@ def _day_cost(
     objective = objective_of(
         option,
         request,
-        snapshot,
+        reference,
         requested_at=result.requested_at,
         order_date=result.order_date,
     )
-    policy = snapshot.policy(request.cart.channel)
+    policy = reference.snapshot.policy(request.cart.channel)
     assert policy is not None  # the request was answered, so its channel exists
     weights = policy.weights if request.weights is None else request.weights.apply(policy.weights)
     return objective - weights.unfilled_per_unit * unfilled, unfilled
@@ -244,6 +245,10 @@ def run_day(day: Day, policy: DayPolicy, *, observe: Observer | None = None) -> 
     ``observe`` sees each order's position, answer and checker report as they come.
     """
     state = _State(day.snapshot)
+    # Each order sees a new network (stock, capacity and labour taken): it is prepared anew,
+    # and only the holidays, which no order changes, are kept for the whole day.
+    holidays = HolidayCalendar()
+    params = SolveParams(engine=policy.engine, time_budget_ms=policy.time_budget_ms)
     prices: StockPrices = NO_PRICES
     total = len(day.orders)
     cost = fulfilment = packages = shipped = split = units = unfilled = violations = runs = 0
@@ -252,13 +257,15 @@ def run_day(day: Day, policy: DayPolicy, *, observe: Observer | None = None) -> 
     answers: list[PromiseOption] = []
     channel = day.orders[0].cart.channel if day.orders else ""
     for t, request in enumerate(day.orders):
+        network = prepare(state.snapshot, holidays=holidays)
+        reference = Reference.of(state.snapshot, holidays=holidays)
         due = policy.pricing == "fixed" and t == 0
         due |= policy.pricing == "repriced" and t % policy.every == 0
         if due:
             left = (total - t) / total
             if policy.lp == "baskets":
                 run = price_baskets(
-                    state.snapshot,
+                    network,
                     day.baskets.scaled(left),
                     channel=channel,
                     level=day.level,
@@ -268,7 +275,7 @@ def run_day(day: Day, policy: DayPolicy, *, observe: Observer | None = None) -> 
                 )
             else:
                 run = price_stock(
-                    state.snapshot,
+                    network,
                     day.forecast.scaled(left),
                     channel=channel,
                     level=day.level,
@@ -277,18 +284,15 @@ def run_day(day: Day, policy: DayPolicy, *, observe: Observer | None = None) -> 
                     version=runs + 1,
                 )
             prices, runs, pricing_s = run.prices, runs + 1, pricing_s + run.seconds
-        params = SolveParams(
-            engine=policy.engine, time_budget_ms=policy.time_budget_ms, cache=False
-        )
         started = time.perf_counter()
-        result = solve(request, state.snapshot, params=params, prices=prices)
+        result = solve(request, network, params=params, prices=prices)
         solve_ms.append((time.perf_counter() - started) * 1000.0)
-        report = check(result, request, state.snapshot, prices=prices)
+        report = check(result, request, reference, prices=prices)
         violations += not report.ok
         if observe is not None:
             observe(t, result, report)
         option = result.options[0]
-        order_cost, order_unfilled = _day_cost(option, request, result, state.snapshot)
+        order_cost, order_unfilled = _day_cost(option, request, result, reference)
         cost += order_cost
         unfilled += order_unfilled
         fulfilment += option.cost.total

@@ -28,7 +28,7 @@ import numpy as np
 import numpy.typing as npt
 
 from models import Destination
-from scenarios.store import ScenarioStore
+from scenarios._store import ScenarioStore
 from solver.errors import PromiseError
 from solver.geo import resolve_destination
 from solver.pricing import Forecast

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Final
 
 from models import Engine
+from scenarios._store import ScenarioStore
 from scenarios.day_gate import day_checks, day_kpis, read_day_baseline
 from scenarios.golden import (
     GATE_TIME_BUDGET_MS,
@@ -37,7 +38,6 @@ from scenarios.kpis import KPI_NAMES, kpis
 from scenarios.policy import DEFAULT_POLICY, Policy
 from scenarios.replay import prestart, replay
 from scenarios.report import format_delta, format_value
-from scenarios.store import ScenarioStore
 
 __all__ = [
     "GATE_TIME_BUDGET_MS",

@@ -26,13 +26,16 @@ from pathlib import Path
 from typing import Any, Final
 
 from models import PromiseRequest, ServiceLevel, Snapshot
+from scenarios._codecs import network_version
+from scenarios._records import ScenarioRecorder
+from scenarios._schema import StoreError
+from scenarios._store import ScenarioStore
 from scenarios.carts import generate_carts
 from scenarios.day_gate import day_kpis, write_day_baseline
 from scenarios.kpis import kpis
 from scenarios.network import DEFAULT_AS_OF, demo_snapshot, generate_network
 from scenarios.policy import DEFAULT_POLICY
 from scenarios.replay import code_version, prestart, replay
-from scenarios.store import ScenarioStore, StoreError, network_version, record_of
 
 __all__ = [
     "GATE_TIME_BUDGET_MS",
@@ -152,15 +155,14 @@ def read_baseline(directory: Path = GOLDEN_DIR) -> dict[str, Any]:
 def load_golden(store: ScenarioStore, directory: Path = GOLDEN_DIR) -> list[str]:
     """Put the suite's network and scenarios (tagged ``golden``) in ``store``; their ids."""
     suite = read_suite(directory)
-    snapshot = suite.network()
-    store.add_network(snapshot)
+    recorder = ScenarioRecorder.of(suite.network())
+    store.add_network(recorder)
     records = [
-        record_of(
+        recorder.record(
             request,
-            snapshot,
             tags=(GOLDEN_TAG,),
             scenario_id=request.cart.cart_id,
-            captured_at=snapshot.as_of,
+            captured_at=recorder.snapshot.as_of,
         )
         for request in suite.requests
     ]

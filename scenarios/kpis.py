@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Final
 
-from scenarios.store import ScenarioStore
+from scenarios._store import ScenarioStore
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -1,66 +1,46 @@
 """Replay stored scenarios under an engine and a policy, in parallel, and store the run.
 
-Each worker process warms the solver once, parses each network once (by content version) and
-applies the policy to it once; per scenario it rebuilds a snapshot from that network plus the
-scenario's own inventory slice, solves, runs the independent checker and returns one result
-row per service level. The parent streams scenarios out of the store with a bounded number of
-chunks in flight, shows a progress bar, and stores the run and all its rows in one transaction.
+Each worker process keeps one ``Worker`` for its whole life: it warms the solver, parses each
+network of the run once, applies the policy and prepares the result for solving once; per
+scenario it derives the network's stock from the scenario's own inventory slice, solves, runs
+the independent checker and returns one result row per service level. What a worker reuses
+lives in that object, never in module state. The parent streams scenarios out of the store to
+the workers with a bounded number of chunks in flight, shows a progress bar, and stores the
+run and all its rows in one transaction.
 
 Workers come from a ``forkserver`` context where the platform has one: the server process is
 started clean (no DuckDB threads inherited through ``fork``) and preloads this module, a warm
-CP-SAT and the postal-code table (``scenarios._preload``), so every pool after the first starts
-in milliseconds with workers that share that memory.
+CP-SAT and the postal-code table (``scenarios._preload``), so every replay after the first
+starts its workers in milliseconds, sharing that memory.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
-import functools
-import gc
 import importlib.metadata
 import logging
 import math
 import multiprocessing
 import multiprocessing.forkserver
-import multiprocessing.pool
+import multiprocessing.process
+import multiprocessing.queues
 import os
+import queue
 import subprocess
 import sys
 import time
-from collections import deque
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
-import numpy as np
-import numpy.typing as npt
 from tqdm import tqdm
 
-from models import (
-    Engine,
-    InventoryPosition,
-    PromiseRequest,
-    PromiseResult,
-    ServiceLevel,
-    Snapshot,
-    Status,
-)
+from models import Engine, ServiceLevel
+from scenarios._records import RunInfo, Selection
+from scenarios._replay_worker import Item, Job, Networks, Rows, Worker, result_rows, serve
+from scenarios._store import ScenarioStore
 from scenarios.policy import DEFAULT_POLICY, Policy
-from scenarios.store import (
-    RowBoundedCache,
-    RunInfo,
-    ScenarioStore,
-    Selection,
-    base_snapshot,
-    inventory_lines,
-    parse_inventory,
-    parse_line,
-    scenario_prices,
-    scenario_snapshot,
-)
-from solver import Inventory, SolveParams, solve, warm_up
-from solver.checker import CheckReport, check
+from solver import SolveParams
 
 __all__ = [
     "RECORDED",
@@ -74,30 +54,16 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-IntArray = npt.NDArray[np.int64]
-
 # Engine label of a run built from the recorded decisions instead of a solve.
 RECORDED = "recorded"
 # Chunks in flight per worker: enough to keep every worker busy, few enough to bound memory.
 _INFLIGHT_PER_WORKER = 4
-_MAX_VIOLATION_TEXT = 2_000
+# How often the parent checks that its workers are alive while it waits for rows.
+_POLL_S = 1.0
+# How long a worker may take to stop once told to.
+_STOP_S = 10.0
 
 ReplaySelection = Selection | Sequence[str] | str | tuple[dt.datetime, dt.datetime] | None
-# (id, network_version, snapshot_version, as_of, request JSON, inventory JSON, decision JSON,
-# prices JSON)
-_Item = tuple[str, str, str, dt.datetime, str, str, str | None, str | None]
-_Networks = dict[str, tuple[bytes, str, dt.datetime]]
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class _Job:
-    """What a worker needs to replay a chunk besides the scenarios themselves."""
-
-    engine: Engine
-    policy: str  # Policy JSON
-    levels: tuple[ServiceLevel, ...] | None
-    recorded: bool
-    time_budget_ms: int
 
 
 def selection_of(selection: ReplaySelection) -> Selection:
@@ -115,7 +81,6 @@ def selection_of(selection: ReplaySelection) -> Selection:
     return Selection(ids=tuple(str(item) for item in items))
 
 
-@functools.cache
 def code_version() -> str:
     """``git describe`` of the checkout this code runs from, else the package version."""
     root = Path(__file__).resolve().parents[1]
@@ -140,246 +105,6 @@ def code_version() -> str:
 
 
 # --------------------------------------------------------------------------------------------
-# Worker side.
-
-# Caches of a worker process, keyed by content versions (immutable content, never stale):
-# the stored networks of the current run, and networks with a policy applied.
-_BODIES: _Networks = {}
-_APPLIED: dict[tuple[str, str], Snapshot] = {}
-_APPLIED_SIZE = 8
-
-
-def _init_worker(networks: _Networks, freeze: bool) -> None:
-    """Warm the solver and parse every network of the run once."""
-    warm_up()
-    _BODIES.clear()
-    _BODIES.update(networks)
-    for version, (body, label, as_of) in networks.items():
-        base_snapshot(version, body, label=label, as_of=as_of)
-    if freeze:
-        # The parsed networks live as long as the worker: keep them out of full GC passes. No
-        # collection first: the fork server collected its heap before forking this worker.
-        gc.freeze()
-
-
-def _applied(version: str, policy: Policy) -> Snapshot:
-    """The network of ``version`` with ``policy`` applied (cached)."""
-    key = (version, policy.digest)
-    found = _APPLIED.get(key)
-    if found is None:
-        body, label, as_of = _BODIES[version]
-        found = policy.apply(base_snapshot(version, body, label=label, as_of=as_of))
-        _APPLIED[key] = found
-        while len(_APPLIED) > _APPLIED_SIZE:
-            del _APPLIED[next(iter(_APPLIED))]
-    return found
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class _Columns:
-    """Inventory rows as arrays over one network's node and SKU positions."""
-
-    rows: tuple[InventoryPosition, ...]
-    node: IntArray
-    sku: IntArray
-    on_hand: IntArray
-    reserved: IntArray
-    safety_stock: IntArray
-    unit_cost: IntArray
-    lot_row: IntArray  # row of each lot within ``rows``
-    lot_eta: IntArray
-    lot_qty: IntArray
-
-
-_STOCK_FIELDS = ("on_hand", "reserved", "safety_stock", "unit_cost")
-# Arrays of inventory lines by (network version, line); lines recur across carts.
-_LINE_COLUMNS: RowBoundedCache[_Columns] = RowBoundedCache(100_000)
-_POSITIONS: dict[str, tuple[dict[str, int], dict[str, int]]] = {}
-
-
-def _positions(version: str, base: Snapshot) -> tuple[dict[str, int], dict[str, int]]:
-    """Node and SKU positions of a network (cached by version)."""
-    found = _POSITIONS.get(version)
-    if found is None:
-        found = (
-            {node.node_id: i for i, node in enumerate(base.nodes)},
-            {item.sku: k for k, item in enumerate(base.items)},
-        )
-        _POSITIONS[version] = found
-        while len(_POSITIONS) > _APPLIED_SIZE:
-            del _POSITIONS[next(iter(_POSITIONS))]
-    return found
-
-
-def _columns(
-    rows: tuple[InventoryPosition, ...], node_pos: dict[str, int], sku_pos: dict[str, int]
-) -> _Columns:
-    """Arrays of some validated rows."""
-    count = len(rows)
-    lots = [(i, lot) for i, row in enumerate(rows) for lot in row.in_transit]
-    return _Columns(
-        rows=rows,
-        node=np.fromiter((node_pos[r.node_id] for r in rows), np.int64, count),
-        sku=np.fromiter((sku_pos[r.sku] for r in rows), np.int64, count),
-        on_hand=np.fromiter((r.on_hand for r in rows), np.int64, count),
-        reserved=np.fromiter((r.reserved for r in rows), np.int64, count),
-        safety_stock=np.fromiter((r.safety_stock for r in rows), np.int64, count),
-        unit_cost=np.fromiter((r.unit_cost for r in rows), np.int64, count),
-        lot_row=np.array([i for i, _ in lots], dtype=np.int64),
-        lot_eta=np.array([lot.eta.toordinal() for _, lot in lots], dtype=np.int64),
-        lot_qty=np.array([lot.quantity for _, lot in lots], dtype=np.int64),
-    )
-
-
-def _stock(
-    version: str,
-    network: Snapshot,
-    text: str,
-    *,
-    snapshot_version: str,
-    as_of: dt.datetime,
-    skus: list[str],
-) -> tuple[Inventory, Snapshot]:
-    """The live-stock view and the checker's snapshot of one scenario's inventory text.
-
-    Unknown nodes or SKUs are rejected by ``scenario_snapshot`` before any array is built.
-    """
-    lines = inventory_lines(text)
-    rows_all = parse_inventory(text)
-    checked = scenario_snapshot(network, rows_all, version=snapshot_version, as_of=as_of, skus=skus)
-    node_pos, sku_pos = _positions(version, network)
-    parts: list[_Columns] = []
-    for line in [text] if lines is None else lines:
-        key = (version, line)
-        found = _LINE_COLUMNS.get(key)
-        if found is None:
-            rows = parse_inventory(line) if lines is None else parse_line(line)
-            found = _columns(rows, node_pos, sku_pos)
-            _LINE_COLUMNS.put(key, found, len(rows))
-        parts.append(found)
-    offsets = np.cumsum([0] + [len(p.rows) for p in parts[:-1]], dtype=np.int64)
-    node = _cat([p.node for p in parts])
-    sku = _cat([p.sku for p in parts])
-    inventory = Inventory(
-        snapshot=network,
-        version=0,
-        node=node,
-        sku=sku,
-        lot_row=_cat([p.lot_row + offset for p, offset in zip(parts, offsets, strict=True)]),
-        lot_eta=_cat([p.lot_eta for p in parts]),
-        lot_qty=_cat([p.lot_qty for p in parts]),
-        rows={key: row for row, key in enumerate(zip(node.tolist(), sku.tolist(), strict=True))},
-        **{name: _cat([getattr(p, name) for p in parts]) for name in _STOCK_FIELDS},
-    )
-    return inventory, checked
-
-
-def _cat(arrays: list[IntArray]) -> IntArray:
-    """Concatenate int64 arrays (an empty list gives an empty array)."""
-    return np.concatenate(arrays) if arrays else np.zeros(0, dtype=np.int64)
-
-
-def _level_ok(report: CheckReport, level: ServiceLevel) -> tuple[bool, str | None]:
-    """Checker verdict for one option (result-wide violations count against every option)."""
-    broken = [str(v) for v in report.violations if v.service_level in (None, level)]
-    if not broken:
-        return True, None
-    return False, "; ".join(broken)[:_MAX_VIOLATION_TEXT]
-
-
-def result_rows(
-    scenario_id: str, result: PromiseResult, report: CheckReport
-) -> list[tuple[Any, ...]]:
-    """One result row per option, in ``RESULT_COLUMNS`` order."""
-    rows: list[tuple[Any, ...]] = []
-    for option in result.options:
-        ok, violations = _level_ok(report, option.service_level)
-        promised = option.promised_delivery_date
-        rows.append(
-            (
-                scenario_id,
-                option.service_level.value,
-                option.status.value,
-                option.status is Status.FALLBACK,
-                option.cost.shipping,
-                option.cost.handling,
-                option.cost.labour,
-                option.cost.total,
-                option.revenue,
-                option.margin,
-                option.objective,
-                option.split_count,
-                len(option.shipments),
-                None if promised is None else (promised - result.order_date).days,
-                sum(u.quantity for u in option.unfulfilled),
-                result.solver.wall_ms,
-                result.recommended is option.service_level,
-                ok,
-                violations,
-                None,
-            )
-        )
-    return rows
-
-
-def _error_row(scenario_id: str, error: str) -> tuple[Any, ...]:
-    """The row of a scenario that could not be replayed at all."""
-    zeros = (0,) * 9  # shipping … shipments
-    text = error[:_MAX_VIOLATION_TEXT]
-    return (scenario_id, "none", "error", False, *zeros, None, 0, 0.0, False, False, None, text)
-
-
-def _replay_one(job: _Job, policy: Policy, item: _Item) -> list[tuple[Any, ...]]:
-    """Replay (or re-check the recorded decision of) one scenario."""
-    (
-        scenario_id,
-        version,
-        snapshot_version,
-        as_of,
-        request_json,
-        inventory_json,
-        decision,
-        priced,
-    ) = item
-    try:
-        request = PromiseRequest.model_validate_json(request_json)
-        if job.levels is not None:
-            request = request.model_copy(update={"service_levels": job.levels})
-        network = _applied(version, policy)
-        inventory, snapshot = _stock(
-            version,
-            network,
-            inventory_json,
-            snapshot_version=snapshot_version,
-            as_of=as_of,
-            skus=[line.sku for line in request.cart.lines],
-        )
-        # The prices the decision was charged: a recorded one is checked with them, a solve
-        # charges them again, as production did.
-        prices = scenario_prices(priced)
-        if job.recorded:
-            if decision is None:
-                return [_error_row(scenario_id, "the scenario has no recorded decision")]
-            result = PromiseResult.model_validate_json(decision)
-        else:
-            # The network's own index (with its calendar answers) is shared by every scenario;
-            # only the slice's stock arrays are new.
-            params = SolveParams(engine=job.engine, time_budget_ms=job.time_budget_ms)
-            result = solve(request, network, params=params, inventory=inventory, prices=prices)
-        report = check(result, request, snapshot, prices=prices)
-    except Exception as exc:  # one broken scenario must not sink a whole run: record it
-        return [_error_row(scenario_id, f"{type(exc).__name__}: {exc}")]
-    rows = result_rows(scenario_id, result, report)
-    return rows or [_error_row(scenario_id, "no service level to quote")]
-
-
-def _run_chunk(job: _Job, items: list[_Item]) -> list[tuple[Any, ...]]:
-    """Replay a chunk of scenarios."""
-    policy = Policy.model_validate_json(job.policy)
-    return [row for item in items for row in _replay_one(job, policy, item)]
-
-
-# --------------------------------------------------------------------------------------------
 # Parent side.
 
 
@@ -399,7 +124,7 @@ def prestart() -> None:
         multiprocessing.forkserver.ensure_running()
 
 
-def _items(store: ScenarioStore, selection: Selection, chunk: int) -> Iterator[list[_Item]]:
+def _items(store: ScenarioStore, selection: Selection, chunk: int) -> Iterator[list[Item]]:
     """The selected scenarios in chunks, with only the columns a worker needs."""
     for rows in store.records(selection, batch=chunk):
         yield [(r[0], r[1], r[2], r[3], r[8], r[9], r[10], r[13]) for r in rows]
@@ -410,31 +135,75 @@ def _chunk_size(total: int, workers: int) -> int:
     return max(4, min(64, math.ceil(total / (workers * 8))))
 
 
+# multiprocessing's queues are generic to type checkers only: the aliases stay strings.
+_Tasks: TypeAlias = "multiprocessing.queues.Queue[tuple[int, list[Item]] | None]"
+_Results: TypeAlias = "multiprocessing.queues.Queue[tuple[int, Rows, str | None]]"
+
+
+def _collect(
+    results: _Results, workers: list[multiprocessing.process.BaseProcess]
+) -> tuple[int, Rows]:
+    """The next chunk a worker finished; raises when a worker failed or died."""
+    while True:
+        try:
+            number, rows, error = results.get(timeout=_POLL_S)
+        except queue.Empty:
+            if not all(worker.is_alive() for worker in workers):
+                raise RuntimeError("a replay worker exited before its work was done") from None
+            continue
+        if error is not None:
+            raise RuntimeError(f"a replay worker failed: {error}")
+        return number, rows
+
+
 def _parallel(
     *,
     store: ScenarioStore,
     selection: Selection,
-    job: _Job,
-    networks: _Networks,
+    job: Job,
+    networks: Networks,
     workers: int,
     chunk: int,
     bar: tqdm[Any],
-) -> list[tuple[Any, ...]]:
-    """Replay in a pool of ``workers`` processes with a bounded number of chunks in flight."""
-    rows: list[tuple[Any, ...]] = []
-    pending: deque[tuple[int, multiprocessing.pool.AsyncResult[list[tuple[Any, ...]]]]] = deque()
-    with _context().Pool(workers, initializer=_init_worker, initargs=(networks, True)) as pool:
+) -> Rows:
+    """Replay in ``workers`` processes with a bounded number of chunks in flight.
+
+    Rows come back in the order the chunks were sent, whichever worker finished first.
+    """
+    context = _context()
+    tasks: _Tasks = context.Queue()
+    results: _Results = context.Queue()
+    processes = [
+        context.Process(target=serve, args=(networks, job, tasks, results), daemon=True)  # type: ignore[attr-defined]
+        for _ in range(workers)
+    ]
+    for process in processes:
+        process.start()
+    sizes: list[int] = []
+    done: dict[int, Rows] = {}
+
+    def take_one() -> None:
+        """Wait for one finished chunk and count it."""
+        number, rows = _collect(results, processes)
+        done[number] = rows
+        bar.update(sizes[number])
+
+    try:
         for items in _items(store, selection, chunk):
-            pending.append((len(items), pool.apply_async(_run_chunk, (job, items))))
-            while len(pending) >= workers * _INFLIGHT_PER_WORKER:
-                count, done = pending.popleft()
-                rows.extend(done.get())
-                bar.update(count)
-        while pending:
-            count, done = pending.popleft()
-            rows.extend(done.get())
-            bar.update(count)
-    return rows
+            tasks.put((len(sizes), items))
+            sizes.append(len(items))
+            while len(sizes) - len(done) >= workers * _INFLIGHT_PER_WORKER:
+                take_one()
+        while len(done) < len(sizes):
+            take_one()
+    finally:
+        for _ in processes:
+            tasks.put(None)
+        for process in processes:
+            process.join(_STOP_S)
+            if process.is_alive():
+                process.terminate()
+    return [row for number in range(len(sizes)) for row in done[number]]
 
 
 def replay(
@@ -467,7 +236,7 @@ def replay(
         raise ValueError(f"no scenarios match the selection ({wanted.describe()})")
     networks = store.network_bodies(store.network_versions(wanted))
     quoted = None if levels is None else tuple(ServiceLevel(level) for level in levels)
-    job = _Job(
+    job = Job(
         engine=chosen,
         policy=policy.model_dump_json(),
         levels=quoted,
@@ -485,10 +254,10 @@ def replay(
         total=total, desc=description, unit="scenario", disable=not progress, file=sys.stderr
     ) as bar:
         if count == 1:
-            _init_worker(networks, freeze=False)
-            rows: list[tuple[Any, ...]] = []
+            worker = Worker(networks, job)
+            rows: Rows = []
             for items in _items(store, wanted, chunk):
-                rows.extend(_run_chunk(job, items))
+                rows.extend(worker.run_chunk(items))
                 bar.update(len(items))
         else:
             rows = _parallel(

@@ -13,8 +13,9 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from scenarios._records import RunInfo
+from scenarios._store import ScenarioStore
 from scenarios.kpis import compare, paired, split_by_cart_size
-from scenarios.store import RunInfo, ScenarioStore
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -27,10 +27,12 @@ import numpy as np
 from tqdm import tqdm
 
 from models import InventoryPosition, PromiseRequest, PromiseResult, ServiceLevel, Snapshot
+from scenarios._records import RunInfo, Scenario, Selection
+from scenarios._schema import StoreError
+from scenarios._store import ScenarioStore
 from scenarios.day import Day, DayPolicy, DayResult, run_day
 from scenarios.policy import DEFAULT_POLICY, Policy
 from scenarios.replay import code_version, result_rows, selection_of
-from scenarios.store import RunInfo, Scenario, ScenarioStore, Selection, StoreError
 from solver.basket_pricing import BasketForecast
 from solver.checker import CheckReport
 from solver.geo import resolve_destination

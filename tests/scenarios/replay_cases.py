@@ -6,9 +6,8 @@ import datetime as dt
 import functools
 
 from models import PromiseRequest, ServiceLevel, Snapshot
-from scenarios import generate_carts, generate_network
-from scenarios.store import ScenarioStore, record_of
-from solver import solve
+from scenarios import ScenarioRecorder, ScenarioStore, generate_carts, generate_network
+from solver import prepare, solve
 
 SMALL_TAG = "small"
 GROUND = (ServiceLevel.GROUND,)
@@ -33,13 +32,14 @@ def filled_store(count: int = 40, *, decisions: bool = False) -> ScenarioStore:
     Scenario ids are the cart ids; with ``decisions`` each scenario records the MIP's answer.
     """
     network = small_network()
+    recorder = ScenarioRecorder.of(network)
+    prepared = prepare(network)
     store = ScenarioStore(":memory:")
-    store.add_network(network)
+    store.add_network(recorder)
     records = [
-        record_of(
+        recorder.record(
             request,
-            network,
-            solve(request, network) if decisions else None,
+            solve(request, prepared) if decisions else None,
             tags=(SMALL_TAG,),
             scenario_id=request.cart.cart_id,
             captured_at=network.as_of + dt.timedelta(minutes=k),

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from models import Cart, CartLine, Destination, PromiseRequest, Snapshot
+from scenarios import MEMORY, ScenarioStore
 from scenarios.forecast import ForecastError, forecast_from_store, read_forecast_csv
-from scenarios.store import MEMORY, ScenarioStore
 from tests.solver.network_cases import MONDAY_10AM, dc, snapshot, stock
 
 DAY = dt.timedelta(days=1)

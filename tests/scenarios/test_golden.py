@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from models import ServiceLevel
-from scenarios import demo_snapshot
+from scenarios import ScenarioStore, Selection, StoreError, demo_snapshot, network_version
 from scenarios.golden import (
     BASELINE_FILE,
     GOLDEN_DIR,
@@ -24,7 +24,6 @@ from scenarios.golden import (
     requests_text,
 )
 from scenarios.kpis import KPI_NAMES
-from scenarios.store import ScenarioStore, Selection, StoreError, network_version
 
 
 def test_suite_is_big_enough_and_quotes_ground() -> None:

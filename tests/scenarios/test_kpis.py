@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from scenarios import RunInfo, ScenarioStore
 from scenarios.kpis import CART_SIZE_BUCKETS, compare, kpis, paired, split_by_cart_size
 from scenarios.report import REPORT_FILE, report
-from scenarios.store import RunInfo, ScenarioStore
 from tests.scenarios.replay_cases import filled_store
 
 _PNG = b"\x89PNG\r\n\x1a\n"

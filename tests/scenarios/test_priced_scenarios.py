@@ -8,9 +8,9 @@ from pathlib import Path
 import duckdb
 
 from models import StockPrices
+from scenarios import ScenarioRecorder, ScenarioStore, migrate
 from scenarios.replay import replay
-from scenarios.store import ScenarioStore, migrate, record_of
-from solver import solve
+from solver import prepare, solve
 from tests.scenarios.replay_cases import SMALL_TAG, small_network, small_requests
 
 SCENARIOS = 6
@@ -29,14 +29,14 @@ def _priced() -> StockPrices:
 def _store(*, keep_prices: bool) -> ScenarioStore:
     """Scenarios whose decisions were charged the prices; with ``keep_prices`` they keep them."""
     network = small_network()
+    prepared, recorder = prepare(network), ScenarioRecorder.of(network)
     prices = _priced()
     store = ScenarioStore(":memory:")
-    store.add_network(network)
+    store.add_network(recorder)
     store.add_records(
-        record_of(
+        recorder.record(
             request,
-            network,
-            solve(request, network, prices=prices),
+            solve(request, prepared, prices=prices),
             tags=(SMALL_TAG,),
             scenario_id=request.cart.cart_id,
             captured_at=network.as_of + dt.timedelta(minutes=k),
@@ -78,7 +78,7 @@ def test_a_store_from_before_prices_is_still_read(tmp_path: Path) -> None:
     connection.close()
     network = small_network()
     request = small_requests(SCENARIOS)[0]
-    record = record_of(request, network, tags=(SMALL_TAG,), scenario_id="old-1")
+    record = ScenarioRecorder.of(network).record(request, tags=(SMALL_TAG,), scenario_id="old-1")
     connection = duckdb.connect(str(old))
     # The row as an older build wrote it: every column but prices.
     connection.execute(

@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import datetime as dt
+import gzip
 from pathlib import Path
 
 import pytest
 
 from models import Engine, ServiceLevel
+from scenarios import (
+    RESULT_COLUMNS,
+    ScenarioRecorder,
+    ScenarioStore,
+    Selection,
+    StoreError,
+)
 from scenarios.cli import main
 from scenarios.policy import parse_policy
 from scenarios.replay import RECORDED, replay, selection_of
-from scenarios.store import RESULT_COLUMNS, ScenarioStore, Selection, record_of
-from solver import SolveParams, solve
+from solver import SolveParams, prepare, solve
 from tests.scenarios.replay_cases import SMALL_TAG, filled_store, small_network, small_requests
 
 _COMPARED = ", ".join(c for c in RESULT_COLUMNS if c != "solve_ms")
@@ -49,6 +56,16 @@ def test_parallel_and_in_process_runs_agree() -> None:
         assert (info.workers, info.scenario_count, info.engine) == (2, 24, "mip")
 
 
+def test_a_worker_that_cannot_start_fails_the_run_instead_of_hanging() -> None:
+    """A stored network body that no longer matches its version stops a parallel replay."""
+    with filled_store(8) as store:
+        store.connection.execute("UPDATE networks SET body = ?", [gzip.compress(b"{}")])
+        with pytest.raises(RuntimeError, match="exited before its work was done"):
+            replay(store, SMALL_TAG, workers=2, progress=False)
+        with pytest.raises(StoreError, match="does not match its version"):
+            replay(store, SMALL_TAG, workers=1, progress=False)
+
+
 def test_replay_matches_solving_the_full_snapshot() -> None:
     """Each replayed answer equals a direct solve on the full network snapshot."""
     network = small_network()
@@ -62,8 +79,9 @@ def test_replay_matches_solving_the_full_snapshot() -> None:
                 [run_id],
             ).fetchall()
         }
+    prepared = prepare(network)
     for request in small_requests(15):
-        option = solve(request, network, params=SolveParams()).options[0]
+        option = solve(request, prepared, params=SolveParams()).options[0]
         assert stored[request.cart.cart_id] == (
             option.objective,
             option.cost.total,
@@ -125,7 +143,8 @@ def test_a_broken_scenario_is_recorded_not_fatal() -> None:
         update={"cart": broken.cart.model_copy(update={"channel": "no-such-channel"})}
     )
     with filled_store(3) as store:
-        store.add_records([record_of(broken, network, tags=(SMALL_TAG,), scenario_id="zz-bad")])
+        bad = ScenarioRecorder.of(network).record(broken, tags=(SMALL_TAG,), scenario_id="zz-bad")
+        store.add_records([bad])
         run_id = replay(store, SMALL_TAG, workers=1, progress=False)
         rows = {
             row[0]: row[1:]
@@ -151,11 +170,11 @@ def test_command_line_replay_compare_export(
 ) -> None:
     """The CLI replays twice, compares with a report, lists runs and exports the scenarios."""
     path = tmp_path / "store.duckdb"
-    network = small_network()
+    recorder = ScenarioRecorder.of(small_network())
     with ScenarioStore(path) as store:
-        store.add_network(network)
+        store.add_network(recorder)
         store.add_records(
-            record_of(r, network, tags=(SMALL_TAG,), scenario_id=r.cart.cart_id)
+            recorder.record(r, tags=(SMALL_TAG,), scenario_id=r.cart.cart_id)
             for r in small_requests(12)
         )
     common = ["--store", str(path), "--workers", "1", "--no-progress"]

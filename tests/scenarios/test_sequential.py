@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 
 from models import PromiseRequest
+from scenarios import Scenario, ScenarioStore, Selection, network_version
 from scenarios.cli import main as scenarios_main
 from scenarios.day import Day, DayPolicy, run_day
 from scenarios.day_networks import jasin_sinha_day
 from scenarios.sequential import replay_sequential
-from scenarios.store import Scenario, ScenarioStore, Selection, network_version
 
 CAPTURED = dt.datetime(2026, 12, 2, 8, 0, tzinfo=dt.UTC)
 

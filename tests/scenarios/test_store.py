@@ -12,11 +12,12 @@ import duckdb
 import pytest
 
 from models import CarrierService
-from scenarios.store import (
+from scenarios import (
     MIGRATIONS,
     RESULT_COLUMNS,
     RunInfo,
     Scenario,
+    ScenarioRecorder,
     ScenarioStore,
     Selection,
     StoreError,
@@ -24,10 +25,9 @@ from scenarios.store import (
     migrate,
     network_version,
     parse_inventory,
-    record_of,
     scenario_snapshot,
 )
-from solver import solve
+from solver import prepare, solve
 from tests.scenarios.replay_cases import SMALL_TAG, filled_store, small_network, small_requests
 
 
@@ -202,13 +202,14 @@ def test_run_and_results_round_trip() -> None:
 def test_slice_alone_replays_like_the_full_snapshot() -> None:
     """A scenario's network plus its inventory slice gives the same answer as the full snapshot."""
     network = small_network()
+    prepared = prepare(network)
     with filled_store(12) as store:
         base = store.network(network_version(network))
         for scenario in store.scenarios():
             alone = scenario_snapshot(
                 base, scenario.inventory, version=scenario.snapshot_version, as_of=scenario.as_of
             )
-            full = solve(scenario.request, network).options[0]
+            full = solve(scenario.request, prepared).options[0]
             replayed = solve(scenario.request, alone).options[0]
             assert (replayed.objective, replayed.shipments) == (full.objective, full.shipments)
 
@@ -229,7 +230,7 @@ def test_inventory_text_groups_rows_by_sku() -> None:
     """The stored slice is a JSON array, one SKU per line, parsed back to the same rows."""
     network = small_network()
     request = next(r for r in small_requests() if len(r.cart.lines) >= 2)
-    text = record_of(request, network).inventory
+    text = ScenarioRecorder.of(network).record(request).inventory
     lines = inventory_lines(text)
     assert lines is not None
     assert len(lines) == len({line.sku for line in request.cart.lines})
@@ -282,12 +283,12 @@ def test_parquet_round_trip(tmp_path: Path) -> None:
 def test_import_store_merges_files(tmp_path: Path) -> None:
     """Scenarios of another store file are merged, duplicates once."""
     first, second = tmp_path / "a.duckdb", tmp_path / "b.duckdb"
-    network = small_network()
+    recorder = ScenarioRecorder.of(small_network())
     requests = small_requests()
     for path, part in ((first, requests[:5]), (second, requests[3:9])):
         with ScenarioStore(path) as store:
-            store.add_network(network)
-            store.add_records(record_of(r, network, scenario_id=r.cart.cart_id) for r in part)
+            store.add_network(recorder)
+            store.add_records(recorder.record(r, scenario_id=r.cart.cart_id) for r in part)
     with ScenarioStore(":memory:") as merged:
         assert merged.import_store(first) == 5
         assert merged.import_store(second) == 4
@@ -305,6 +306,25 @@ def test_import_rejects_a_tampered_network(tmp_path: Path) -> None:
     path.write_text("\n".join([json.dumps(network), *lines[1:]]) + "\n")
     with ScenarioStore(":memory:") as target, pytest.raises(StoreError, match="does not match"):
         target.import_jsonl(path)
+
+
+def test_a_kept_recorder_records_what_a_fresh_one_records() -> None:
+    """The SKU lines a recorder remembers change nothing: its records equal a new recorder's."""
+    network = small_network()
+    recorder = ScenarioRecorder.of(network)
+    assert recorder.version == network_version(network)
+    for request in small_requests()[:5] * 2:  # the second round reads remembered lines
+        kept = recorder.record(request, scenario_id="same", captured_at=network.as_of)
+        fresh = ScenarioRecorder.of(network).record(
+            request, scenario_id="same", captured_at=network.as_of
+        )
+        assert kept == fresh
+        skus = {line.sku for line in request.cart.lines}
+        rows = [row for row in network.inventory if row.sku in skus]
+        assert parse_inventory(kept.inventory) == tuple(sorted(rows, key=lambda r: r.sku))
+    with ScenarioStore(":memory:") as store:
+        assert store.add_network(recorder) == recorder.version
+        assert store.network_versions() == [recorder.version]
 
 
 def test_network_body_is_deterministic() -> None:
