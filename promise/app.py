@@ -27,7 +27,6 @@ from litestar.openapi.plugins import ScalarRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.params import HeaderParameter, JSONBody, Parameter
 
-import solver
 from models import AvailabilityReport, Snapshot
 from promise.access.guard import (
     PRINCIPAL_STATE,
@@ -382,12 +381,10 @@ def create_app(
         backend,
         initial=initial_snapshot or _default_snapshot(settings),
         # Late bound: the service (which warms with its own solve function) is built below.
-        warm=lambda snapshot: service.warm_snapshot(snapshot),  # noqa: PLW0108
+        warm=lambda prepared: service.warm_snapshot(prepared),  # noqa: PLW0108
         retry_after_s=settings.retry_after_s,
         poll_interval_s=settings.snapshot_poll_ms / 1000,
         on_reload=lambda _live: metrics.snapshot_loads.labels("reload").inc(),
-        # A replaced snapshot's solver index would otherwise hold it in memory.
-        on_retire=solver.release,
         **clock_kwargs,
     )
     events = event_settings or EventSettings.from_env()

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Final
 
 from models import NO_PRICES, PromiseRequest, PromiseResult, Snapshot, StockPrices
-from scenarios.store import ScenarioRecord, ScenarioStore, record_of
+from scenarios import ScenarioRecord, ScenarioRecorder, ScenarioStore
 from solver import Inventory
 
 __all__ = ["CAPTURE_TAG", "CaptureSink", "CaptureStats", "capture_file"]
@@ -112,6 +112,9 @@ class CaptureSink:
         self._dropped_failed = self._batches = 0
         self._closing = threading.Event()
         self._store: ScenarioStore | None = None
+        # The writer thread's recorder of the snapshot it last captured on: its network is
+        # encoded once, not once per promise (a new one after a swap).
+        self._recorder: ScenarioRecorder | None = None
         self._last_error_log = -_LOG_EVERY_S
         self._thread = threading.Thread(target=self._run, name="capture-writer", daemon=True)
         self._thread.start()
@@ -216,18 +219,25 @@ class CaptureSink:
                 self._store.close()
                 self._store = None
 
+    def _recorder_of(self, snapshot: Snapshot, store: ScenarioStore) -> ScenarioRecorder:
+        """The recorder of ``snapshot``, its network stored in ``store`` (writer thread)."""
+        recorder = self._recorder
+        if recorder is None or recorder.snapshot is not snapshot:
+            recorder = ScenarioRecorder.of(snapshot)
+            store.add_network(recorder)
+            self._recorder = recorder
+        return recorder
+
     def _records(self, batch: list[_Item]) -> list[ScenarioRecord]:
         """Scenarios of a batch (networks stored first); an item that cannot be made is dropped."""
         store = self._open()
-        for snapshot in {id(item.snapshot): item.snapshot for item in batch}.values():
-            store.add_network(snapshot)
+        recorders = [self._recorder_of(item.snapshot, store) for item in batch]
         records: list[ScenarioRecord] = []
-        for item in batch:
+        for item, recorder in zip(batch, recorders, strict=True):
             try:
                 records.append(
-                    record_of(
+                    recorder.record(
                         item.request,
-                        item.snapshot,
                         item.result,
                         tags=self._tags,
                         inventory=item.inventory,
@@ -274,6 +284,8 @@ class CaptureSink:
                 except Exception:  # the store is already broken; it is reopened next batch
                     log.debug("closing the failed capture store failed", exc_info=True)
                 self._store = None
+            # The reopened store is asked for the network again.
+            self._recorder = None
             return
         with self._lock:
             self._acknowledged += len(records)

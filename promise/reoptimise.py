@@ -42,7 +42,7 @@ from promise.stock.routes import problem_responses
 from promise.stock.schemas import Shortfall
 from promise.stock.service import StockService
 from promise.stock.snapshots import LiveSnapshot
-from solver.inventory import Inventory
+from solver.prepared import PreparedNetwork
 from solver.resourcing import HeldOrder, Replan, replan
 
 T = TypeVar("T")
@@ -107,10 +107,10 @@ class ReoptimiseAnswer(Frozen):
 
 def _given_back(
     stock: StockService, live: LiveSnapshot, orders: Sequence[OpenOrder], now: int
-) -> Inventory:
-    """The live stock with the units of ``orders`` given back (they are being re-sourced)."""
+) -> PreparedNetwork:
+    """The live network with the units of ``orders`` given back (they are being re-sourced)."""
     rules = stock.rules(live)
-    inventory = stock.live.current(live.snapshot, live.generation)
+    network = stock.live.current(live, live.generation)
     units: dict[Key, int] = {}
     for order in orders:
         for node, sku, quantity in lines_of(order.hold):
@@ -122,7 +122,7 @@ def _given_back(
         positions.append(
             solver_position(rules, dataclasses.replace(tiers, held=max(0, tiers.held - quantity)))
         )
-    return inventory.replace(positions)
+    return network.with_inventory(network.inventory.replace(positions))
 
 
 def _packages(option: PromiseOption) -> int:
@@ -259,8 +259,7 @@ class Reoptimiser:
                 return Replan((), 0, None, None, "empty"), orders
             plan = replan(
                 held,
-                live.snapshot,
-                inventory=_given_back(self.stock, live, orders, now),
+                _given_back(self.stock, live, orders, now),
                 at=at,
                 time_limit_s=request.time_limit_ms / 1000,
             )

@@ -80,13 +80,12 @@ class SolveFn(Protocol):
     def __call__(
         self,
         request: PromiseRequest,
-        snapshot: Snapshot,
+        network: solver.PreparedNetwork | Snapshot,
         *,
         params: solver.SolveParams | None = None,
-        inventory: solver.Inventory | None = None,
         prices: StockPrices = NO_PRICES,
     ) -> PromiseResult:
-        """Answer ``request`` on ``snapshot``."""
+        """Answer ``request`` on ``network``."""
         ...
 
 
@@ -179,7 +178,6 @@ class PromiseService:
         self.stock = stock
         self.store = store
         self._params = solver.SolveParams(time_budget_ms=settings.default_time_budget_ms)
-        self._inline_params = dataclasses.replace(self._params, cache=False)
         self._gate = SolveGate(
             settings.max_concurrent_solves,
             settings.max_queued_solves,
@@ -222,18 +220,19 @@ class PromiseService:
         self._metrics.snapshot_loads.labels("start").inc()
         log.info("worker ready", extra={"snapshot_version": live.snapshot.version})
 
-    def warm_snapshot(self, snapshot: Snapshot) -> None:
-        """Solve one small cart so the solver indexes ``snapshot`` now, then freeze the heap.
+    def warm_snapshot(self, network: solver.PreparedNetwork) -> None:
+        """Solve one small cart on a prepared snapshot before it serves, then freeze the heap.
 
         Freezing moves the long-lived snapshot out of the cyclic garbage collector's view, so
         its full passes stay short instead of landing in the latency tail. Only the first
         freeze collects first (a full pass takes a few hundred ms); a snapshot replaced by a
         swap holds no reference cycles, so reference counting frees it even when frozen.
         """
+        snapshot = network.snapshot
         request = warm_request(snapshot)
         if request is not None:
             try:
-                self._solve(request, snapshot, params=self._params)
+                self._solve(request, network, params=self._params)
             except PromiseError as exc:
                 log.warning("warm-up solve was refused", extra={"reason": exc.message})
             except Exception as exc:
@@ -315,8 +314,8 @@ class PromiseService:
         self, request: PromiseRequest, snapshot: Snapshot, arrived: float
     ) -> PromiseAnswer:
         """Promise on a snapshot the request carries: its own stock, no holds, no capture."""
-        # An inline snapshot is used once: index it without evicting the live one.
-        params = dataclasses.replace(self._inline_params, arrived=arrived)
+        # An inline snapshot is used once: solve() prepares it for this call and forgets it.
+        params = dataclasses.replace(self._params, arrived=arrived)
         call = functools.partial(self._solve, request, snapshot, params=params)
         result = await self._gate.run(call)
         self._metrics.observe_solve(result)
@@ -339,20 +338,22 @@ class PromiseService:
         """
         snapshot = live.snapshot
         # The live stock and price table the solve read, for the capture.
-        used: list[tuple[solver.Inventory, StockPrices]] = []
+        used: list[tuple[solver.PreparedNetwork, StockPrices]] = []
         params = dataclasses.replace(self._params, arrived=arrived)
 
-        def with_live(inventory: solver.Inventory, prices: StockPrices) -> PromiseResult:
+        def with_live(network: solver.PreparedNetwork, prices: StockPrices) -> PromiseResult:
             """Solve on the live stock and prices and remember which versions they were."""
-            used.append((inventory, prices))
-            return self._solve(request, snapshot, params=params, inventory=inventory, prices=prices)
+            used.append((network, prices))
+            return self._solve(request, network, params=params, prices=prices)
 
         result = await self._gate.run(self.stock.with_stock(live, with_live, check=check))
         self._metrics.observe_solve(result)
         if self._capture is not None:
             # Off the request path: a bounded queue that never blocks and never raises.
-            inventory, prices = used[0]
-            self._capture.submit(request, snapshot, result, inventory=inventory, prices=prices)
+            network, prices = used[0]
+            self._capture.submit(
+                request, snapshot, result, inventory=network.inventory, prices=prices
+            )
         answer = PromiseAnswer.from_result(result, snapshot_version=snapshot.version)
         if not body.reserve:
             await self.stock.remember_promise(answer.promise_id, result)
@@ -426,14 +427,13 @@ class PromiseService:
                 raise InvalidDestinationError(str(first["msg"])) from exc
 
         async def on(live: LiveSnapshot, first: bool) -> AvailabilityReport:
-            def report(inventory: solver.Inventory) -> AvailabilityReport:
+            def report(network: solver.PreparedNetwork) -> AvailabilityReport:
                 return solver.availability(
-                    live.snapshot,
+                    network,
                     list(dict.fromkeys(skus)),
                     channel,
                     region=region,
                     destination=destination,
-                    inventory=inventory,
                 )
 
             return await self._gate.run(self.stock.with_inventory(live, report, check=first))

@@ -155,7 +155,7 @@ async def _run_consumer(
         backend,
         initial=_startup_snapshot(snapshot_path),
         # Nothing to warm: this process judges events, it solves nothing.
-        warm=lambda _snapshot: None,
+        warm=lambda _prepared: None,
         poll_interval_s=poll_s,
     )
     stock = StockService(backend, stock_settings, snapshots=store, outbox=events.events_publish)

@@ -18,15 +18,16 @@ from pathlib import Path
 from models import Snapshot
 from promise.stock._price_queries import PriceTable
 from promise.stock.backend import Clock, StockBackend, to_us, utc_now
-from promise.stock.holds import RulesCache
 from promise.stock.live import LiveInventory
+from promise.stock.snapshots import LiveSnapshot
+from scenarios import ScenarioStore
 from scenarios.forecast import (
     DEFAULT_LOOKBACK,
     ScenarioForecast,
     forecast_from_store,
     read_forecast_csv,
 )
-from scenarios.store import ScenarioStore
+from solver import prepare
 from solver.pricing import Forecast, PricingRun, price_stock
 
 __all__ = ["ForecastSource", "PricingError", "PricingOutcome", "run_pricing"]
@@ -139,14 +140,15 @@ def run_pricing(
         )
     pointer, body = found
     snapshot = Snapshot.model_validate_json(body)
-    inventory = LiveInventory(backend, RulesCache(), clock).current(snapshot, None)
+    # A one-off process: the snapshot is prepared for this run and goes with it.
+    live = LiveSnapshot.of(prepare(snapshot), pointer.generation, pointer.digest, clock())
+    network = LiveInventory(backend, clock).current(live, None)
     forecast, figures = source.build(channel)
     computed_at = clock()
     run = price_stock(
-        snapshot,
+        network,
         forecast,
         channel=channel,
-        inventory=inventory,
         nearest=nearest,
         computed_at=computed_at,
     )
@@ -167,6 +169,6 @@ def run_pricing(
         forecast=forecast,
         scenarios=figures,
         snapshot_version=snapshot.version,
-        stock_rows=int(inventory.node.size),
+        stock_rows=int(network.inventory.node.size),
         seconds=time.perf_counter() - started,
     )

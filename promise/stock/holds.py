@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import threading
 from collections.abc import Iterable, Mapping, Sequence
 
 from models import ChannelPolicy, InTransitLot, InventoryPosition, NodeKind, Snapshot
@@ -40,7 +39,6 @@ from promise.stock.schemas import ReservedLine, Shortfall
 
 __all__ = [
     "LiveTiers",
-    "RulesCache",
     "StockRules",
     "consume",
     "shortfalls",
@@ -183,24 +181,3 @@ def consume(
         else:
             out.append(line)
     return tuple(out), quantity - left
-
-
-class RulesCache:
-    """The rules of the last few snapshots, built once per snapshot object."""
-
-    def __init__(self, size: int = 2) -> None:
-        """Keep at most ``size`` snapshots' rules."""
-        self._size = size
-        self._rules: list[StockRules] = []
-        self._lock = threading.Lock()
-
-    def of(self, snapshot: Snapshot) -> StockRules:
-        """The rules of ``snapshot``."""
-        with self._lock:
-            for rules in self._rules:
-                if rules.snapshot is snapshot:
-                    return rules
-        rules = StockRules(snapshot)
-        with self._lock:
-            self._rules = [rules, *self._rules][: self._size]
-        return rules

@@ -61,7 +61,7 @@ from promise.stock.errors import (
     UnknownPromiseError,
     UnknownRowError,
 )
-from promise.stock.holds import RulesCache, StockRules, shortfalls
+from promise.stock.holds import StockRules, shortfalls
 from promise.stock.live import LiveInventory
 from promise.stock.live_prices import LivePrices
 from promise.stock.outbox import OutboxQueries
@@ -79,7 +79,7 @@ from promise.stock.schemas import (
     StockProblem,
 )
 from promise.stock.snapshots import LiveSnapshot
-from solver import Inventory
+from solver import PreparedNetwork
 from solver.errors import UnknownChannelError
 
 __all__ = ["SnapshotSource", "StockService", "open_backend"]
@@ -165,10 +165,7 @@ class StockService:
         self.settings = settings
         self.snapshots = snapshots
         self._clock = clock
-        self._rules = RulesCache()
-        self.live = LiveInventory(
-            backend, self._rules, clock, max_staleness_ms=settings.live_max_staleness_ms
-        )
+        self.live = LiveInventory(backend, clock, max_staleness_ms=settings.live_max_staleness_ms)
         # The opportunity-cost price table, fenced on its version like the live view.
         self.prices = LivePrices(backend)
         # With PostgreSQL, no more threads than pooled connections: a request waiting on a hot
@@ -233,8 +230,8 @@ class StockService:
         )
 
     def rules(self, live: LiveSnapshot) -> StockRules:
-        """The stock rules of a live snapshot."""
-        return self._rules.of(live.snapshot)
+        """The stock rules of a live snapshot (built when it was loaded)."""
+        return live.rules
 
     async def judged(self, attempt: Callable[[LiveSnapshot, bool], Awaitable[T]]) -> T:
         """Run ``attempt(live, first)``, judging again after the authority moved on.
@@ -257,20 +254,20 @@ class StockService:
     # --- live inventory for the solver ----------------------------------------------------
 
     def with_inventory(
-        self, live: LiveSnapshot, fn: Callable[[Inventory], T], *, check: bool = True
+        self, live: LiveSnapshot, fn: Callable[[PreparedNetwork], T], *, check: bool = True
     ) -> Callable[[], T]:
-        """A call that fetches the live inventory and passes it to ``fn``, in one thread hop.
+        """A call that passes ``live``'s network with live stock to ``fn``, in one thread hop.
 
         With ``check`` it raises SnapshotMovedError when ``live`` is no longer the authority's
         live snapshot.
         """
         generation = live.generation if check else None
-        return lambda: fn(self.live.current(live.snapshot, generation))
+        return lambda: fn(self.live.current(live, generation))
 
     def with_stock(
         self,
         live: LiveSnapshot,
-        fn: Callable[[Inventory, StockPrices], T],
+        fn: Callable[[PreparedNetwork, StockPrices], T],
         *,
         check: bool = True,
     ) -> Callable[[], T]:
@@ -282,16 +279,16 @@ class StockService:
         generation = live.generation if check else None
 
         def call() -> T:
-            inventory, versions = self.live.read(live.snapshot, generation)
+            network, versions = self.live.read(live, generation)
             prices = self.prices.current(None if versions is None else versions.prices)
-            return fn(inventory, prices)
+            return fn(network, prices)
 
         return call
 
-    async def inventory(self) -> Inventory:
-        """The live inventory of the snapshot in force."""
+    async def network(self) -> PreparedNetwork:
+        """The prepared network of the snapshot in force, with live stock."""
         live = self.snapshots.current()
-        return await self._call(self.live.current, live.snapshot, live.generation)
+        return await self._call(self.live.current, live, live.generation)
 
     # --- events ---------------------------------------------------------------------------
 

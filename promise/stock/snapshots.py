@@ -7,7 +7,8 @@ the body and moves the counter in one transaction. Each worker:
 - at start loads the live snapshot, or, when the authority has none yet, seeds it with the
   start-up snapshot (file or demo network) — only if none is live, so starting, restarting or
   adding a server never reverts a swap;
-- warms a snapshot (solver index, one small solve) before it serves it;
+- prepares a snapshot (``solver.prepare``: arrays, lookups, calendar memo; and the hold
+  rule's ``StockRules``) and warms it (one small solve) before it serves it;
 - follows the pointer: a background task polls the generation every ``poll_interval_s`` and
   loads a new one ahead of traffic, and every request that reads live stock checks the
   generation in the same query as the stock version and catches up before answering, so a
@@ -17,7 +18,7 @@ the body and moves the counter in one transaction. Each worker:
   service catches up and judges again.
 
 A request keeps the :class:`LiveSnapshot` it started with, so one answer never mixes two
-networks.
+networks. What is prepared for a snapshot lives in its ``LiveSnapshot`` and goes with it.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ import anyio.to_thread
 from models import Snapshot
 from promise.errors import NotReadyError
 from promise.stock.backend import Clock, LivePointer, Versions, snapshot_digest, utc_now
+from promise.stock.holds import StockRules
+from solver import PreparedNetwork, prepare
 
 __all__ = ["LiveSnapshot", "SnapshotAuthority", "SnapshotStore", "origin_of_this_process"]
 
@@ -72,12 +75,29 @@ class SnapshotAuthority(Protocol):
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class LiveSnapshot:
-    """A loaded, warmed snapshot and the generation of the authority's pointer it is."""
+    """A loaded, prepared snapshot and the generation of the authority's pointer it is.
 
-    snapshot: Snapshot
+    ``prepared`` is what solves read (with live stock through ``with_inventory``) and
+    ``rules`` what the hold rule reads; both are built once, when the snapshot is loaded.
+    """
+
+    prepared: PreparedNetwork
+    rules: StockRules
     generation: int
     digest: str
     loaded_at: dt.datetime
+
+    @classmethod
+    def of(
+        cls, prepared: PreparedNetwork, generation: int, digest: str, loaded_at: dt.datetime
+    ) -> LiveSnapshot:
+        """``prepared`` as generation ``generation``, with the hold rule's view of it."""
+        return cls(prepared, StockRules(prepared.snapshot), generation, digest, loaded_at)
+
+    @property
+    def snapshot(self) -> Snapshot:
+        """The validated snapshot."""
+        return self.prepared.snapshot
 
     @property
     def token(self) -> str:
@@ -98,21 +118,19 @@ class SnapshotStore:
         authority: SnapshotAuthority,
         *,
         initial: Callable[[], Snapshot],
-        warm: Callable[[Snapshot], None],
+        warm: Callable[[PreparedNetwork], None],
         retry_after_s: int = 1,
         poll_interval_s: float = 0.25,
         on_reload: Callable[[LiveSnapshot], None] | None = None,
-        on_retire: Callable[[Snapshot], None] | None = None,
         clock: Clock = utc_now,
     ) -> None:
-        """Follow ``authority``; ``initial`` seeds an empty one; ``warm`` prepares a snapshot."""
+        """Follow ``authority``; ``initial`` seeds an empty one; ``warm`` runs a first solve."""
         self._authority = authority
         self._initial = initial
         self._warm = warm
         self._retry_after_s = retry_after_s
         self._poll_interval_s = poll_interval_s
         self._on_reload = on_reload
-        self._on_retire = on_retire
         self._clock = clock
         self._origin = origin_of_this_process()
         self._live: LiveSnapshot | None = None
@@ -134,9 +152,15 @@ class SnapshotStore:
             self._lock = anyio.Lock()
         return self._lock
 
-    def _live_of(self, snapshot: Snapshot, pointer: LivePointer) -> LiveSnapshot:
+    def _warmed(self, snapshot: Snapshot) -> PreparedNetwork:
+        """``snapshot`` prepared for solving and warmed (a thread)."""
+        prepared = prepare(snapshot)
+        self._warm(prepared)
+        return prepared
+
+    def _live_of(self, prepared: PreparedNetwork, pointer: LivePointer) -> LiveSnapshot:
         """A live snapshot of ``pointer`` loaded now."""
-        return LiveSnapshot(snapshot, pointer.generation, pointer.digest, self._clock())
+        return LiveSnapshot.of(prepared, pointer.generation, pointer.digest, self._clock())
 
     def _load(self) -> LiveSnapshot | None:
         """Load and warm the authority's live snapshot (None when there is none; a thread)."""
@@ -144,9 +168,7 @@ class SnapshotStore:
         if found is None:
             return None
         pointer, body = found
-        snapshot = Snapshot.model_validate_json(body)
-        self._warm(snapshot)
-        return self._live_of(snapshot, pointer)
+        return self._live_of(self._warmed(Snapshot.model_validate_json(body)), pointer)
 
     def _seed(self) -> LiveSnapshot:
         """The live snapshot, seeding the authority with the start-up one if it has none."""
@@ -160,13 +182,13 @@ class SnapshotStore:
             )
             return live
         snapshot = self._initial()
-        self._warm(snapshot)
+        prepared = self._warmed(snapshot)
         body = snapshot.model_dump_json().encode()
         pointer = self._authority.publish_snapshot(
             body, snapshot.version, self._origin, self._clock, only_if_none=True
         )
         if pointer.digest == snapshot_digest(body):
-            return self._live_of(snapshot, pointer)
+            return self._live_of(prepared, pointer)
         # Another server seeded a different network first: serve that one.
         live = self._load()
         assert live is not None
@@ -189,8 +211,6 @@ class SnapshotStore:
         if previous is not None and previous.generation >= live.generation:
             return False
         self._live = live
-        if previous is not None and previous.snapshot is not live.snapshot and self._on_retire:
-            self._on_retire(previous.snapshot)
         return True
 
     def current(self) -> LiveSnapshot:
@@ -260,11 +280,11 @@ class SnapshotStore:
 
     def _publish(self, snapshot: Snapshot, body: bytes, actor: str | None) -> LiveSnapshot:
         """Warm the snapshot, then make it live in the authority (a thread), audited."""
-        self._warm(snapshot)
+        prepared = self._warmed(snapshot)
         pointer = self._authority.publish_snapshot(
             body, snapshot.version, self._origin, self._clock, actor=actor
         )
-        return self._live_of(snapshot, pointer)
+        return self._live_of(prepared, pointer)
 
     async def replace(
         self, snapshot: Snapshot, content: bytes | None = None, *, actor: str | None = None

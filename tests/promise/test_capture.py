@@ -15,11 +15,10 @@ import pytest
 
 from models import PromiseRequest, PromiseResult, ServiceLevel, Snapshot
 from promise.capture import CAPTURE_TAG, CaptureSink, capture_file
-from scenarios import generate_carts, generate_network
+from scenarios import ScenarioStore, Selection, generate_carts, generate_network
 from scenarios.cli import main as scenarios_cli
 from scenarios.replay import replay
-from scenarios.store import ScenarioStore, Selection
-from solver import Inventory, solve
+from solver import Inventory, prepare, solve
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -34,13 +33,14 @@ def _network() -> Snapshot:
 def _promises(count: int = 12) -> tuple[tuple[PromiseRequest, PromiseResult], ...]:
     """Requests without an order instant (as checkout sends them) and their answers."""
     network = _network()
+    prepared = prepare(network)
     carts = generate_carts(network, count=count, seed=23)
     out = []
     for cart in carts:
         request = cart.model_copy(
             update={"service_levels": (ServiceLevel.GROUND,), "requested_at": None}
         )
-        out.append((request, solve(request, network, params=None)))
+        out.append((request, solve(request, prepared)))
     return tuple(out)
 
 
@@ -143,14 +143,15 @@ _KILLED_WRITER = textwrap.dedent(
     from models import ServiceLevel
     from promise.capture import CaptureSink
     from scenarios import generate_carts, generate_network
-    from solver import solve
+    from solver import prepare, solve
 
     network = generate_network(nodes=50, skus=200, seed=5)
+    prepared = prepare(network)
     carts = generate_carts(network, count=16, seed=29)
     promises = []
     for cart in carts:
         request = cart.model_copy(update={"service_levels": (ServiceLevel.GROUND,)})
-        promises.append((request, solve(request, network)))
+        promises.append((request, solve(request, prepared)))
 
     def acknowledged(count):
         sys.stdout.write(f"ack {count}\\n")

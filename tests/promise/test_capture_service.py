@@ -6,8 +6,8 @@ from pathlib import Path
 
 import httpx
 
+from scenarios import ScenarioStore
 from scenarios.replay import replay
-from scenarios.store import ScenarioStore
 from tests.launcher import ServerProcess
 from tests.promise.promise_helpers import result_of, tiny_body, tiny_snapshot
 

@@ -92,16 +92,15 @@ def test_overload_answers_503_instead_of_queueing(data_dir: Path) -> None:
 
     def held_solve(
         request: PromiseRequest,
-        snapshot: Snapshot,
+        network: solver.PreparedNetwork | Snapshot,
         *,
         params: solver.SolveParams | None = None,
-        inventory: solver.Inventory | None = None,
         prices: StockPrices = NO_PRICES,
     ) -> PromiseResult:
         if request.cart.cart_id == "held":
             entered.set()
             release.wait(DEADLINE_S)
-        return solver.solve(request, snapshot, params=params, inventory=inventory, prices=prices)
+        return solver.solve(request, network, params=params, prices=prices)
 
     settings = _settings(data_dir, max_concurrent_solves=1, max_queued_solves=0, retry_after_s=3)
     app = create_app(settings, initial_snapshot=lambda: tiny_snapshot("tiny-v1"), solve=held_solve)
@@ -146,15 +145,15 @@ def test_snapshot_the_engine_fails_on_is_not_made_live(data_dir: Path) -> None:
 
     def fragile_solve(
         request: PromiseRequest,
-        snapshot: Snapshot,
+        network: solver.PreparedNetwork | Snapshot,
         *,
         params: solver.SolveParams | None = None,
-        inventory: solver.Inventory | None = None,
         prices: StockPrices = NO_PRICES,
     ) -> PromiseResult:
-        if snapshot.version == "tiny-v2":
+        prepared = solver.prepare(network) if isinstance(network, Snapshot) else network
+        if prepared.snapshot.version == "tiny-v2":
             raise RuntimeError("engine bug")
-        return solver.solve(request, snapshot, params=params, inventory=inventory, prices=prices)
+        return solver.solve(request, prepared, params=params, prices=prices)
 
     app = create_app(
         _settings(data_dir), initial_snapshot=lambda: tiny_snapshot("tiny-v1"), solve=fragile_solve
@@ -182,7 +181,7 @@ def test_swap_reaches_another_worker_once(tmp_path: Path) -> None:
         return SnapshotStore(
             backend,
             initial=lambda: tiny_snapshot("tiny-v1"),
-            warm=lambda snapshot: warmed.append(snapshot.version),
+            warm=lambda prepared: warmed.append(prepared.snapshot.version),
             on_reload=reloads.append,
         )
 

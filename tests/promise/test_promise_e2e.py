@@ -13,7 +13,7 @@ import pytest
 import scenarios
 import solver
 from models import PromiseRequest, Snapshot
-from solver.checker import check
+from solver.checker import Reference, check
 from tests.launcher import ServerProcess
 from tests.promise.promise_helpers import (
     E2E_MAX_BODY_BYTES,
@@ -52,13 +52,14 @@ def test_promise_on_demo_network_passes_the_checker(
     """Realistic carts get answers with shipments that the independent checker accepts."""
     bodies = [b for b in _demo_bodies(demo_snapshot, 12) if len(b["cart"]["lines"]) <= 5][:6]
     shipped = 0
+    reference = Reference.of(demo_snapshot)
     for body in bodies:
         response = demo_client.post("/v1/promise", json=body)
         assert response.status_code == 200, response.text
         answer = response.json()
         uuid.UUID(answer["promise_id"])
         assert answer["snapshot_version"] == demo_snapshot.version
-        report = check(result_of(answer), PromiseRequest.model_validate(body), demo_snapshot)
+        report = check(result_of(answer), PromiseRequest.model_validate(body), reference)
         assert report.ok, report.violations
         shipped += bool(shipping_nodes(answer))
     assert shipped >= len(bodies) // 2
@@ -88,8 +89,8 @@ def test_availability_matches_the_library(
     assert response.status_code == 200, response.text
     report = response.json()
     # The server reports live stock: the snapshot's rows, since no event has changed them.
-    live = solver.Inventory.of(demo_snapshot)
-    expected = solver.availability(demo_snapshot, [known, "NO-SUCH-SKU"], "web", inventory=live)
+    live = solver.prepare(demo_snapshot).with_inventory(solver.Inventory.of(demo_snapshot))
+    expected = solver.availability(live, [known, "NO-SUCH-SKU"], "web")
     assert report == json.loads(expected.model_dump_json())
     assert [s["known"] for s in report["skus"]] == [True, False]
 

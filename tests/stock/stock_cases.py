@@ -23,6 +23,7 @@ import psycopg
 from models import Snapshot
 from promise.stock.schemas import EventType, InventoryEvent
 from promise.stock.snapshots import LiveSnapshot
+from solver import prepare
 from tests.launcher import ServerProcess
 from tests.pg_schema import temporary_schema
 from tests.services import unreachable
@@ -203,7 +204,7 @@ class FixedSnapshots:
 
     def __init__(self, snapshot: Snapshot, generation: int = 0) -> None:
         """Serve ``snapshot`` as generation ``generation``."""
-        self.live = LiveSnapshot(snapshot, generation, "", dt.datetime.now(dt.UTC))
+        self.live = LiveSnapshot.of(prepare(snapshot), generation, "", dt.datetime.now(dt.UTC))
 
     def current(self) -> LiveSnapshot:
         """The one live snapshot."""

@@ -90,10 +90,10 @@ async def test_channel_buffers_apply_to_holds_and_to_the_solver_view(
     assert hold_id(await service.reserve(lines_request(("S1", "A", 6)), "web-6"))
     assert (await service.reserve(lines_request(("S1", "A", 1)), "web-1")).status_code == 409
     pickup = lines_request(("S1", "A", 1), channel="store_pickup")
-    inventory = await service.inventory()
+    live = await service.network()
     # The solver sees what each channel may still promise: 0 for web, 1 for pickup.
     for channel, left in (("web", 0), ("store_pickup", 1)):
-        tiers = availability(snap, ["A"], channel, inventory=inventory).skus[0].nodes
+        tiers = availability(live, ["A"], channel).skus[0].nodes
         store_row = next(node.tiers for node in tiers if node.node_id == "S1")
         assert store_row.available_with_in_transit == left
     assert hold_id(await service.reserve(pickup, "pickup-1"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import uuid
 from collections import Counter
@@ -21,9 +22,10 @@ from promise.stock import (
     UnknownPromiseError,
 )
 from promise.stock.backend import utc_now
-from promise.stock.holds import LiveTiers, RulesCache, StockRules, solver_position
+from promise.stock.holds import LiveTiers, StockRules, solver_position
 from promise.stock.live import LiveInventory
-from solver import Inventory, solve
+from promise.stock.snapshots import LiveSnapshot
+from solver import Inventory, prepare, solve
 from solver.checker import check
 from tests.solver.network_cases import request
 from tests.stock.conftest import OpenStore
@@ -31,6 +33,11 @@ from tests.stock.stock_cases import ETA, FakeClock, event, network
 from tests.stock.test_holds import hold_id, lines_request
 
 pytestmark = pytest.mark.anyio
+
+
+def live_snapshot(snapshot: Snapshot) -> LiveSnapshot:
+    """``snapshot`` loaded as generation 0, as a worker would serve it."""
+    return LiveSnapshot.of(prepare(snapshot), 0, "", dt.datetime.now(dt.UTC))
 
 
 def on_hand(inventory: Inventory) -> int:
@@ -45,17 +52,19 @@ async def test_each_worker_sees_the_others_changes(
 ) -> None:
     """A view refreshes only when the version moved, and then shows the other worker's event."""
     mine, theirs = open_store(), open_store()
-    live = LiveInventory(mine, RulesCache(), clock)
-    first = live.current(snap, 0)
-    assert on_hand(first) == 10
-    assert live.current(snap, 0) is first  # nothing changed: no rebuild, no refresh
+    live = LiveInventory(mine, clock)
+    loaded = live_snapshot(snap)
+    first = live.current(loaded, 0)
+    assert on_hand(first.inventory) == 10
+    assert live.current(loaded, 0) is first  # nothing changed: no rebuild, no refresh
     assert (live.rebuilds, live.refreshes) == (1, 0)
     theirs.apply_events([event("count", EventType.COUNT, 3, 1)], StockRules(snap).unknown, utc_now)
-    second = live.current(snap, 0)
-    assert on_hand(second) == 3
-    assert second.version == first.version + 1
+    second = live.current(loaded, 0)
+    assert on_hand(second.inventory) == 3
+    assert second.inventory.version == first.inventory.version + 1
+    assert second.calendar is first.calendar  # the network's memo outlives stock versions
     assert (live.rebuilds, live.refreshes) == (1, 1)
-    assert on_hand(live.current(network(), 0)) == 3  # a new snapshot object: rebuilt
+    assert on_hand(live.current(live_snapshot(network()), 0).inventory) == 3  # a swap: rebuilt
     assert live.rebuilds == 2
 
 
@@ -64,18 +73,19 @@ async def test_a_staleness_bound_skips_version_checks(
 ) -> None:
     """With max_staleness_ms a view serves unchecked until it is that old, then catches up."""
     mine, theirs = open_store(), open_store()
-    live = LiveInventory(mine, RulesCache(), clock, max_staleness_ms=500)
-    live.current(snap, 0)
+    live = LiveInventory(mine, clock, max_staleness_ms=500)
+    loaded = live_snapshot(snap)
+    live.current(loaded, 0)
     theirs.apply_events([event("c", EventType.COUNT, 3, 1)], StockRules(snap).unknown, utc_now)
     clock.advance(0.499)
-    assert on_hand(live.current(snap, 0)) == 10
+    assert on_hand(live.current(loaded, 0).inventory) == 10
     clock.advance(0.001)
-    assert on_hand(live.current(snap, 0)) == 3
+    assert on_hand(live.current(loaded, 0).inventory) == 3
 
 
 async def reserved(service: StockService, snap: Snapshot) -> int:
     """Units the solver sees reserved at DC1/A."""
-    row = (await service.inventory()).position("DC1", "A")
+    row = (await service.network()).inventory.position("DC1", "A")
     assert row is not None
     return row.reserved
 
@@ -140,13 +150,13 @@ def test_the_solver_view_is_valid_and_matches_the_hold_rule(row: LiveTiers) -> N
 async def test_promises_see_events_at_once(service: StockService, snap: Snapshot) -> None:
     """After the DC's count drops to 0 the same cart ships from the store."""
     req = request(("A", 1))
-    before = solve(req, snap, inventory=await service.inventory())
+    before = solve(req, await service.network())
     assert [s.node_id for s in before.options[0].shipments] == ["DC1"]
     await service.apply_events(EventBatch(events=(event("c", EventType.COUNT, 0, 1),)))
-    live = await service.inventory()
-    after = solve(req, snap, inventory=live)
+    live = await service.network()
+    after = solve(req, live)
     assert [s.node_id for s in after.options[0].shipments] == ["S1"]
-    assert check(after, req, live.as_snapshot()).ok
+    assert check(after, req, live.inventory.as_snapshot()).ok
 
 
 def _allocation(result_options: object, level: ServiceLevel) -> Counter[tuple[str, str]]:
@@ -164,7 +174,7 @@ async def test_promise_and_hold_holds_exactly_the_chosen_option(
     service: StockService, snap: Snapshot
 ) -> None:
     """The hold's lines are the recommended option's allocation, unit for unit."""
-    result = solve(request(("A", 3), ("B", 2)), snap, inventory=await service.inventory())
+    result = solve(request(("A", 3), ("B", 2)), await service.network())
     assert result.recommended is not None
     answer = await service.promise_and_hold(
         result, live=service.snapshots.current(), promise_id=uuid.uuid4()
@@ -181,7 +191,7 @@ async def test_promise_and_hold_says_what_could_not_be_held(
     service: StockService, snap: Snapshot
 ) -> None:
     """Stock taken between the solve and the hold: nothing held, the short line named."""
-    result = solve(request(("A", 1), ("B", 8)), snap, inventory=await service.inventory())
+    result = solve(request(("A", 1), ("B", 8)), await service.network())
     hold_id(await service.reserve(lines_request(("DC1", "B", 1)), "other-checkout"))
     answer = await service.promise_and_hold(
         result, live=service.snapshots.current(), promise_id=uuid.uuid4()
@@ -197,7 +207,7 @@ async def test_reserve_a_remembered_promise_by_id(
     service: StockService, snap: Snapshot, clock: FakeClock, store_settings: StockSettings
 ) -> None:
     """Any worker can hold an option of a remembered answer until the memo expires."""
-    result = solve(request(("A", 2)), snap, inventory=await service.inventory())
+    result = solve(request(("A", 2)), await service.network())
     promise_id = uuid.uuid4()
     await service.remember_promise(promise_id, result)
     level = result.options[0].service_level
@@ -227,11 +237,11 @@ async def test_promise_and_hold_retried_under_one_key_holds_once(
 ) -> None:
     """The key names the checkout: a retry returns the first hold, even after a new solve."""
     key = "checkout-42"
-    first_result = solve(request(("A", 2)), snap, inventory=await service.inventory())
+    first_result = solve(request(("A", 2)), await service.network())
     first = await service.promise_and_hold(
         first_result, live=service.snapshots.current(), promise_id=uuid.uuid4(), idempotency_key=key
     )
-    retry_result = solve(request(("A", 2)), snap, inventory=await service.inventory())
+    retry_result = solve(request(("A", 2)), await service.network())
     retry = await service.promise_and_hold(
         retry_result, live=service.snapshots.current(), promise_id=uuid.uuid4(), idempotency_key=key
     )
