@@ -17,9 +17,9 @@ from litestar import Litestar
 from models import PromiseRequest, Snapshot
 from promise.access.keys import make_key
 from promise.access.principal import Limits, Scope
-from solver import solve, warm_up
+from solver import PreparedNetwork, prepare, solve, warm_up
 
-__all__ = ["machine", "percentiles", "prepare", "promise_key", "timed", "write_outputs"]
+__all__ = ["machine", "percentiles", "promise_key", "timed", "warm_network", "write_outputs"]
 
 T = TypeVar("T")
 
@@ -43,17 +43,19 @@ def timed(call: Callable[[], T]) -> tuple[T, float]:
     return value, (time.perf_counter() - started) * 1000.0
 
 
-def prepare(snapshot: Snapshot, warm: Sequence[PromiseRequest]) -> None:
-    """Warm the solver, the snapshot's index and calendars, then freeze the heap.
+def warm_network(snapshot: Snapshot, warm: Sequence[PromiseRequest]) -> PreparedNetwork:
+    """Prepare ``snapshot``, warm the solver and the network's calendar memo, freeze the heap.
 
     A service does the same at start-up; freezing keeps the long-lived snapshot out of the
     garbage collector's full passes, which otherwise land in the latency tail.
     """
     warm_up()
+    network = prepare(snapshot)
     for request in warm:
-        solve(request, snapshot)
+        solve(request, network)
     gc.collect()
     gc.freeze()
+    return network
 
 
 def promise_key(app: Litestar) -> str:

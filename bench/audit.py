@@ -28,8 +28,8 @@ from tqdm import tqdm
 
 from bench._common import machine, write_outputs
 from bench.audit_instances import instance
-from solver import SolveParams, solve, warm_up
-from solver.checker import check
+from solver import SolveParams, prepare, solve, warm_up
+from solver.checker import Reference, check
 
 DEFAULT = SolveParams()
 EXACT = SolveParams(time_budget_ms=60_000, exact=True)
@@ -39,10 +39,12 @@ QUICK_INSTANCES = 400
 def audit_one(seed: int) -> list[dict[str, Any]]:
     """Solve one instance in both modes; one row per option."""
     request, snapshot = instance(seed)
-    quick = solve(request, snapshot, params=DEFAULT)
-    exact = solve(request, snapshot, params=EXACT)
-    quick_ok = check(quick, request, snapshot).ok
-    exact_ok = check(exact, request, snapshot).ok
+    network = prepare(snapshot)
+    quick = solve(request, network, params=DEFAULT)
+    exact = solve(request, network, params=EXACT)
+    reference = Reference.of(snapshot)
+    quick_ok = check(quick, request, reference).ok
+    exact_ok = check(exact, request, reference).ok
     rows = []
     # Without allow_partial any complete answer beats an unfulfillable one, whatever the
     # objectives say (docs/model.md, "Outcomes"): compare (refused, objective).

@@ -20,23 +20,23 @@ from typing import Any
 
 from tqdm import tqdm
 
-from bench._common import machine, prepare, write_outputs
-from models import PromiseRequest, Snapshot
+from bench._common import machine, warm_network, write_outputs
+from models import PromiseRequest
 from scenarios import generate_carts, generate_network
-from solver import SolveParams, solve
+from solver import PreparedNetwork, SolveParams, solve
 
 FILTERED = SolveParams(time_budget_ms=4000)
 EXACT = SolveParams(time_budget_ms=4000, proof_nodes=10**6)
 
 
-def compare(snapshot: Snapshot, carts: list[PromiseRequest]) -> dict[str, Any]:
+def compare(network: PreparedNetwork, carts: list[PromiseRequest]) -> dict[str, Any]:
     """Count scenarios where the pre-filter keeps the exact optimum."""
     same = worse = better = unproven = 0
     candidates_filtered = candidates_exact = 0
     lost: list[dict[str, Any]] = []
     for request in tqdm(carts, desc="scenarios", unit="cart", file=sys.stderr):
-        filtered = solve(request, snapshot, params=FILTERED)
-        exact = solve(request, snapshot, params=EXACT)
+        filtered = solve(request, network, params=FILTERED)
+        exact = solve(request, network, params=EXACT)
         candidates_filtered += filtered.solver.candidates
         candidates_exact += exact.solver.candidates
         pairs = list(zip(filtered.options, exact.options, strict=True))
@@ -74,8 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     snapshot = generate_network(nodes=args.nodes, skus=2000, seed=7)
     carts = generate_carts(snapshot, count=args.scenarios, seed=args.seed)
-    prepare(snapshot, carts[:10])
-    report = {"machine": machine(), "nodes": args.nodes, **compare(snapshot, carts)}
+    network = warm_network(snapshot, carts[:10])
+    report = {"machine": machine(), "nodes": args.nodes, **compare(network, carts)}
     text = (
         "# Pre-filter and proof cap\n\n"
         f"{report['same_objective']} of {report['scenarios']} scenarios "

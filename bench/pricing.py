@@ -31,7 +31,7 @@ from promise.stock.backend import utc_now
 from promise.stock.live_prices import LivePrices
 from promise.stock.sqlite import SqliteStockBackend
 from scenarios import generate_network, us_cities
-from solver.index import index_of
+from solver import prepare
 from solver.pricing import Forecast, PricingRun, price_stock
 
 CHANNEL = "web"
@@ -54,7 +54,7 @@ def synthetic_forecast(snapshot: Snapshot, *, regions: int, demand_share: float)
     weight /= weight.sum()
     policy = snapshot.policy(CHANNEL)
     assert policy is not None
-    total = float(index_of(snapshot, cache=False).on_hand_atp(policy).sum()) * demand_share
+    total = float(prepare(snapshot).index.on_hand_atp(policy).sum()) * demand_share
     rank = np.arange(1, len(snapshot.items) + 1, dtype=np.float64)
     share = rank**-DEMAND_EXPONENT
     share /= share.sum()

@@ -18,11 +18,11 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from bench._common import machine, prepare, write_outputs
+from bench._common import machine, warm_network, write_outputs
 from models import Engine, PromiseOption, PromiseRequest, ServiceLevel, Snapshot, Status
 from scenarios import demo_snapshot, generate_carts
-from solver import SolveParams, solve
-from solver.checker import check
+from solver import PreparedNetwork, SolveParams, solve
+from solver.checker import Reference, check
 
 ENGINES = (Engine.MIP, Engine.PRIORITY, Engine.NEAREST, Engine.FEWEST_SPLITS)
 COMPLETE = (Status.OPTIMAL, Status.FEASIBLE, Status.FALLBACK)
@@ -35,14 +35,14 @@ def scenarios(snapshot: Snapshot, count: int, seed: int) -> list[PromiseRequest]
 
 
 def answer(
-    request: PromiseRequest, snapshot: Snapshot, engine: Engine
+    request: PromiseRequest, network: PreparedNetwork, reference: Reference, engine: Engine
 ) -> tuple[PromiseOption, int | None, bool]:
     """One engine's ground option, its promised days from the order date, the checker verdict."""
-    result = solve(request, snapshot, params=SolveParams(engine=engine))
+    result = solve(request, network, params=SolveParams(engine=engine))
     option = result.options[0]
     promised = option.promised_delivery_date
     days = None if promised is None else (promised - result.order_date).days
-    return option, days, check(result, request, snapshot).ok
+    return option, days, check(result, request, reference).ok
 
 
 def summarise(
@@ -81,7 +81,8 @@ def run(count: int, seed: int) -> dict[str, Any]:
     """Solve every scenario with every engine and compare."""
     snapshot = demo_snapshot()
     carts = scenarios(snapshot, count, seed)
-    prepare(snapshot, carts[:20])
+    network = warm_network(snapshot, carts[:20])
+    reference = Reference.of(snapshot)
     options: dict[Engine, list[PromiseOption]] = {engine: [] for engine in ENGINES}
     promised: dict[Engine, list[int]] = {engine: [] for engine in ENGINES}
     failures = dict.fromkeys(ENGINES, 0)
@@ -89,7 +90,7 @@ def run(count: int, seed: int) -> dict[str, Any]:
     for request in tqdm(carts, desc="scenarios", unit="cart", file=sys.stderr):
         found = {}
         for engine in ENGINES:
-            option, days, ok = answer(request, snapshot, engine)
+            option, days, ok = answer(request, network, reference, engine)
             found[engine] = option
             options[engine].append(option)
             if days is not None and option.status in COMPLETE:

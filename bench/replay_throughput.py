@@ -21,10 +21,10 @@ import time
 from typing import Any
 
 from bench._common import machine, write_outputs
+from scenarios import ScenarioStore
 from scenarios.golden import GOLDEN_TAG, load_golden
 from scenarios.kpis import kpis
 from scenarios.replay import prestart, replay
-from scenarios.store import ScenarioStore
 
 
 def _timed_replay(store: ScenarioStore, workers: int) -> tuple[float, dict[str, float]]:

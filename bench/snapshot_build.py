@@ -24,7 +24,7 @@ from typing import Any
 from bench._common import machine, write_outputs
 from models import Snapshot
 from scenarios import generate_network
-from solver.index import index_of
+from solver import prepare
 
 FORMS = ("rows", "columnar")
 
@@ -44,7 +44,7 @@ def _phase(
     else:
         snapshot = Snapshot.model_validate_json(path.read_bytes())
     validated = time.perf_counter()
-    index = index_of(snapshot)
+    index = prepare(snapshot).index
     done = time.perf_counter()
     out: dict[str, Any] = {
         "seconds": round(done - started, 3),

@@ -17,12 +17,12 @@ import pathlib
 import sys
 from typing import Any
 
-from bench._common import machine, percentiles, prepare, timed, write_outputs
-from models import Engine, PromiseRequest, ServiceLevel, Snapshot, Status
+from bench._common import machine, percentiles, timed, warm_network, write_outputs
+from models import Engine, PromiseRequest, ServiceLevel, Status
 from scenarios import generate_carts, generate_network
 from scenarios.sequential import forecast_of
-from solver import SolveParams, solve
-from solver.checker import check
+from solver import PreparedNetwork, SolveParams, solve
+from solver.checker import Reference, check
 from solver.pricing import price_stock
 
 LINES = (1, 3, 10, 20)
@@ -30,28 +30,31 @@ NODES = (50, 200, 1000)
 NEAREST = SolveParams(engine=Engine.NEAREST)
 
 
-def measure(snapshot: Snapshot, carts: list[PromiseRequest]) -> dict[str, Any]:
+def measure(network: PreparedNetwork, carts: list[PromiseRequest]) -> dict[str, Any]:
     """Time one level and all levels of the MIP and the nearest greedy on the same carts."""
     ground = [c.model_copy(update={"service_levels": (ServiceLevel.GROUND,)}) for c in carts]
-    one = _measure(snapshot, ground)
-    every = _measure(snapshot, carts)
+    reference = Reference.of(network.snapshot)
+    one = _measure(network, reference, ground)
+    every = _measure(network, reference, carts)
     return {
         **one,
         **{f"all_levels_{key}": value for key, value in every.items() if key != "runs"},
     }
 
 
-def _measure(snapshot: Snapshot, carts: list[PromiseRequest]) -> dict[str, Any]:
+def _measure(
+    network: PreparedNetwork, reference: Reference, carts: list[PromiseRequest]
+) -> dict[str, Any]:
     """Time the MIP and the nearest greedy on ``carts``; count proven options and checks."""
     mip_ms: list[float] = []
     greedy_ms: list[float] = []
     proven = solved = fallbacks = failures = 0
     for request in carts:
-        result, elapsed = timed(functools.partial(solve, request, snapshot))
+        result, elapsed = timed(functools.partial(solve, request, network))
         mip_ms.append(elapsed)
-        _, elapsed = timed(functools.partial(solve, request, snapshot, params=NEAREST))
+        _, elapsed = timed(functools.partial(solve, request, network, params=NEAREST))
         greedy_ms.append(elapsed)
-        failures += not check(result, request, snapshot).ok
+        failures += not check(result, request, reference).ok
         for option in result.options:
             if option.status in (Status.OPTIMAL, Status.FEASIBLE, Status.FALLBACK):
                 solved += 1
@@ -78,10 +81,10 @@ def run(*, quick: bool, runs: int) -> dict[str, Any]:
     priced: dict[str, Any] = {}
     for nodes in NODES[:2] if quick else NODES:
         snapshot = generate_network(nodes=nodes, skus=2000, seed=7)
-        prepare(snapshot, generate_carts(snapshot, count=30, seed=99))
+        network = warm_network(snapshot, generate_carts(snapshot, count=30, seed=99))
         for lines in LINES:
             carts = generate_carts(snapshot, count=runs, seed=1000 + lines, lines=lines)
-            row = {"lines": lines, "nodes": nodes, **measure(snapshot, carts)}
+            row = {"lines": lines, "nodes": nodes, **measure(network, carts)}
             cases.append(row)
             print(
                 f"{nodes:>5} nodes {lines:>3} lines: p50 {row['p50_ms']:7.2f} ms  "
@@ -92,30 +95,32 @@ def run(*, quick: bool, runs: int) -> dict[str, Any]:
             )
         if nodes == 200:
             carts = generate_carts(snapshot, count=runs * 2, seed=2024)
-            mix = {"nodes": nodes, **measure(snapshot, carts)}
-            priced = with_prices(snapshot, carts)
+            mix = {"nodes": nodes, **measure(network, carts)}
+            priced = with_prices(network, carts)
     return {"machine": machine(), "quick": quick, "cases": cases, "mix": mix, "prices": priced}
 
 
-def with_prices(snapshot: Snapshot, carts: list[PromiseRequest]) -> dict[str, Any]:
+def with_prices(network: PreparedNetwork, carts: list[PromiseRequest]) -> dict[str, Any]:
     """The realistic mix with and without an opportunity-cost table, interleaved cart by cart.
 
     The table is the units LP's (the one the service's pricing job writes) over a forecast of
     40 times the demand of 2,000 other carts, so scarce stock gets prices: a table far larger
     than a quiet day's, which is the case that could slow a solve.
     """
+    snapshot = network.snapshot
     history = generate_carts(snapshot, count=2000, seed=77)
     units, _ = forecast_of(history, skus=[i.sku for i in snapshot.items], orders=80_000)
-    table = price_stock(snapshot, units, channel="web").prices
+    table = price_stock(network, units, channel="web").prices
+    reference = Reference.of(snapshot)
     plain_ms: list[float] = []
     priced_ms: list[float] = []
     failures = 0
     for request in carts:
-        _, elapsed = timed(functools.partial(solve, request, snapshot))
+        _, elapsed = timed(functools.partial(solve, request, network))
         plain_ms.append(elapsed)
-        result, elapsed = timed(functools.partial(solve, request, snapshot, prices=table))
+        result, elapsed = timed(functools.partial(solve, request, network, prices=table))
         priced_ms.append(elapsed)
-        failures += not check(result, request, snapshot, prices=table).ok
+        failures += not check(result, request, reference, prices=table).ok
     plain, priced = percentiles(plain_ms), percentiles(priced_ms)
     print(
         f"prices ({len(table)} priced pairs): p50 {priced['p50_ms']:.2f} vs "
