@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import decimal
 import fractions
+import math
 
 import numpy as np
 import numpy.typing as npt
@@ -42,12 +43,27 @@ IntArray = npt.NDArray[np.int64]
 
 # Six decimal places: a millionth of a unit share, of a percent, of a weight multiplier.
 MAX_DECIMALS = 6
+_MILLION = 1_000_000
+# Below this magnitude a float's spacing is far under a millionth, so no two numbers of whole
+# millionths read as the same float.
+_FAST_BELOW = 2.0**20
 
 
 def fraction(value: float) -> tuple[int, int]:
-    """``value`` as the decimal it was written as: (numerator, denominator), denominator > 0."""
-    exact = decimal.Decimal(repr(float(value)))
-    numerator, denominator = exact.as_integer_ratio()
+    """``value`` as the decimal it was written as: (numerator, denominator), denominator > 0.
+
+    Solves read the same few shares, percentages and weights thousands of times, so the common
+    case is read with integer arithmetic: when a whole number of millionths rounds to
+    ``value``, that number is the decimal ``repr`` would write (no other number of at most six
+    places reads as the same float). Anything else takes the decimal route.
+    """
+    number = float(value)
+    if -_FAST_BELOW < number < _FAST_BELOW:
+        millionths = round(number * _MILLION)
+        if millionths / _MILLION == number:
+            common = math.gcd(millionths, _MILLION)
+            return millionths // common, _MILLION // common
+    numerator, denominator = decimal.Decimal(repr(number)).as_integer_ratio()
     return numerator, denominator
 
 
