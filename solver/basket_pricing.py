@@ -27,22 +27,18 @@ import dataclasses
 import datetime as dt
 import itertools
 import time
-from collections.abc import Callable
-from typing import cast
 
 import numpy as np
 import numpy.typing as npt
-import scipy.sparse
-from ortools.linear_solver.python import model_builder_helper as mbh
 
 from models import (
-    MAX_PRICE_CENTS,
     ServiceLevel,
     Snapshot,
     StockPrices,
     floor_share_array,
     scale_cents_array,
 )
+from solver._lp import sparse_model, stock_duals
 from solver.errors import InvalidRequestError
 from solver.prepared import PreparedNetwork, as_prepared
 from solver.pricing import PricingRun, ship_cost_matrix
@@ -305,29 +301,18 @@ class _Lp:
         stock_row = stock_row + self.rows
         n_skus = self.stock.shape[1]
         bound = self.stock.ravel()[keys].astype(np.float64)
-        rows = np.concatenate([*self.entry_row, stock_row])
-        cols = np.concatenate([*self.entry_col, *self.stock_col])
-        n_rows = self.rows + keys.size
-        matrix = scipy.sparse.csr_matrix(
-            (np.ones(rows.size), (rows, cols)), shape=(n_rows, self.columns), dtype=np.float64
-        )
-        model = mbh.ModelBuilderHelper()
-        fill = cast("Callable[..., None]", model.fill_model_from_sparse_data)
-        fill(
-            np.zeros(self.columns),
-            np.full(self.columns, np.inf),
-            np.concatenate(self.cost),
+        model = sparse_model(
+            (np.zeros(self.columns), np.full(self.columns, np.inf), np.concatenate(self.cost)),
             np.concatenate([*self.lo, np.zeros(keys.size)]),
             np.concatenate([*self.hi, bound]),
-            matrix,
+            (
+                np.concatenate([*self.entry_row, stock_row]),
+                np.concatenate([*self.entry_col, *self.stock_col]),
+                None,
+            ),
         )
-        solver = mbh.ModelSolverHelper("glop")
-        solver.solve(model)
-        status = str(solver.status().name)
         pairs = [(int(key) // n_skus, int(key) % n_skus) for key in keys.tolist()]
-        if not solver.has_solution():
+        cents, objective, status = stock_duals(model, self.rows + np.arange(keys.size))
+        if cents is None:
             return np.zeros(keys.size, dtype=np.int64), pairs, 0.0, status
-        duals = solver.dual_values()[self.rows :]
-        # A stock row is "≤ A": its dual is ≤ 0 in a minimisation; the price is its magnitude.
-        cents = np.clip(np.rint(-duals), 0, MAX_PRICE_CENTS).astype(np.int64)
-        return cents, pairs, float(solver.objective_value()), status
+        return cents, pairs, objective, status

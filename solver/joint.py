@@ -21,17 +21,16 @@ import dataclasses
 import math
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
-from typing import cast
+from collections.abc import Sequence
 
 import numpy as np
 import numpy.typing as npt
-import scipy.sparse
 from ortools.linear_solver.python import model_builder_helper as mbh
 from ortools.sat.python import cp_model
 from ortools.sat.python import cp_model_helper as cmh
 
 from models import PromiseOption, PromiseRequest, ServiceLevel, Snapshot
+from solver._lp import sparse_model
 from solver.costs import Coefficients, coefficients, evaluate
 from solver.mip import MipModel, build_model, solver_parameters
 from solver.prepared import PreparedNetwork, as_prepared
@@ -138,12 +137,12 @@ def _as_mp(proto: cmh.CpModelProto, *, integral: bool) -> mbh.ModelBuilderHelper
         hi.append(np.inf if bounds[1] >= 2**62 else bounds[1])
     cost = np.zeros(lower.size)
     np.add.at(cost, list(proto.objective.vars), list(proto.objective.coeffs))
-    matrix = scipy.sparse.csr_matrix(
-        (vals, (rows, cols)), shape=(len(lo), lower.size), dtype=np.float64
+    model = sparse_model(
+        (lower, upper, cost),
+        np.array(lo),
+        np.array(hi),
+        (np.array(rows, dtype=np.int64), np.array(cols, dtype=np.int64), np.array(vals)),
     )
-    model = mbh.ModelBuilderHelper()
-    fill = cast("Callable[..., None]", model.fill_model_from_sparse_data)
-    fill(lower, upper, cost, np.array(lo), np.array(hi), matrix)
     if integral:
         for k in range(lower.size):
             model.set_var_integrality(k, True)

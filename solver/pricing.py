@@ -29,22 +29,19 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import time
-from collections.abc import Callable, Sequence
-from typing import cast
+from collections.abc import Sequence
 
 import numpy as np
 import numpy.typing as npt
-import scipy.sparse
-from ortools.linear_solver.python import model_builder_helper as mbh
 
 from models import (
-    MAX_PRICE_CENTS,
     ServiceLevel,
     Snapshot,
     StockPrices,
     floor_share_array,
     scale_cents_array,
 )
+from solver._lp import sparse_model, stock_duals
 from solver.errors import InvalidRequestError
 from solver.geo import haversine_km, zones_of
 from solver.index import SnapshotIndex
@@ -342,31 +339,16 @@ def _solve_batch(batch: list[_Block], stock: IntArray) -> tuple[IntArray, IntArr
         stock_con.append(row_con)
         n_var += n_arc + n_reg
         n_con += n_reg + n_row
-    rows = np.concatenate(coo_row)
-    cols = np.concatenate(coo_col)
-    matrix = scipy.sparse.csr_matrix(
-        (np.ones(rows.size), (rows, cols)), shape=(n_con, n_var), dtype=np.float64
-    )
-    model = mbh.ModelBuilderHelper()
-    # OR-Tools' stubs spell a float64 vector as ``ndarray[float64, ...]``, which numpy's own
-    # types never match; the arrays are float64 vectors.
-    fill = cast("Callable[..., None]", model.fill_model_from_sparse_data)
-    fill(
-        np.zeros(n_var),
-        np.full(n_var, np.inf),
-        np.concatenate(var_cost),
+    model = sparse_model(
+        (np.zeros(n_var), np.full(n_var, np.inf), np.concatenate(var_cost)),
         np.concatenate(con_lo),
         np.concatenate(con_hi),
-        matrix,
+        (np.concatenate(coo_row), np.concatenate(coo_col), None),
     )
-    solver = mbh.ModelSolverHelper("glop")
-    solver.set_solver_specific_parameters(_GLOP_PARAMETERS)
-    solver.solve(model)
-    status = str(solver.status().name)
     all_rows = np.concatenate(stock_rows)
-    if not solver.has_solution():
+    cents, objective, status = stock_duals(
+        model, np.concatenate(stock_con), parameters=_GLOP_PARAMETERS
+    )
+    if cents is None:
         return all_rows, np.zeros(all_rows.size, dtype=np.int64), 0.0, status
-    duals = solver.dual_values()[np.concatenate(stock_con)]
-    # A stock row is "≤ A": its dual is ≤ 0 in a minimisation; the price is its magnitude.
-    cents = np.clip(np.rint(-duals), 0, MAX_PRICE_CENTS).astype(np.int64)
-    return all_rows, cents, float(solver.objective_value()), status
+    return all_rows, cents, objective, status
