@@ -46,8 +46,8 @@ from promise.events.jetstream import connect
 from promise.events.messages import event_message
 from promise.stock.backend import StockBackend, utc_now
 from promise.stock.config import StockSettings
+from promise.stock.connect import open_backend
 from promise.stock.schemas import EventType, InventoryEvent
-from promise.stock.service import open_backend
 from tests.pg_schema import temporary_schema
 
 DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/test"

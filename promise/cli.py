@@ -176,7 +176,7 @@ def _announce_development_key(data_dir: Path) -> None:
     """On the demo network, print the local development key (made on first use)."""
     from promise.access.cli import DEV_KEY_FILE, development_key  # noqa: PLC0415
     from promise.stock.config import StockSettings  # noqa: PLC0415
-    from promise.stock.service import open_backend  # noqa: PLC0415
+    from promise.stock.connect import open_backend  # noqa: PLC0415
 
     backend = open_backend(StockSettings.from_env(data_dir=data_dir))
     try:

@@ -40,7 +40,7 @@ def _backend(args: argparse.Namespace) -> StockBackend:
     # Imported here: the stock service pulls in the metrics registry, which `promise serve`
     # must configure before any import of it (see promise.cli).
     from promise.stock.config import StockSettings  # noqa: PLC0415
-    from promise.stock.service import open_backend  # noqa: PLC0415
+    from promise.stock.connect import open_backend  # noqa: PLC0415
 
     return open_backend(StockSettings.from_env(data_dir=args.data_dir))
 

@@ -45,7 +45,7 @@ def _data_dir(args: argparse.Namespace) -> Path | None:
 def _open_live(args: argparse.Namespace) -> StockBackend:
     """The live authority the settings name."""
     from promise.stock.config import StockSettings  # noqa: PLC0415
-    from promise.stock.service import open_backend  # noqa: PLC0415
+    from promise.stock.connect import open_backend  # noqa: PLC0415
 
     return open_backend(StockSettings.from_env(data_dir=_data_dir(args)))
 
@@ -58,7 +58,7 @@ def _is_dsn(target: str) -> bool:
 def _open_store(target: str) -> StockBackend:
     """A store by PostgreSQL DSN (a URL or key=value conninfo) or SQLite file path."""
     from promise.stock.config import StockSettings  # noqa: PLC0415
-    from promise.stock.service import open_backend  # noqa: PLC0415
+    from promise.stock.connect import open_backend  # noqa: PLC0415
 
     if _is_dsn(target):
         return open_backend(StockSettings(database_url=target))
@@ -143,7 +143,8 @@ async def _run_consumer(
 
     from promise.events.backbone import Backbone  # noqa: PLC0415
     from promise.events.metrics import EventMetrics  # noqa: PLC0415
-    from promise.stock.service import StockService, open_backend  # noqa: PLC0415
+    from promise.stock.connect import open_backend  # noqa: PLC0415
+    from promise.stock.service import StockService  # noqa: PLC0415
     from promise.stock.snapshots import SnapshotStore  # noqa: PLC0415
 
     registry = CollectorRegistry()

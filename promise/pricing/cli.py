@@ -58,8 +58,8 @@ def _price(args: argparse.Namespace) -> int:
     # must configure before any import of it (see promise.cli).
     from promise.pricing.run import ForecastSource, PricingError, run_pricing  # noqa: PLC0415
     from promise.stock.config import StockSettings  # noqa: PLC0415
+    from promise.stock.connect import open_backend  # noqa: PLC0415
     from promise.stock.errors import PricesMovedError  # noqa: PLC0415
-    from promise.stock.service import open_backend  # noqa: PLC0415
     from scenarios.forecast import ForecastError  # noqa: PLC0415
 
     if args.nice:

@@ -9,6 +9,7 @@ types, and the errors.
 """
 
 from promise.stock.config import StockSettings
+from promise.stock.connect import open_backend
 from promise.stock.errors import (
     EventNotFoundError,
     IdempotencyKeyReusedError,
@@ -39,7 +40,7 @@ from promise.stock.schemas import (
     Shortfall,
     StockPosition,
 )
-from promise.stock.service import StockService, open_backend
+from promise.stock.service import StockService
 
 __all__ = [
     "EventBatch",

@@ -7,6 +7,7 @@ what they need (a remembered promise answer) and places the plan under the rows'
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -28,6 +29,7 @@ __all__ = [
     "lines_plan",
     "memo_plan",
     "promise_memo",
+    "promise_plan",
     "request_digest",
     "scoped_key",
 ]
@@ -154,3 +156,36 @@ def lines_plan(
         **fields,
     )
     return plan, policy
+
+
+def promise_plan(
+    settings: StockSettings,
+    lines: Sequence[tuple[str, str, int]],
+    channel: str,
+    level: ServiceLevel,
+    *,
+    promise_id: str,
+    explicit_level: bool,
+    ttl_s: int | None,
+    idempotency_key: str | None,
+    principal: Principal | None,
+    generation: int,
+) -> HoldPlan:
+    """The hold of one option of a fresh promise answer, judged on snapshot ``generation``."""
+    return HoldPlan(
+        lines=tuple(lines),
+        channel=channel,
+        ttl_us=hold_ttl_us(settings, ttl_s, ("hold_ttl_s",)),
+        promise_id=promise_id,
+        service_level=level.value,
+        idempotency_key=(
+            None
+            if idempotency_key is None
+            else PROMISE_KEYS + scoped_key(principal, idempotency_key)
+        ),
+        # A retry under the same key returns the first attempt's hold, even if the retry's solve
+        # chose another allocation: the key names the checkout, not the answer.
+        request_digest=request_digest(json.dumps([level.value if explicit_level else None, ttl_s])),
+        snapshot_generation=generation,
+        **hold_limits(settings, principal),
+    )

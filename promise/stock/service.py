@@ -26,7 +26,6 @@ from promise.access.principal import Principal, Scope
 from promise.errors import NotReadyError
 from promise.stock._plans import (
     MICROS,
-    PROMISE_KEYS,
     RESERVATION_KEYS,
     channel_policy,
     hold_limits,
@@ -34,6 +33,7 @@ from promise.stock._plans import (
     lines_plan,
     memo_plan,
     promise_memo,
+    promise_plan,
     request_digest,
     scoped_key,
 )
@@ -82,7 +82,7 @@ from promise.stock.snapshots import LiveSnapshot
 from solver import PreparedNetwork
 from solver.errors import UnknownChannelError
 
-__all__ = ["SnapshotSource", "StockService", "open_backend"]
+__all__ = ["SnapshotSource", "StockService"]
 
 log = logging.getLogger(__name__)
 
@@ -109,26 +109,6 @@ class SnapshotSource(Protocol):
     async def sync(self, at_least: int | None = None) -> LiveSnapshot:
         """The live snapshot after catching up (to at least generation ``at_least``)."""
         ...
-
-
-def open_backend(settings: StockSettings) -> StockBackend:
-    """The backend the settings select: PostgreSQL for a DSN, else the embedded SQLite file."""
-    if settings.database_url:
-        from promise.stock.postgres import PostgresStockBackend  # noqa: PLC0415 - optional
-
-        return PostgresStockBackend(
-            settings.database_url,
-            pool_size=settings.pool_size,
-            connect_timeout_s=settings.database_connect_timeout_s,
-            acquire_timeout_s=settings.database_acquire_timeout_s,
-        )
-    from promise.stock.sqlite import SqliteStockBackend  # noqa: PLC0415
-
-    return SqliteStockBackend(
-        settings.sqlite_path,
-        synchronous=settings.sqlite_synchronous,
-        busy_timeout_s=settings.sqlite_busy_timeout_s,
-    )
 
 
 def _owner(principal: Principal | None) -> str | None:
@@ -519,24 +499,17 @@ class StockService:
             )
         rules = self.rules(live)
         policy = channel_policy(rules, result.channel, ("cart", "channel"))
-        plan = HoldPlan(
-            lines=tuple(lines),
-            channel=result.channel,
-            ttl_us=hold_ttl_us(self.settings, ttl_s, ("hold_ttl_s",)),
+        plan = promise_plan(
+            self.settings,
+            lines,
+            result.channel,
+            level,
             promise_id=str(promise_id),
-            service_level=level.value,
-            idempotency_key=(
-                None
-                if idempotency_key is None
-                else PROMISE_KEYS + scoped_key(principal, idempotency_key)
-            ),
-            # A retry under the same key returns the first attempt's hold, even if the retry's
-            # solve chose another allocation: the key names the checkout, not the answer.
-            request_digest=request_digest(
-                json.dumps([None if service_level is None else level.value, ttl_s])
-            ),
-            snapshot_generation=live.generation,
-            **hold_limits(self.settings, principal),
+            explicit_level=service_level is not None,
+            ttl_s=ttl_s,
+            idempotency_key=idempotency_key,
+            principal=principal,
+            generation=live.generation,
         )
         try:
             answer = await self._hold(plan, policy, rules)

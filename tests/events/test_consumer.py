@@ -17,7 +17,7 @@ from promise.events.config import EventSettings
 from promise.events.metrics import EventMetrics
 from promise.stock import StockService
 from promise.stock.config import StockSettings
-from promise.stock.service import open_backend
+from promise.stock.connect import open_backend
 from promise.stock.sql import SqlStockBackend
 from tests.events.events_cases import (
     clean_apply,
