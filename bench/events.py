@@ -44,10 +44,11 @@ from promise.events.broker import Outgoing
 from promise.events.config import EventSettings
 from promise.events.jetstream import connect
 from promise.events.messages import event_message
-from promise.stock.backend import StockBackend, utc_now
+from promise.stock.backend import utc_now
 from promise.stock.config import StockSettings
 from promise.stock.connect import open_backend
 from promise.stock.schemas import EventType, InventoryEvent
+from promise.stock.sql import StockBackend
 from tests.pg_schema import temporary_schema
 
 DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/test"
@@ -140,14 +141,12 @@ async def _drop(settings: EventSettings) -> None:
 
 def _journal(backend: StockBackend) -> dict[str, int]:
     """event_id → recorded_at (µs) of every recorded event."""
-    run = backend._read  # type: ignore[attr-defined]
 
     def work(cur: Any) -> dict[str, int]:
         cur.execute("SELECT event_id, recorded_at FROM stock_events")
         return {str(e): int(at) for e, at in cur.fetchall()}
 
-    result: dict[str, int] = run(work)
-    return result
+    return backend._read(work)
 
 
 def _recorded_by_consumer(backend: StockBackend, durable: str) -> int:

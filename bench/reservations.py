@@ -41,11 +41,12 @@ import psycopg
 from bench._common import machine, write_outputs
 from models import Snapshot
 from promise.stock import InventoryEvent, StockSettings, open_backend
-from promise.stock.backend import HoldPlan, HoldRecord, StockBackend, to_us, utc_now
+from promise.stock.backend import HoldPlan, HoldRecord, to_us, utc_now
 from promise.stock.holds import StockRules, shortfalls
 from promise.stock.live import LiveInventory
 from promise.stock.schemas import Shortfall
 from promise.stock.snapshots import LiveSnapshot
+from promise.stock.sql import StockBackend
 from scenarios import demo_snapshot, generate_network
 from solver import prepare
 from tests.pg_schema import temporary_schema

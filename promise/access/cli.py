@@ -20,7 +20,7 @@ from promise.cli_options import data_dir_option, instant
 
 if TYPE_CHECKING:
     from promise.access.schemas import KeyView
-    from promise.stock.backend import StockBackend
+    from promise.stock.sql import StockBackend
 
 __all__ = ["DEV_KEY_FILE", "actor_name", "development_key", "register"]
 

@@ -21,10 +21,11 @@ from promise.access.schemas import (
     audit_view,
     key_view,
 )
-from promise.stock.backend import StockBackend, to_us
+from promise.stock.backend import to_us
 from promise.stock.errors import StockHTTPError
 from promise.stock.routes import problem_responses
 from promise.stock.service import StockService
+from promise.stock.sql import StockBackend
 from solver.errors import PromiseError
 
 __all__ = ["InvalidInstantError", "KeyNotFoundError", "access_router"]

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from models import Snapshot
     from promise.events.broker import Broker
     from promise.events.config import EventSettings
-    from promise.stock.backend import StockBackend
+    from promise.stock.sql import StockBackend
 
 __all__ = ["register"]
 

@@ -24,9 +24,10 @@ from models import Snapshot
 from promise.events.broker import Broker
 from promise.events.config import EventSettings
 from promise.events.messages import parse_event
-from promise.stock.backend import Clock, Key, StockBackend, utc_now
+from promise.stock.backend import Clock, Key, utc_now
 from promise.stock.holds import StockRules
 from promise.stock.schemas import EventOutcome, InventoryEvent
+from promise.stock.sql import StockBackend
 
 __all__ = ["ReplayError", "ReplayReport", "RowDrift", "drift", "event_stock", "replay"]
 

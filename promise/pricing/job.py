@@ -31,9 +31,10 @@ from promise.pricing.cli import BEATEN_EXIT
 from promise.pricing.config import PricingSettings
 from promise.pricing.metrics import PricingMetrics
 from promise.stock._price_queries import PriceTable
-from promise.stock.backend import Clock, StockBackend, to_us, utc_now
+from promise.stock.backend import Clock, to_us, utc_now
 from promise.stock.errors import StockUnavailableError
 from promise.stock.lease import Lease
+from promise.stock.sql import StockBackend
 
 __all__ = ["LEASE_NAME", "PricingJob"]
 

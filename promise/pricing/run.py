@@ -17,9 +17,10 @@ from pathlib import Path
 
 from models import Snapshot
 from promise.stock._price_queries import PriceTable
-from promise.stock.backend import Clock, StockBackend, to_us, utc_now
+from promise.stock.backend import Clock, to_us, utc_now
 from promise.stock.live import LiveInventory
 from promise.stock.snapshots import LiveSnapshot
+from promise.stock.sql import StockBackend
 from scenarios import ScenarioStore
 from scenarios.forecast import (
     DEFAULT_LOOKBACK,

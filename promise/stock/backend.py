@@ -1,11 +1,11 @@
-"""The storage protocol of live stock, and the plain records that cross it.
+"""The plain records that cross the storage of live stock (``sql.SqlStockBackend``).
 
 A backend keeps, durably and atomically: the event journal (one row per recorded event_id),
 per (node, SKU) the event-derived :class:`~promise.stock.events.CountState` and in-transit lots,
 the holds and their lines, stored answers per Idempotency-Key, remembered promise allocations,
 and a state version that grows with every change a promise could see. Rows are keyed by
 (node_id, sku); the snapshot supplies each row's starting tiers, the backend what happened
-since. Times cross the protocol as integer microseconds since the Unix epoch (UTC).
+since. Times cross it as integer microseconds since the Unix epoch (UTC).
 """
 
 from __future__ import annotations
@@ -14,22 +14,9 @@ import dataclasses
 import datetime as dt
 import hashlib
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Protocol
 
 from promise.stock.events import CountState
-from promise.stock.schemas import (
-    EventResult,
-    InventoryEvent,
-    RecordedEvent,
-    Reservation,
-    ReservationStatus,
-    ReservedLine,
-    Shortfall,
-)
-
-if TYPE_CHECKING:
-    from promise.access.records import AuditEntry, HoldUsage, KeyRecord
-    from promise.stock._price_queries import PriceRow, PriceTable
+from promise.stock.schemas import Reservation, ReservationStatus, ReservedLine, Shortfall
 
 __all__ = [
     "EMPTY_OVERLAY",
@@ -44,7 +31,6 @@ __all__ = [
     "KnownRow",
     "LivePointer",
     "RowOverlay",
-    "StockBackend",
     "StoredAnswer",
     "Versions",
     "from_us",
@@ -236,178 +222,3 @@ HoldCheck = Callable[[Mapping[Key, RowOverlay], int], Sequence[Shortfall]]
 HoldRender = Callable[[HoldRecord | None, Sequence[Shortfall], int], tuple[int, str]]
 # Why an event's node or SKU cannot be stocked (None when it can).
 KnownRow = Callable[[str, str], str | None]
-
-
-class StockBackend(Protocol):
-    """Durable live stock: every method is one transaction, committed before it returns."""
-
-    def state_version(self) -> int:
-        """The current state version (one cheap query)."""
-        ...
-
-    def versions(self) -> Versions:
-        """The stock version and the live snapshot generation (one cheap query)."""
-        ...
-
-    def changes(self, since: int, keys: Sequence[Key] = ()) -> Changes:
-        """Overlays of every row changed after version ``since`` and of ``keys``, consistently."""
-        ...
-
-    def load_live_snapshot(self) -> tuple[LivePointer, bytes] | None:
-        """The live snapshot's pointer and JSON, read together (None before the first)."""
-        ...
-
-    def publish_snapshot(
-        self,
-        body: bytes,
-        version: str,
-        origin: str,
-        clock: Clock,
-        *,
-        only_if_none: bool = False,
-        actor: str | None = None,
-    ) -> LivePointer:
-        """Store a snapshot's JSON and make it live as the next generation; the live pointer.
-
-        With ``only_if_none`` the snapshot is made live only when none is (start-up seeding)
-        and the pointer returned is whichever is live after the call.
-        """
-        ...
-
-    def overlays(self, keys: Sequence[Key]) -> Changes:
-        """Overlays of the given rows (rows never touched come back empty)."""
-        ...
-
-    def apply_events(
-        self,
-        events: Sequence[InventoryEvent],
-        known: KnownRow,
-        clock: Clock,
-        generation: int | None = None,
-        actor: str | None = None,
-    ) -> tuple[tuple[EventResult, ...], int]:
-        """Record and apply a batch judged under snapshot ``generation``; results and version."""
-        ...
-
-    def recorded_event(self, event_id: str) -> RecordedEvent | None:
-        """An event as the journal recorded it."""
-        ...
-
-    def create_hold(
-        self, plan: HoldPlan, check: HoldCheck, render: HoldRender, clock: Clock
-    ) -> StoredAnswer:
-        """Place a hold if ``check`` finds no shortfall, all lines or none; store the answer."""
-        ...
-
-    def stored_answer(self, key: str, request_digest: str) -> StoredAnswer | None:
-        """The answer stored under an Idempotency-Key; a 422 error for another body."""
-        ...
-
-    def confirm(
-        self, hold_id: str, clock: Clock, *, actor: str | None = None, owner: str | None = None
-    ) -> HoldRecord | None:
-        """Make a live soft hold firm (a firm one stays); None when unknown or not ``owner``'s."""
-        ...
-
-    def release(
-        self, hold_id: str, clock: Clock, *, actor: str | None = None, owner: str | None = None
-    ) -> HoldRecord | None:
-        """Give back a live hold or firm reservation; None when unknown or not ``owner``'s."""
-        ...
-
-    def get_hold(self, hold_id: str) -> HoldRecord | None:
-        """A hold by id."""
-        ...
-
-    def create_key(self, record: KeyRecord, clock: Clock) -> KeyRecord:
-        """Store a new API key (and its audit entry)."""
-        ...
-
-    def key(self, key_id: str) -> KeyRecord | None:
-        """An API key by id, revoked or not."""
-        ...
-
-    def keys(self) -> list[KeyRecord]:
-        """Every API key, oldest first."""
-        ...
-
-    def revoke_key(self, key_id: str, actor: str, clock: Clock) -> KeyRecord | None:
-        """Revoke an API key; None when unknown."""
-        ...
-
-    def audit_trail(
-        self,
-        *,
-        since: int | None = None,
-        principal: str | None = None,
-        action: str | None = None,
-        limit: int = 100,
-    ) -> list[AuditEntry]:
-        """Audit entries, oldest first, filtered by time, principal and action prefix."""
-        ...
-
-    def usage(self, principal: str) -> HoldUsage:
-        """A principal's open holds and held units now."""
-        ...
-
-    def sweep(self, clock: Clock, idempotency_ttl_us: int) -> int:
-        """Mark lapsed soft holds expired and drop stale memos; the number of holds expired."""
-        ...
-
-    def remember_promise(self, promise_id: str, memo: str, expires_at: int) -> None:
-        """Keep a promise answer's allocations (JSON) until ``expires_at``."""
-        ...
-
-    def recall_promise(self, promise_id: str, now: int) -> str | None:
-        """A remembered promise's allocations, unless unknown or expired."""
-        ...
-
-    def price_table(self) -> PriceTable | None:
-        """The current price table's metadata (None while none was ever written)."""
-        ...
-
-    def load_prices(self) -> tuple[PriceTable | None, list[PriceRow]]:
-        """The current price table and all its rows, read together."""
-        ...
-
-    def price_page(
-        self,
-        *,
-        sku: str | None = None,
-        node_id: str | None = None,
-        after: tuple[str, str] | None = None,
-        limit: int = 100,
-    ) -> tuple[PriceTable | None, list[PriceRow]]:
-        """The current price table and a page of its rows in (sku, node_id) order."""
-        ...
-
-    def write_prices(
-        self,
-        rows: Sequence[PriceRow],
-        clock: Clock,
-        *,
-        origin: str,
-        note: str = "",
-        computed_at: int | None = None,
-        actor: str | None = None,
-        expect: int | None = None,
-        snapshot_generation: int | None = None,
-    ) -> PriceTable:
-        """Make ``rows`` the next price table version, atomically and audited."""
-        ...
-
-    def holds_since(self, since_us: int) -> int:
-        """Holds placed at or after ``since_us``."""
-        ...
-
-    def lease(self, name: str, holder: str, lease_us: int, clock: Clock) -> bool:
-        """Take or renew the lease ``name``; whether ``holder`` has it now."""
-        ...
-
-    def ping(self) -> None:
-        """Raise StockUnavailableError unless the store answers a trivial query now (cheap)."""
-        ...
-
-    def close(self) -> None:
-        """Release connections."""
-        ...

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from promise.stock.backend import StockBackend
 from promise.stock.config import StockSettings
+from promise.stock.sql import StockBackend
 
 __all__ = ["open_backend"]
 

@@ -29,10 +29,11 @@ import threading
 from collections.abc import Mapping
 
 from models import InventoryPosition
-from promise.stock.backend import Clock, Key, RowOverlay, StockBackend, Versions, to_us
+from promise.stock.backend import Clock, Key, RowOverlay, Versions, to_us
 from promise.stock.errors import SnapshotMovedError
 from promise.stock.holds import solver_position
 from promise.stock.snapshots import LiveSnapshot
+from promise.stock.sql import StockBackend
 from solver import Inventory, PreparedNetwork
 
 __all__ = ["LiveInventory"]

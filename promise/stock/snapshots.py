@@ -29,14 +29,14 @@ import logging
 import os
 import socket
 from collections.abc import Callable
-from typing import Protocol
 
 import anyio
 import anyio.to_thread
 
 from models import Snapshot
 from promise.errors import NotReadyError
-from promise.stock.backend import Clock, LivePointer, Versions, snapshot_digest, utc_now
+from promise.stock._snapshot_queries import SnapshotQueries
+from promise.stock.backend import Clock, LivePointer, snapshot_digest, utc_now
 from promise.stock.holds import StockRules
 from solver import PreparedNetwork, prepare
 
@@ -48,29 +48,9 @@ log = logging.getLogger(__name__)
 POLL_LOG_EVERY_S = 30.0
 
 
-class SnapshotAuthority(Protocol):
-    """What the snapshot store needs of the stock backend."""
-
-    def versions(self) -> Versions:
-        """The stock version and the live snapshot generation."""
-        ...
-
-    def load_live_snapshot(self) -> tuple[LivePointer, bytes] | None:
-        """The live pointer and its JSON (None before the first)."""
-        ...
-
-    def publish_snapshot(
-        self,
-        body: bytes,
-        version: str,
-        origin: str,
-        clock: Clock,
-        *,
-        only_if_none: bool = False,
-        actor: str | None = None,
-    ) -> LivePointer:
-        """Store a snapshot and make it live (or only seed one), audited; the live pointer."""
-        ...
+# What the snapshot store needs of the stock backend: its snapshot queries (and the versions
+# they inherit), named here so the store's signature says no more than it uses.
+SnapshotAuthority = SnapshotQueries
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -23,11 +23,13 @@ from promise.stock._rows import Cursor, chunks, key_filter
 from promise.stock._schema import MIGRATIONS
 from promise.stock._snapshot_queries import SnapshotQueries
 
-__all__ = ["MIGRATIONS", "Cursor", "SqlStockBackend", "chunks", "key_filter"]
+__all__ = ["MIGRATIONS", "Cursor", "SqlStockBackend", "StockBackend", "chunks", "key_filter"]
 
 
 class SqlStockBackend(EventLedger, SnapshotQueries, ResourcingQueries, PriceQueries):
     """Live stock in a SQL database; subclasses bring connections and locking.
+
+    Durable: every public method is one transaction, committed before it returns.
 
     The queries are grouped by idea: rows and versions (``_rows``), holds
     (``_hold_queries``), the event ledger (``_ledger``), the live snapshot
@@ -49,3 +51,8 @@ class SqlStockBackend(EventLedger, SnapshotQueries, ResourcingQueries, PriceQuer
     @abc.abstractmethod
     def close(self) -> None:
         """Release connections."""
+
+
+# The storage contract of live stock. Every backend is a SQL one, so the contract is this
+# class's own methods: one home for each signature and its docstring, not a parallel Protocol.
+StockBackend = SqlStockBackend

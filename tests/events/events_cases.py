@@ -27,10 +27,11 @@ from promise.events.broker import Outgoing, Received
 from promise.events.config import EventSettings
 from promise.events.jetstream import connect
 from promise.events.messages import event_message
-from promise.stock.backend import Key, StockBackend
+from promise.stock.backend import Key
 from promise.stock.events import CountState
 from promise.stock.holds import StockRules
 from promise.stock.schemas import EventType, InventoryEvent
+from promise.stock.sql import StockBackend
 from promise.stock.sqlite import SqliteStockBackend
 from tests.launcher import ServerProcess
 from tests.services import unreachable
