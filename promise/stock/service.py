@@ -44,7 +44,6 @@ from promise.stock.backend import (
     HoldRecord,
     Key,
     RowOverlay,
-    StockBackend,
     StoredAnswer,
     to_us,
     utc_now,
@@ -79,6 +78,7 @@ from promise.stock.schemas import (
     StockProblem,
 )
 from promise.stock.snapshots import LiveSnapshot
+from promise.stock.sql import StockBackend
 from solver import PreparedNetwork
 from solver.errors import UnknownChannelError
 
@@ -406,22 +406,21 @@ class StockService:
 
     async def confirm(self, reservation_id: str, principal: Principal | None = None) -> Reservation:
         """Make a soft hold firm: 404 unknown, 409 when released, expired or consumed."""
-        transition = functools.partial(
-            self.backend.confirm,
-            actor=None if principal is None else principal.id,
-            owner=_owner(principal),
-        )
-        record = await self._call(transition, reservation_id, self._clock)
-        if record is None:
-            raise ReservationNotFoundError(reservation_id)
-        return record.to_reservation(to_us(self._clock()))
+        return await self._transition(self.backend.confirm, reservation_id, principal)
 
     async def release(self, reservation_id: str, principal: Principal | None = None) -> Reservation:
         """Give a hold or firm reservation back: 404 unknown, 409 when expired or consumed."""
+        return await self._transition(self.backend.release, reservation_id, principal)
+
+    async def _transition(
+        self,
+        move: Callable[..., HoldRecord | None],
+        reservation_id: str,
+        principal: Principal | None,
+    ) -> Reservation:
+        """Apply ``move`` (the backend's confirm or release) as ``principal``; 404 when unknown."""
         transition = functools.partial(
-            self.backend.release,
-            actor=None if principal is None else principal.id,
-            owner=_owner(principal),
+            move, actor=None if principal is None else principal.id, owner=_owner(principal)
         )
         record = await self._call(transition, reservation_id, self._clock)
         if record is None:
