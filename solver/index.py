@@ -8,7 +8,7 @@ new inventory version rebuilds only the inventory arrays (``SnapshotIndex.with_i
 from __future__ import annotations
 
 import dataclasses
-from typing import TypedDict
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -24,8 +24,31 @@ KINDS: tuple[NodeKind, ...] = tuple(NodeKind)
 
 
 @dataclasses.dataclass(frozen=True, slots=True, eq=False)
-class SnapshotIndex:
-    """Arrays over nodes, SKUs and inventory rows of one snapshot."""
+class _Rows:
+    """The inventory part of an index: what a new inventory version rebuilds."""
+
+    # Inventory rows sorted by SKU, with CSR pointers so a SKU's rows are one slice.
+    row_ptr: IntArray
+    row_node: IntArray
+    row_sku: IntArray
+    row_on_hand: IntArray
+    row_reserved: IntArray
+    row_safety: IntArray
+    row_unit_cost: IntArray
+    # In-transit lots sorted by row, with CSR pointers; release = eta + node lead time (ordinal).
+    lot_ptr: IntArray
+    lot_release: IntArray
+    lot_qty: IntArray
+    row_in_transit: IntArray  # units in transit per row (all lots)
+
+
+# The inventory fields, by name: copied from a fresh ``_Rows`` into an index.
+_ROW_FIELDS = tuple(field.name for field in dataclasses.fields(_Rows))
+
+
+@dataclasses.dataclass(frozen=True, slots=True, eq=False)
+class SnapshotIndex(_Rows):
+    """Arrays over nodes, SKUs and inventory rows of one snapshot (rows: see ``_Rows``)."""
 
     snapshot: Snapshot
     inventory: Inventory
@@ -41,19 +64,6 @@ class SnapshotIndex:
     service_mask: tuple[npt.NDArray[np.bool_], ...]  # per service: nodes it picks up at
     sku_pos: dict[str, int]
     sku_weight_g: IntArray
-    # Inventory rows sorted by SKU, with CSR pointers so a SKU's rows are one slice.
-    row_ptr: IntArray
-    row_node: IntArray
-    row_sku: IntArray
-    row_on_hand: IntArray
-    row_reserved: IntArray
-    row_safety: IntArray
-    row_unit_cost: IntArray
-    # In-transit lots sorted by row, with CSR pointers; release = eta + node lead time (ordinal).
-    lot_ptr: IntArray
-    lot_release: IntArray
-    lot_qty: IntArray
-    row_in_transit: IntArray  # units in transit per row (all lots)
     # ATP per row for each channel asked about: owned by this inventory version, one entry per
     # channel policy at most.
     _channel_atp: dict[str, IntArray] = dataclasses.field(default_factory=dict)
@@ -110,24 +120,8 @@ class SnapshotIndex:
         )
 
 
-class _Rows(TypedDict):
-    """The inventory part of an index."""
-
-    row_ptr: IntArray
-    row_node: IntArray
-    row_sku: IntArray
-    row_on_hand: IntArray
-    row_reserved: IntArray
-    row_safety: IntArray
-    row_unit_cost: IntArray
-    lot_ptr: IntArray
-    lot_release: IntArray
-    lot_qty: IntArray
-    row_in_transit: IntArray
-
-
-def _inventory_arrays(snapshot: Snapshot, inventory: Inventory) -> _Rows:
-    """Inventory rows sorted by SKU with CSR pointers, and their lots sorted by row."""
+def _inventory_arrays(snapshot: Snapshot, inventory: Inventory) -> dict[str, Any]:
+    """Inventory rows sorted by SKU with CSR pointers, and their lots sorted by row, by field."""
     count = int(inventory.node.size)
     order = np.argsort(inventory.sku, kind="stable")
     new_row = np.empty(count, dtype=np.int64)
@@ -141,7 +135,7 @@ def _inventory_arrays(snapshot: Snapshot, inventory: Inventory) -> _Rows:
     np.add.at(row_ptr, inventory.sku + 1, 1)
     row_node = inventory.node[order]
     lot_node = inventory.node[inventory.lot_row] if inventory.lot_row.size else lot_row
-    return _Rows(
+    rows = _Rows(
         row_ptr=np.cumsum(row_ptr),
         row_node=row_node,
         row_sku=inventory.sku[order],
@@ -156,6 +150,7 @@ def _inventory_arrays(snapshot: Snapshot, inventory: Inventory) -> _Rows:
             lot_row, weights=inventory.lot_qty.astype(np.float64), minlength=count
         ).astype(np.int64),
     )
+    return {name: getattr(rows, name) for name in _ROW_FIELDS}
 
 
 def build_index(snapshot: Snapshot, inventory: Inventory) -> SnapshotIndex:
