@@ -12,6 +12,7 @@ The tables and migrations are in ``scenarios._schema``, the network and inventor
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import gzip
@@ -125,9 +126,16 @@ class ScenarioStore:
         """The scenario columns to select (a store opened read-only may predate prices)."""
         return SCENARIO_NAMES if self.schema_version >= PRICES_SCHEMA else SCENARIO_NAMES_UNPRICED
 
-    def _transaction(self) -> _Transaction:
-        """BEGIN … COMMIT, rolled back on error."""
-        return _Transaction(self._con)
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """BEGIN … COMMIT, rolled back when the block raises (the error goes on)."""
+        self._con.execute("BEGIN TRANSACTION")
+        try:
+            yield
+        except BaseException:
+            self._con.execute("ROLLBACK")
+            raise
+        self._con.execute("COMMIT")
 
     # Networks -------------------------------------------------------------------------------
 
@@ -485,24 +493,3 @@ class ScenarioStore:
             added = self._count("scenarios") - before
         self._known_networks |= available
         return added
-
-
-class _Transaction:
-    """Context manager for one DuckDB transaction."""
-
-    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
-        """Bind to a connection."""
-        self._con = con
-
-    def __enter__(self) -> None:
-        """Begin."""
-        self._con.execute("BEGIN TRANSACTION")
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        """Commit, or roll back when the block raised."""
-        self._con.execute("COMMIT" if exc_type is None else "ROLLBACK")
