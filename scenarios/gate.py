@@ -24,19 +24,17 @@ from pathlib import Path
 from typing import Final
 
 from models import Engine
-from scenarios._store import ScenarioStore
 from scenarios.day_gate import day_checks, day_kpis, read_day_baseline
 from scenarios.golden import (
     GATE_TIME_BUDGET_MS,
     GOLDEN_DIR,
-    GOLDEN_TAG,
-    load_golden,
     read_baseline,
     read_suite,
+    replay_golden,
 )
-from scenarios.kpis import KPI_NAMES, kpis
+from scenarios.kpis import KPI_NAMES
 from scenarios.policy import DEFAULT_POLICY, Policy
-from scenarios.replay import prestart, replay
+from scenarios.replay import prestart
 from scenarios.report import format_delta, format_value
 
 __all__ = [
@@ -187,20 +185,16 @@ def regress(
         prestart()
     read_suite(directory)  # fails early on a tampered suite
     baseline = read_baseline(directory)
-    with ScenarioStore(":memory:") as store:
-        load_golden(store, directory)
-        run_id = replay(
-            store,
-            GOLDEN_TAG,
-            engine=engine,
-            policy=policy,
-            workers=workers,
-            time_budget_ms=policy.time_budget_ms or GATE_TIME_BUDGET_MS,
-            progress=progress,
-        )
-        # Rounded as the baseline file stores them, so an unchanged KPI reads as unchanged.
-        current = {name: round(value, 6) for name, value in kpis(store, run_id).items()}
-        run = store.run(run_id)
+    values, run = replay_golden(
+        directory,
+        engine=engine,
+        policy=policy,
+        workers=workers,
+        time_budget_ms=policy.time_budget_ms or GATE_TIME_BUDGET_MS,
+        progress=progress,
+    )
+    # Rounded as the baseline file stores them, so an unchanged KPI reads as unchanged.
+    current = {name: round(value, 6) for name, value in values.items()}
     day = [
         KpiCheck(name, before, after, gated=bool(limit), passed=passed, limit=limit)
         for name, before, after, passed, limit in day_checks(

@@ -25,16 +25,16 @@ import logging
 from pathlib import Path
 from typing import Any, Final
 
-from models import PromiseRequest, ServiceLevel, Snapshot
+from models import Engine, PromiseRequest, ServiceLevel, Snapshot
 from scenarios._codecs import network_version
-from scenarios._records import ScenarioRecorder
+from scenarios._records import RunInfo, ScenarioRecorder
 from scenarios._schema import StoreError
 from scenarios._store import ScenarioStore
 from scenarios.carts import generate_carts
 from scenarios.day_gate import day_kpis, write_day_baseline
 from scenarios.kpis import kpis
 from scenarios.network import DEFAULT_AS_OF, demo_snapshot, generate_network
-from scenarios.policy import DEFAULT_POLICY
+from scenarios.policy import DEFAULT_POLICY, Policy
 from scenarios.replay import code_version, prestart, replay
 
 __all__ = [
@@ -47,6 +47,7 @@ __all__ = [
     "read_baseline",
     "read_suite",
     "regenerate",
+    "replay_golden",
     "requests_text",
 ]
 
@@ -170,6 +171,30 @@ def load_golden(store: ScenarioStore, directory: Path = GOLDEN_DIR) -> list[str]
     return [record.scenario_id for record in records]
 
 
+def replay_golden(
+    directory: Path,
+    *,
+    engine: Engine | str | None = None,
+    policy: Policy | None = None,
+    workers: int | None,
+    time_budget_ms: int,
+    progress: bool,
+) -> tuple[dict[str, float], RunInfo]:
+    """Replay the suite of ``directory`` in a store in memory; the run's KPIs and record."""
+    with ScenarioStore(":memory:") as store:
+        load_golden(store, directory)
+        run_id = replay(
+            store,
+            GOLDEN_TAG,
+            engine=engine,
+            policy=policy,
+            workers=workers,
+            time_budget_ms=time_budget_ms,
+            progress=progress,
+        )
+        return kpis(store, run_id), store.run(run_id)
+
+
 def regenerate(
     directory: Path = GOLDEN_DIR, *, workers: int | None = None, progress: bool = True
 ) -> dict[str, Any]:
@@ -201,17 +226,9 @@ def regenerate(
     # mtime=0: the same requests give the same bytes, so an unchanged suite shows no diff.
     (directory / REQUESTS_FILE).write_bytes(gzip.compress(text.encode(), mtime=0))
     (directory / SUITE_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-    with ScenarioStore(":memory:") as store:
-        load_golden(store, directory)
-        run_id = replay(
-            store,
-            GOLDEN_TAG,
-            workers=workers,
-            time_budget_ms=GATE_TIME_BUDGET_MS,
-            progress=progress,
-        )
-        values = kpis(store, run_id)
-        info = store.run(run_id)
+    values, info = replay_golden(
+        directory, workers=workers, time_budget_ms=GATE_TIME_BUDGET_MS, progress=progress
+    )
     baseline = {
         "format": 1,
         "suite_requests_sha256": meta["requests_sha256"],
@@ -228,5 +245,5 @@ def regenerate(
     write_day_baseline(
         directory, day_kpis(), code_version=baseline["code_version"], created=baseline["created"]
     )
-    log.info("golden suite regenerated", extra={"scenarios": len(requests), "run_id": run_id})
+    log.info("golden suite regenerated", extra={"scenarios": len(requests), "run_id": info.run_id})
     return baseline
