@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import time
 from collections.abc import Callable, Sequence
 
@@ -263,26 +264,20 @@ def run_day(day: Day, policy: DayPolicy, *, observe: Observer | None = None) -> 
         due |= policy.pricing == "repriced" and t % policy.every == 0
         if due:
             left = (total - t) / total
+            # The two LPs differ in their forecast and one knob; the rest is passed once.
             if policy.lp == "baskets":
-                run = price_baskets(
-                    network,
-                    day.baskets.scaled(left),
-                    channel=channel,
-                    level=day.level,
-                    nearest=policy.nearest,
-                    baskets=policy.baskets,
-                    version=runs + 1,
+                price = functools.partial(
+                    price_baskets, forecast=day.baskets.scaled(left), baskets=policy.baskets
                 )
             else:
-                run = price_stock(
-                    network,
-                    day.forecast.scaled(left),
-                    channel=channel,
-                    level=day.level,
-                    nearest=policy.nearest,
+                price = functools.partial(
+                    price_stock,
+                    forecast=day.forecast.scaled(left),
                     units_per_package=policy.units_per_package,
-                    version=runs + 1,
                 )
+            run = price(
+                network, channel=channel, level=day.level, nearest=policy.nearest, version=runs + 1
+            )
             prices, runs, pricing_s = run.prices, runs + 1, pricing_s + run.seconds
         started = time.perf_counter()
         result = solve(request, network, params=params, prices=prices)
