@@ -10,6 +10,7 @@ import base64
 import html
 import io
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,28 +32,40 @@ _MONEY = frozenset(
 _RATES = frozenset({"split_rate", "unfilled_rate", "fallback_rate", "gap_closed"})
 
 
-def format_value(name: str, value: float) -> str:
-    """One KPI value for people: dollars, percentages or plain numbers."""
+def _by_kind(
+    name: str,
+    value: float,
+    money: Callable[[float], str],
+    rate: Callable[[float], str],
+    other: Callable[[float], str],
+) -> str:
+    """``value`` written by the formatter of its KPI's kind ("–" when it is missing)."""
     if math.isnan(value):
         return "–"
     if name in _MONEY:
-        return f"${value / 100:,.2f}"
-    if name in _RATES:
-        return f"{value:.2%}"
-    if value == int(value):
-        return f"{int(value):,}"
-    return f"{value:,.3f}"
+        return money(value)
+    return rate(value) if name in _RATES else other(value)
+
+
+def _plain(value: float) -> str:
+    """A number without a unit: whole ones without decimals."""
+    return f"{int(value):,}" if value == int(value) else f"{value:,.3f}"
+
+
+def format_value(name: str, value: float) -> str:
+    """One KPI value for people: dollars, percentages or plain numbers."""
+    return _by_kind(name, value, lambda v: f"${v / 100:,.2f}", lambda v: f"{v:.2%}", _plain)
 
 
 def format_delta(name: str, value: float) -> str:
     """One KPI delta for people (rates in percentage points)."""
-    if math.isnan(value):
-        return "–"
-    if name in _MONEY:
-        return f"{'-' if value < 0 else '+'}${abs(value) / 100:,.2f}"
-    if name in _RATES:
-        return f"{value * 100:+.2f} pt"
-    return f"{value:+,.3f}"
+    return _by_kind(
+        name,
+        value,
+        lambda v: f"{'-' if v < 0 else '+'}${abs(v) / 100:,.2f}",
+        lambda v: f"{v * 100:+.2f} pt",
+        lambda v: f"{v:+,.3f}",
+    )
 
 
 def format_kpis(frame: pd.DataFrame) -> list[tuple[str, str, str, str, str]]:
