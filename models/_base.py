@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sized
 from typing import Annotated, Any
 
 from annotated_types import GroupedMetadata
@@ -127,6 +127,13 @@ Instant = Annotated[
 ]
 
 
+def _length_error(
+    kind: str, template: str, bound: Mapping[str, int], value: Sized
+) -> PydanticCustomError:
+    """The length error for ``value``: ``template`` filled with ``bound`` and its length."""
+    return PydanticCustomError(kind, template, {**bound, "actual_length": len(value)})
+
+
 def at_most(limit: int) -> Callable[[object], object]:
     """A before-validator that rejects a list or mapping longer than ``limit`` before its items.
 
@@ -137,16 +144,18 @@ def at_most(limit: int) -> Callable[[object], object]:
     def check(value: object) -> object:
         """Refuse an over-long list or mapping at once; anything else goes on as usual."""
         if isinstance(value, (list, tuple)) and len(value) > limit:
-            raise PydanticCustomError(
+            raise _length_error(
                 "too_long",
                 "List should have at most {max_length} items, not {actual_length}",
-                {"max_length": limit, "actual_length": len(value)},
+                {"max_length": limit},
+                value,
             )
         if isinstance(value, Mapping) and len(value) > limit:
-            raise PydanticCustomError(
+            raise _length_error(
                 "too_long",
                 "Object should have at most {max_length} entries, not {actual_length}",
-                {"max_length": limit, "actual_length": len(value)},
+                {"max_length": limit},
+                value,
             )
         return value
 
@@ -184,10 +193,11 @@ def _at_least(minimum: int) -> Callable[[object], object]:
     def check(value: object) -> object:
         """Refuse a short list at once; anything else goes on to normal validation."""
         if isinstance(value, (list, tuple)) and len(value) < minimum:
-            raise PydanticCustomError(
+            raise _length_error(
                 "too_short",
                 "List should have at least {min_length} item(s), not {actual_length}",
-                {"min_length": minimum, "actual_length": len(value)},
+                {"min_length": minimum},
+                value,
             )
         return value
 
