@@ -9,7 +9,11 @@ carts then share what one order's model only sees alone:
     capacity  Σ_carts y[j] over (n, service, date) ≤ capacity left
     labour    Σ_carts pick_s(n) · x over (n, date) ≤ 60 · labour minutes left
 
-The objective is the sum of the carts' objectives. This is the clairvoyant plan of a day (every
+The objective is the sum of the carts' objectives. A day's plan (``shared_protection``) charges
+protection once over the day, P[n,k] ≥ Σ_carts Σ x[l,j] over (n, k) − free(n, k), instead of
+each cart's own p[n,k] against the day's opening stock: orders answered one after another pay
+for the units below protection that earlier orders left, and the plan must cost what a replay
+of it costs. This is the clairvoyant plan of a day (every
 order known up front) and the re-sourcing of open holds (each cart limited to slots delivering
 by its promised date). Its LP relaxation, on GLOP, bounds it from below when the MIP is too
 large to prove.
@@ -106,6 +110,55 @@ def _share(problems: Sequence[Problem], models: Sequence[MipModel], m: cmh.CpMod
             row(xs, secs, labour_limit[key])
 
 
+def _share_protection(models: Sequence[MipModel], m: cmh.CpModelProto) -> None:
+    """Charge protection once over every cart: P[n,k] ≥ Σ x over (n, k) − free(n, k).
+
+    Each cart's own p[n,k] keeps its row but loses its cost. Summed over orders answered in
+    turn, what each pays for units below protection telescopes to max(0, Σ x − free) on the
+    opening stock, which P[n,k] is.
+    """
+    own: set[int] = set()
+    taken: dict[tuple[int, int], list[int]] = defaultdict(list)
+    free: dict[tuple[int, int], int] = {}
+    weight = 0
+    for model in models:
+        v, coef = model.v, model.coef
+        own.update(v.protected.tolist())
+        if not coef.protected:
+            continue
+        weight = coef.protection
+        line_sku = np.array([line.sku_index for line in model.problem.ctx.lines], dtype=np.int64)
+        node = model.problem.slot_node[v.xj]
+        sku = line_sku[v.xi]
+        for key, left in coef.protected.items():
+            members = v.x[(node == key[0]) & (sku == key[1])]
+            if members.size:
+                taken[key].extend(members.tolist())
+                free[key] = left
+    objective = m.objective
+    for position, var in enumerate(objective.vars):
+        if var in own:
+            objective.coeffs[position] = 0
+    if weight == 0:
+        return
+    hinted = dict(zip(m.solution_hint.vars, m.solution_hint.values, strict=True))
+    for key, members in taken.items():
+        shared = len(m.variables)
+        variable = m.variables.add()
+        most = sum(int(m.variables[x].domain[len(m.variables[x].domain) - 1]) for x in members)
+        variable.domain.extend((0, most))
+        constraint = m.constraints.add().linear
+        constraint.vars.extend([shared, *members])
+        constraint.coeffs.extend([1] + [-1] * len(members))
+        constraint.domain.extend((-free[key], 2**62))
+        objective.vars.append(shared)
+        objective.coeffs.append(weight)
+        if hinted:
+            units = sum(hinted.get(x, 0) for x in members)
+            m.solution_hint.vars.append(shared)
+            m.solution_hint.values.append(max(0, units - free[key]))
+
+
 def _as_mp(proto: cmh.CpModelProto, *, integral: bool) -> mbh.ModelBuilderHelper:
     """The same model for an LP-based solver (its LP relaxation when not ``integral``).
 
@@ -157,12 +210,14 @@ def solve_joint(
     workers: int = 2,
     hints: Sequence[IntArray] | None = None,
     engine: str = "scip",
+    shared_protection: bool = False,
 ) -> JointOutcome:
     """Solve the carts jointly within ``time_limit_s``; the best plan found and a lower bound.
 
     ``engine`` is ``scip`` or ``highs`` (LP-based branch and bound: tight bounds on these
     assignment models), ``cp_sat``, or ``lp`` (HiGHS) or ``glop`` for the LP relaxation (a
-    bound, no plan).
+    bound, no plan). ``shared_protection`` charges units below protection once over every
+    cart (module docstring): a day's plan.
     """
     started = time.perf_counter()
     proto = cmh.CpModelProto()
@@ -171,6 +226,8 @@ def solve_joint(
         hint = None if hints is None else hints[k]
         models.append(build_model(problem, coef, hint=hint, into=proto))
     _share(problems, models, proto)
+    if shared_protection:
+        _share_protection(models, proto)
     count = len(proto.variables)
     if engine == "cp_sat":
         params = solver_parameters(time_limit_s, workers, seed=0)
@@ -258,7 +315,8 @@ def plan_jointly(
     this one call.
     """
     prepared = as_prepared(network)
-    every_date = _dates_matter(prepared.snapshot, level)
+    channels = {request.cart.channel for request in requests}
+    every_date = _dates_matter(prepared.snapshot, level, channels)
     problems: list[Problem] = []
     for request in requests:
         if request.requested_at is None:
@@ -273,12 +331,17 @@ def plan_jointly(
         xs = [x for x in mapped if x is not None]
         if len(xs) != len(problems):
             continue
-        value = sum(
-            evaluate(p, x, c).objective for p, x, c in zip(problems, xs, coefs, strict=True)
-        )
+        value = _day_objective(problems, xs, coefs)[0]
         if value < start_value:
             start, start_value = xs, value
-    outcome = solve_joint(problems, coefs, time_limit_s=time_limit_s, hints=start, engine=engine)
+    outcome = solve_joint(
+        problems,
+        coefs,
+        time_limit_s=time_limit_s,
+        hints=start,
+        engine=engine,
+        shared_protection=True,
+    )
     if outcome.x is None:
         return JointPlan(
             None,
@@ -290,14 +353,8 @@ def plan_jointly(
             outcome.seconds,
             None,
         )
-    cost = unfilled = 0
-    penalty = 0
-    for problem, x, coef in zip(problems, outcome.x, coefs, strict=True):
-        evaluation = evaluate(problem, x, coef)
-        missing = int(evaluation.unfilled.sum())
-        unfilled += missing
-        penalty += coef.unfilled * missing
-        cost += evaluation.objective - coef.unfilled * missing
+    objective, unfilled, penalty = _day_objective(problems, outcome.x, coefs)
+    cost = objective - penalty
     return JointPlan(
         cost,
         unfilled,
@@ -310,24 +367,83 @@ def plan_jointly(
     )
 
 
-def _dates_matter(snapshot: Snapshot, level: ServiceLevel) -> bool:
+def _day_objective(
+    problems: Sequence[Problem], xs: Sequence[IntArray], coefs: Sequence[Coefficients]
+) -> tuple[int, int, int]:
+    """A day plan's objective as a replay of it charges it; its unfilled units and their term.
+
+    Each order's objective (solver/costs.py) with protection charged once over the day on the
+    opening stock (module docstring) instead of per order.
+    """
+    objective = unfilled = penalty = 0
+    taken: dict[tuple[int, int], int] = defaultdict(int)
+    free: dict[tuple[int, int], int] = {}
+    weight = 0
+    for problem, x, coef in zip(problems, xs, coefs, strict=True):
+        evaluation = evaluate(problem, x, coef)
+        missing = int(evaluation.unfilled.sum())
+        unfilled += missing
+        penalty += coef.unfilled * missing
+        objective += evaluation.objective
+        if not coef.protected:
+            continue
+        weight = coef.protection
+        units = coef.protected_cells.astype(np.int64) @ x.ravel()
+        objective -= coef.protection * int(np.maximum(0, units - coef.protected_free).sum())
+        for key, count in zip(coef.protected, units.tolist(), strict=True):
+            taken[key] += count
+            free[key] = coef.protected[key]
+    objective += weight * sum(max(0, count - free[key]) for key, count in taken.items())
+    return objective, unfilled, penalty
+
+
+def _dates_matter(snapshot: Snapshot, level: ServiceLevel, channels: set[str]) -> bool:
     """Whether orders planned together need every dispatch date, not only the first that fits.
 
     One order's later dates are dominated by the first date that carries its share
     (solver/problem.py); across orders that holds only while no date is scarcer than
-    another: no limited pick labour, no limited carrier capacity at the level, no lots in
-    transit (which make later dates richer). Otherwise every date stays in the model.
+    another: no lots in transit (which make later dates richer), and no pick labour or
+    carrier capacity at the level that could run out. A limit cannot run out when it covers
+    every unit the node can promise to the orders' ``channels`` (free on hand after holds,
+    safety stock and the channel's buffer; a package carries at least one unit); a zero
+    limit ships nothing on any reading. Otherwise every date stays in the model.
     """
-    if any(node.daily_labour_minutes is not None or node.labour_minutes for node in snapshot.nodes):
+    if any(row.in_transit for row in snapshot.inventory):
         return True
-    for service in snapshot.services:
-        if service.service_level is level and (
-            service.daily_capacity is not None
-            or service.daily_capacity_by_node
-            or service.remaining_capacity
-        ):
+    kinds = {node.node_id: node.kind for node in snapshot.nodes}
+    units: dict[str, int] = defaultdict(int)
+    for channel in channels:
+        policy = snapshot.policy(channel)
+        if policy is None:
+            return True  # no answer to reason about: keep every date
+        free: dict[str, int] = defaultdict(int)
+        for row in snapshot.inventory:
+            buffer = policy.buffer_units(kinds[row.node_id], row.on_hand)
+            free[row.node_id] += max(0, row.on_hand - row.reserved - row.safety_stock - buffer)
+        for node_id, count in free.items():
+            units[node_id] = max(units[node_id], count)
+
+    def binds(limit: int | None, most: int) -> bool:
+        """Whether ``limit`` can run out before ``most`` is used."""
+        return limit is not None and 0 < limit < most
+
+    for node in snapshot.nodes:
+        seconds = node.pick_seconds * units[node.node_id]
+        minutes = [node.daily_labour_minutes, *node.labour_minutes.values()]
+        if node.pick_seconds > 0 and any(binds(m, -(-seconds // 60)) for m in minutes):
             return True
-    return any(row.in_transit for row in snapshot.inventory)
+    for service in snapshot.services:
+        if service.service_level is not level:
+            continue
+        for node in snapshot.nodes:
+            limits = [
+                service.daily_capacity,
+                service.daily_capacity_by_node.get(node.node_id),
+                *service.remaining_capacity.get(node.node_id, {}).values(),
+            ]
+            if any(binds(c, units[node.node_id]) for c in limits):
+                return True
+    return False
 
 
 def allocation_of(problem: Problem, option: PromiseOption) -> IntArray | None:
