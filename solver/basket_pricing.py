@@ -14,8 +14,17 @@ split penalty, and pick labour and unit cost per unit)::
          z, u ≥ 0
 
 so a basket shipped whole pays one package and a split one pays one per part (Jasin & Sinha's
-order-level LP, with parts instead of items). ``λ[n,s]`` prices a unit by what it is worth to
-the orders that will want it *together with* what else the node holds. Baskets of more than
+order-level LP, with parts instead of items). Each part also pays lateness for its ground
+transit days (an order pays for its latest package, so a split basket is charged a little
+more than the MIP would), and units below a node's protection level pay the protection
+weight, as in the per-order objective::
+
+         Σ_{b,T ∋ s} z[b,T,n] − q[n,s] ≤ A[n,s] − keep[n]   where keep[n] > 0 (dual −μ)
+         cost of q[n,s]: protection per unit
+
+and the price of (n, s) is λ + μ: one more unit on hand raises both right-hand sides. The
+price values a unit by what it is worth to the orders that will want it *together with* what
+else the node holds. Baskets of more than
 ``MAX_PARTS_OF`` SKUs are cut into singletons (their parts would be too many columns). Each
 basket sees its ``nearest`` cheapest nodes for its whole set. GLOP solves it; prices are
 rounded to whole cents.
@@ -32,6 +41,7 @@ import numpy as np
 import numpy.typing as npt
 
 from models import (
+    MAX_PRICE_CENTS,
     ServiceLevel,
     Snapshot,
     StockPrices,
@@ -40,6 +50,8 @@ from models import (
 )
 from solver._lp import sparse_model, stock_duals
 from solver.errors import InvalidRequestError
+from solver.geo import haversine_km, zones_of
+from solver.index import SnapshotIndex
 from solver.prepared import PreparedNetwork, as_prepared
 from solver.pricing import PricingRun, ship_cost_matrix
 
@@ -152,14 +164,17 @@ def price_baskets(
     package_fixed = scale_cents_array(w.handling, index.node_handling).astype(np.float64)
     package_fixed += w.split_penalty
     max_kg = max(1, -(-int(grams.sum()) // 1000))
-    # kg × nodes × regions: the weighted cost of one package of each billable weight.
+    # kg × nodes × regions: the weighted cost of one package of each billable weight, with
+    # the lateness of its transit days.
+    late = w.lateness_per_day * transit_days_matrix(index, level, forecast.lat, forecast.lon)
     ship = np.stack(
         [
-            w.shipping * ship_cost_matrix(index, level, forecast.lat, forecast.lon, kg)
+            w.shipping * ship_cost_matrix(index, level, forecast.lat, forecast.lon, kg) + late
             for kg in range(max_kg + 1)
         ]
     )
-    lp = _Lp(stock)
+    keep = index.node_protection if w.protection_per_unit > 0 else np.zeros(n_nodes, np.int64)
+    lp = _Lp(stock, keep=keep, protection=float(w.protection_per_unit))
     for size in range(1, MAX_PARTS_OF + 1):
         chosen = [
             b
@@ -205,6 +220,28 @@ def price_baskets(
     return PricingRun(prices, objective, lp.columns, time.perf_counter() - started, status)
 
 
+def transit_days_matrix(
+    index: SnapshotIndex, level: ServiceLevel, lat: FloatArray, lon: FloatArray
+) -> FloatArray:
+    """Nodes × regions: fewest transit days of a service of ``level`` (0 where none serves)."""
+    distance = np.stack(
+        [haversine_km(index.node_lat, index.node_lon, a, b) for a, b in zip(lat, lon, strict=True)],
+        axis=1,
+    )
+    zone = zones_of(distance) - 1
+    best = np.full(distance.shape, np.inf)
+    for service, serves in zip(index.snapshot.services, index.service_mask, strict=True):
+        if service.service_level is not level:
+            continue
+        days = np.array(service.transit_days, dtype=np.float64)[zone]
+        ok = serves[:, None] & np.ones_like(distance, dtype=np.bool_)
+        if service.max_distance_km is not None:
+            ok &= distance <= service.max_distance_km
+        best = np.where(ok, np.minimum(best, days), best)
+    # Unserved pairs already cost ``inf`` to ship; their lateness is moot.
+    return np.where(np.isfinite(best), best, 0.0)
+
+
 def _parts(size: int) -> list[tuple[int, ...]]:
     """Every non-empty subset of positions ``0..size-1``."""
     return [part for k in range(1, size + 1) for part in itertools.combinations(range(size), k)]
@@ -213,9 +250,11 @@ def _parts(size: int) -> list[tuple[int, ...]]:
 class _Lp:
     """The LP as sparse columns: coverage rows per (basket, SKU), stock rows per (node, SKU)."""
 
-    def __init__(self, stock: IntArray) -> None:
-        """An empty LP over ``stock`` (nodes × forecast SKUs)."""
+    def __init__(self, stock: IntArray, *, keep: IntArray, protection: float) -> None:
+        """An empty LP over ``stock`` (nodes × forecast SKUs), ``keep`` units protected per node."""
         self.stock = stock
+        self.keep = keep
+        self.protection = protection
         self.rows = 0
         self.lo: list[FloatArray] = []
         self.hi: list[FloatArray] = []
@@ -301,18 +340,34 @@ class _Lp:
         stock_row = stock_row + self.rows
         n_skus = self.stock.shape[1]
         bound = self.stock.ravel()[keys].astype(np.float64)
+        # A protection row per protected stock row: the same entries, less q[n,s], within the
+        # units above the protection level.
+        keep = self.keep[keys // n_skus]
+        guarded = np.flatnonzero(keep > 0)
+        entry_stock = np.concatenate(self.stock_col)
+        guard_of = np.full(keys.size, -1, dtype=np.int64)
+        guard_of[guarded] = self.rows + keys.size + np.arange(guarded.size)
+        guard_row = guard_of[stock_row - self.rows]
+        mask = guard_row >= 0
+        q = self.columns + np.arange(guarded.size, dtype=np.int64)
+        n_rows = self.rows + keys.size + guarded.size
+        rows = np.concatenate([*self.entry_row, stock_row, guard_row[mask], guard_of[guarded]])
+        cols = np.concatenate([*self.entry_col, entry_stock, entry_stock[mask], q])
+        values = np.concatenate([np.ones(rows.size - guarded.size), -np.ones(guarded.size)])
+        n_cols = self.columns + guarded.size
+        cost = np.concatenate([*self.cost, np.full(guarded.size, self.protection)])
+        free = np.maximum(0.0, bound[guarded] - keep[guarded])
         model = sparse_model(
-            (np.zeros(self.columns), np.full(self.columns, np.inf), np.concatenate(self.cost)),
-            np.concatenate([*self.lo, np.zeros(keys.size)]),
-            np.concatenate([*self.hi, bound]),
-            (
-                np.concatenate([*self.entry_row, stock_row]),
-                np.concatenate([*self.entry_col, *self.stock_col]),
-                None,
-            ),
+            (np.zeros(n_cols), np.full(n_cols, np.inf), cost),
+            np.concatenate([*self.lo, np.zeros(keys.size), np.full(guarded.size, -np.inf)]),
+            np.concatenate([*self.hi, bound, free]),
+            (rows, cols, values),
         )
         pairs = [(int(key) // n_skus, int(key) % n_skus) for key in keys.tolist()]
-        cents, objective, status = stock_duals(model, self.rows + np.arange(keys.size))
-        if cents is None:
+        duals, objective, status = stock_duals(model, np.arange(self.rows, n_rows))
+        if duals is None:
             return np.zeros(keys.size, dtype=np.int64), pairs, 0.0, status
-        return cents, pairs, objective, status
+        # One more unit on hand raises the stock row and its protection row alike.
+        cents = duals[: keys.size].copy()
+        cents[guarded] += duals[keys.size :]
+        return np.minimum(cents, MAX_PRICE_CENTS), pairs, objective, status
