@@ -45,6 +45,12 @@ NETWORKS: dict[str, Callable[[int, int], Day]] = {
 }
 
 
+# Cheapest stocking nodes each forecast basket sees in the pricing LPs. On the demo network
+# (200 nodes, most stores holding a unit or two) the 8 nearest cannot carry a city's demand:
+# the LP leaves it unmet and prices every near unit at the unmet penalty; 32 can.
+NEAREST = 32
+
+
 def policies(every: int, baskets: int) -> list[DayPolicy]:
     """Every policy of the comparison."""
     return [
@@ -52,9 +58,15 @@ def policies(every: int, baskets: int) -> list[DayPolicy]:
         DayPolicy("nearest", engine=Engine.NEAREST),
         DayPolicy("fewest_splits", engine=Engine.FEWEST_SPLITS),
         DayPolicy("priority", engine=Engine.PRIORITY),
-        DayPolicy("units-fixed", pricing="fixed", lp="units"),
-        DayPolicy("baskets-fixed", pricing="fixed", baskets=baskets),
-        DayPolicy(f"baskets-every-{every}", pricing="repriced", every=every, baskets=baskets),
+        DayPolicy("units-fixed", pricing="fixed", lp="units", nearest=NEAREST),
+        DayPolicy("baskets-fixed", pricing="fixed", baskets=baskets, nearest=NEAREST),
+        DayPolicy(
+            f"baskets-every-{every}",
+            pricing="repriced",
+            every=every,
+            baskets=baskets,
+            nearest=NEAREST,
+        ),
     ]
 
 

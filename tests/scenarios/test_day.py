@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 from collections import Counter
 
+import numpy as np
 import pytest
 
-from models import Engine, PromiseOption
+from models import Cart, CartLine, Engine, PromiseOption, ServiceLevel
 from scenarios.day import Day, DayPolicy, DayResult, clairvoyant, run_day
 from scenarios.day_networks import jasin_sinha_day, scarce_demo_day
-from solver.basket_pricing import price_baskets
+from solver.basket_pricing import BasketForecast, price_baskets
+from solver.joint import _dates_matter
+from solver.pricing import Forecast
+from tests.solver.network_cases import CHICAGO, MONDAY_10AM, dc, request, snapshot, stock, store
 
 
 @functools.cache
@@ -126,7 +131,7 @@ def test_units_from_lots_are_taken_once() -> None:
     Units beyond what is free on hand come out of the lots, earliest first, so a lot's units
     are never promised to two orders.
     """
-    day = scarce_demo_day(1, 60, dc_share=0.5, store_share=0.2)
+    day = scarce_demo_day(1, 60, dc_share=0.5, store_share=0.2, in_transit=True)
     assert any(row.in_transit for row in day.snapshot.inventory)
     result = run_day(day, DayPolicy("myopic"))
     assert result.violations == 0
@@ -134,3 +139,63 @@ def test_units_from_lots_are_taken_once() -> None:
     for key, units in shipped(result.answers).items():
         row = rows[key]
         assert units <= row.on_hand + sum(lot.quantity for lot in row.in_transit), key
+
+
+def test_a_day_plan_charges_protection_once_as_a_replay_does() -> None:
+    """Two carts of one A: the store's last free unit goes to one, Chicago ships the other.
+
+    The store holds 3 A (2 promisable past the web buffer, 1 above its protection level). A
+    replay pays protection on the second cart that takes from the store, so it ships from
+    Chicago; a plan charging each cart protection against the opening stock would send both
+    carts to the store for free. The proven plan matches the replay to the cent.
+    """
+    network = snapshot(
+        [store("NYC", protection_units=1), dc("CHI", location=CHICAGO)],
+        [stock("NYC", "A", 3), stock("CHI", "A", 100)],
+    )
+    orders = tuple(
+        request(("A", 1), at=MONDAY_10AM + dt.timedelta(minutes=k)).model_copy(
+            update={
+                "cart": Cart(
+                    cart_id=f"c{k}",
+                    channel="web",
+                    lines=(CartLine(line_id="l1", sku="A", quantity=1, unit_price=2000),),
+                ),
+                "service_levels": (ServiceLevel.GROUND,),
+            }
+        )
+        for k in range(2)
+    )
+    empty = np.zeros(0)
+    day = Day(
+        name="protected",
+        snapshot=network,
+        orders=orders,
+        level=ServiceLevel.GROUND,
+        forecast=Forecast(empty, empty, ("A",), np.zeros((0, 1))),
+        baskets=BasketForecast(empty, empty, ("A",), np.zeros(0, np.int64), (), empty),
+    )
+    myopic = run_day(day, DayPolicy("myopic"))
+    assert myopic.violations == 0
+    assert [s.node_id for o in myopic.answers for s in o.shipments] == ["NYC", "CHI"]
+    plan = clairvoyant(day, time_limit_s=30)
+    assert plan.optimal
+    assert plan.allocations is not None
+    assert plan.cost == myopic.cost
+    assert plan.bound == pytest.approx(plan.cost, abs=1.0)
+
+
+@pytest.mark.parametrize(("minutes", "matters"), [(1, True), (10, False), (0, False)])
+def test_dates_matter_only_when_a_limit_can_run_out(minutes: int, matters: bool) -> None:
+    """Labour covering every promisable unit (or none at all) leaves only the first date."""
+    # 10 units at 30 s each need 5 minutes of picking: 1 minute can run out, 10 cannot, and
+    # 0 ships nothing on any date.
+    network = snapshot([dc("PHL", daily_labour_minutes=minutes)], [stock("PHL", "A", 10)])
+    assert _dates_matter(network, ServiceLevel.GROUND, {"web"}) is matters
+
+
+def test_the_scarce_demo_day_needs_every_date_only_with_its_lots() -> None:
+    """Lots in transit make later dates richer; arrived, they leave the first date enough."""
+    assert not _dates_matter(scarce_demo_day(1, 20).snapshot, ServiceLevel.GROUND, {"web"})
+    with_lots = scarce_demo_day(1, 20, in_transit=True)
+    assert _dates_matter(with_lots.snapshot, ServiceLevel.GROUND, {"web"})
