@@ -2,7 +2,8 @@
 
 The command talks to the authority directly (the database of ``PROMISE_DATABASE_URL``, else the
 embedded one under ``--data-dir``), as ``promise keys`` does: it reads the live network and live
-stock, builds the forecast (a CSV file, or captured scenarios), solves the pricing LP and
+stock, builds the forecast (a CSV file, or captured scenarios), solves the pricing LP (the
+order-level basket LP by default, ``--lp units`` for the per-unit transportation LP) and
 writes the prices as the next version, audited under ``cli:<user>`` (or ``--actor``). Every
 worker of every host charges the new table from its next promise on. The re-pricing job of the
 service runs this same command in a child process.
@@ -82,6 +83,8 @@ def _price(args: argparse.Namespace) -> int:
             source,
             channel=args.channel,
             nearest=args.nearest,
+            lp=args.lp,
+            baskets=args.baskets,
             origin=args.origin,
             actor=args.actor or actor_name(),
             expect=args.if_version,
@@ -114,7 +117,10 @@ def register(subparsers: Any) -> None:
     )
     source = price.add_mutually_exclusive_group(required=True)
     source.add_argument(
-        "--forecast", type=Path, metavar="FILE", help="CSV with columns lat,lon,sku,units"
+        "--forecast",
+        type=Path,
+        metavar="FILE",
+        help="CSV with columns lat,lon,sku,units or lat,lon,skus,orders (baskets)",
     )
     source.add_argument(
         "--from-scenarios",
@@ -145,6 +151,18 @@ def register(subparsers: Any) -> None:
     )
     price.add_argument(
         "--nearest", type=_positive, default=8, help="cheapest stocking nodes per region kept (8)"
+    )
+    price.add_argument(
+        "--lp",
+        choices=["baskets", "units"],
+        default="baskets",
+        help="the pricing LP: orders as baskets of SKUs (default) or units one by one",
+    )
+    price.add_argument(
+        "--baskets",
+        type=_positive,
+        default=400,
+        help="basket LP: the most frequent multi-SKU baskets kept whole (400)",
     )
     price.add_argument("--note", default="", help="said in the table's note")
     price.add_argument(

@@ -10,7 +10,7 @@ forecast: a CSV file (``PROMISE_PRICING_FORECAST``) or a scenario store
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
@@ -32,7 +32,8 @@ class PricingSettings(EnvSettings):
         description="Re-price once the current table is this old; None: not on time.",
     )
     pricing_forecast: Path | None = Field(
-        default=None, description="CSV forecast (lat,lon,sku,units over the horizon)."
+        default=None,
+        description="CSV forecast over the horizon: lat,lon,sku,units or lat,lon,skus,orders.",
     )
     pricing_scenarios: Path | None = Field(
         default=None,
@@ -48,6 +49,14 @@ class PricingSettings(EnvSettings):
     )
     pricing_cell_deg: Annotated[float, Field(gt=0, le=90)] = Field(
         default=1.0, description="Demand regions are cells of this many degrees a side."
+    )
+    pricing_lp: Literal["baskets", "units"] = Field(
+        default="baskets",
+        description="The pricing LP: orders as baskets of SKUs (sees package costs and "
+        "splits), or units one by one (the transportation LP).",
+    )
+    pricing_baskets: Annotated[int, Field(ge=1, le=1_000_000)] = Field(
+        default=400, description="Basket LP: the most frequent multi-SKU baskets kept whole."
     )
     pricing_nearest: Annotated[int, Field(ge=1, le=1000)] = Field(
         default=8, description="Arcs kept per region and SKU: its cheapest stocking nodes."

@@ -1,9 +1,12 @@
 """One pricing run against the authority: live network and stock, a forecast, the LP, a write.
 
 The run reads the live snapshot and the live stock from the authority (as a worker would),
-builds the forecast, prices every (node, SKU) by the duals of the transportation LP
-(``solver.pricing``) and writes the prices as the authority's next table version, in one
-transaction, audited under ``actor``. With ``expect`` it writes only if that version is still
+builds the forecast, prices every (node, SKU) by the duals of a pricing LP and writes the
+prices as the authority's next table version, in one transaction, audited under ``actor``.
+The LP is the order-level basket LP (``solver.basket_pricing``, the default: it sees package
+fixed costs, splits, lateness and protection, and is what closes most of the gap of a day on
+depleting stock, docs/multiorder.md) over forecast baskets, or the per-unit transportation LP
+(``solver.pricing``) over forecast units. With ``expect`` it writes only if that version is still
 current: of two runs started from the same version, one writes and the other is told
 (``PricesMovedError``).
 """
@@ -24,14 +27,24 @@ from promise.stock.sql import StockBackend
 from scenarios import ScenarioStore
 from scenarios.forecast import (
     DEFAULT_LOOKBACK,
+    ScenarioBaskets,
     ScenarioForecast,
+    baskets_from_store,
+    baskets_of,
     forecast_from_store,
+    is_basket_csv,
+    read_basket_csv,
     read_forecast_csv,
+    units_of,
 )
 from solver import prepare
+from solver.basket_pricing import BasketForecast, price_baskets
 from solver.pricing import Forecast, PricingRun, price_stock
 
-__all__ = ["ForecastSource", "PricingError", "PricingOutcome", "run_pricing"]
+__all__ = ["LPS", "ForecastSource", "PricingError", "PricingOutcome", "run_pricing"]
+
+# The pricing LPs, the default first.
+LPS = ("baskets", "units")
 
 
 class PricingError(RuntimeError):
@@ -59,14 +72,12 @@ class ForecastSource:
         )
 
     def build(self, channel: str) -> tuple[Forecast, ScenarioForecast | None]:
-        """The forecast, and the scenario figures behind it when it comes from the store."""
+        """The units forecast, and the scenario figures behind it when it comes from the store."""
         if self.csv is not None:
+            if is_basket_csv(self.csv):
+                return units_of(read_basket_csv(self.csv)), None
             return read_forecast_csv(self.csv), None
-        if self.scenarios is None:
-            raise PricingError("no forecast: give a CSV file or a scenario store")
-        if not self.scenarios.is_file():
-            raise PricingError(f"no scenario store at {self.scenarios}")
-        with ScenarioStore(self.scenarios, read_only=True) as store:
+        with self._store() as store:
             built = forecast_from_store(
                 store,
                 horizon=self.horizon,
@@ -76,6 +87,30 @@ class ForecastSource:
             )
         return built.forecast, built
 
+    def build_baskets(self, channel: str) -> tuple[BasketForecast, ScenarioBaskets | None]:
+        """The basket forecast, and the scenario figures behind it when from the store."""
+        if self.csv is not None:
+            if is_basket_csv(self.csv):
+                return read_basket_csv(self.csv), None
+            return baskets_of(read_forecast_csv(self.csv)), None
+        with self._store() as store:
+            built = baskets_from_store(
+                store,
+                horizon=self.horizon,
+                lookback=self.lookback,
+                channel=channel,
+                cell_deg=self.cell_deg,
+            )
+        return built.baskets, built
+
+    def _store(self) -> ScenarioStore:
+        """The scenario store, opened read-only."""
+        if self.scenarios is None:
+            raise PricingError("no forecast: give a CSV file or a scenario store")
+        if not self.scenarios.is_file():
+            raise PricingError(f"no scenario store at {self.scenarios}")
+        return ScenarioStore(self.scenarios, read_only=True)
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class PricingOutcome:
@@ -83,8 +118,9 @@ class PricingOutcome:
 
     table: PriceTable
     run: PricingRun
-    forecast: Forecast
-    scenarios: ScenarioForecast | None
+    lp: str  # baskets | units
+    forecast: Forecast | BasketForecast
+    scenarios: ScenarioForecast | ScenarioBaskets | None
     snapshot_version: str
     stock_rows: int
     seconds: float  # the whole run: loading, forecast, LP and write
@@ -97,12 +133,24 @@ class PricingOutcome:
             "snapshot_version": self.snapshot_version,
             "snapshot_generation": self.table.snapshot_generation,
             "stock_rows": self.stock_rows,
+            "lp": self.lp,
             "regions": int(self.forecast.lat.size),
             "forecast_skus": len(self.forecast.skus),
-            "forecast_units": round(self.forecast.total, 1),
-            "skus_priced_by_lp": self.run.skus - self.run.screened,
-            "skus_screened": self.run.screened,
-            "arcs": self.run.arcs,
+        }
+        if isinstance(self.forecast, BasketForecast):
+            figures |= {
+                "forecast_orders": round(float(self.forecast.orders.sum()), 1),
+                "baskets": len(self.forecast.items),
+                "columns": self.run.arcs,
+            }
+        else:
+            figures |= {
+                "forecast_units": round(self.forecast.total, 1),
+                "skus_priced_by_lp": self.run.skus - self.run.screened,
+                "skus_screened": self.run.screened,
+                "arcs": self.run.arcs,
+            }
+        figures |= {
             "lp_status": self.run.status,
             "lp_objective_cents": round(self.run.objective),
             "lp_seconds": round(self.run.seconds, 3),
@@ -126,13 +174,21 @@ def run_pricing(
     *,
     channel: str = "web",
     nearest: int = 8,
+    lp: str = "baskets",
+    baskets: int = 400,
     origin: str = "cli",
     actor: str | None = None,
     expect: int | None = None,
     note: str = "",
     clock: Clock = utc_now,
 ) -> PricingOutcome:
-    """Price the live stock for ``source``'s forecast and write the next table version."""
+    """Price the live stock for ``source``'s forecast and write the next table version.
+
+    ``lp`` is ``baskets`` (the order-level LP, its ``baskets`` most frequent multi-SKU
+    baskets kept whole) or ``units`` (the per-unit transportation LP).
+    """
+    if lp not in LPS:
+        raise PricingError(f"unknown pricing LP {lp!r}: one of {', '.join(LPS)}")
     started = time.perf_counter()
     found = backend.load_live_snapshot()
     if found is None:
@@ -144,15 +200,25 @@ def run_pricing(
     # A one-off process: the snapshot is prepared for this run and goes with it.
     live = LiveSnapshot.of(prepare(snapshot), pointer.generation, pointer.digest, clock())
     network = LiveInventory(backend, clock).current(live, None)
-    forecast, figures = source.build(channel)
-    computed_at = clock()
-    run = price_stock(
-        network,
-        forecast,
-        channel=channel,
-        nearest=nearest,
-        computed_at=computed_at,
-    )
+    forecast: Forecast | BasketForecast
+    figures: ScenarioForecast | ScenarioBaskets | None
+    if lp == "baskets":
+        forecast, figures = source.build_baskets(channel)
+        computed_at = clock()
+        run = price_baskets(
+            network,
+            forecast,
+            channel=channel,
+            nearest=nearest,
+            baskets=baskets,
+            computed_at=computed_at,
+        )
+    else:
+        forecast, figures = source.build(channel)
+        computed_at = clock()
+        run = price_stock(
+            network, forecast, channel=channel, nearest=nearest, computed_at=computed_at
+        )
     said = f"{note}; " if note else ""
     table = backend.write_prices(
         run.prices.rows(),
@@ -167,6 +233,7 @@ def run_pricing(
     return PricingOutcome(
         table=table,
         run=run,
+        lp=lp,
         forecast=forecast,
         scenarios=figures,
         snapshot_version=snapshot.version,

@@ -11,7 +11,16 @@ import pytest
 
 from models import Cart, CartLine, Destination, PromiseRequest, Snapshot
 from scenarios import MEMORY, ScenarioStore
-from scenarios.forecast import ForecastError, forecast_from_store, read_forecast_csv
+from scenarios.forecast import (
+    ForecastError,
+    baskets_from_store,
+    baskets_of,
+    forecast_from_store,
+    is_basket_csv,
+    read_basket_csv,
+    read_forecast_csv,
+    units_of,
+)
 from tests.solver.network_cases import MONDAY_10AM, dc, snapshot, stock
 
 DAY = dt.timedelta(days=1)
@@ -158,3 +167,55 @@ def test_an_empty_store_has_no_forecast(store: ScenarioStore) -> None:
     """Nothing captured, nothing to price from."""
     with pytest.raises(ForecastError, match="no scenarios"):
         forecast_from_store(store, horizon=DAY)
+
+
+def test_scenarios_become_baskets_per_cell_scaled_to_the_horizon(
+    store: ScenarioStore, network: Snapshot
+) -> None:
+    """Each cart is one order of its set of SKUs, per cell, scaled by horizon / lookback."""
+    at = MONDAY_10AM
+    store.capture(_request("c1", {"A": 3}, at=at, to=TRENTON), network)
+    store.capture(_request("c2", {"A": 1, "B": 7}, at=at + DAY, to=PRINCETON), network)
+    store.capture(_request("c3", {"B": 14}, at=at + 2 * DAY, to=CHICAGO), network)
+    store.capture(_request("c4", {"B": 2, "A": 2}, at=at + 3 * DAY, to=TRENTON), network)
+    built = baskets_from_store(store, horizon=DAY, lookback=WEEK)
+    baskets = built.baskets
+    assert (built.carts, built.units) == (4, 29)
+    assert baskets.skus == ("A", "B")
+    cells = {round(float(lat)): k for k, lat in enumerate(baskets.lat)}
+    east, west = cells[40], cells[42]
+    orders = {
+        (int(r), items): float(n)
+        for r, items, n in zip(baskets.region, baskets.items, baskets.orders, strict=True)
+    }
+    assert orders == pytest.approx(
+        {(east, (0,)): 1 / 7, (east, (0, 1)): 2 / 7, (west, (1,)): 1 / 7}
+    )
+    # The cell's centre is its carts' mean point (Trenton twice, Princeton once).
+    assert baskets.lat[east] == pytest.approx((2 * TRENTON[0] + PRINCETON[0]) / 3)
+    # As units, each order wants one unit of each SKU of its basket.
+    assert units_of(baskets).units[east].tolist() == pytest.approx([3 / 7, 2 / 7])
+
+
+def test_a_basket_csv_adds_up_one_basket_whatever_the_sku_order(tmp_path: Path) -> None:
+    """``B A`` and ``A B`` are one basket at one point; a units file reads as singletons."""
+    path = tmp_path / "baskets.csv"
+    path.write_text("lat,lon,skus,orders\n40.7,-74.0,A B,3\n40.7,-74.0,B  A,1\n34.0,-118.2,B,2\n")
+    assert is_basket_csv(path)
+    baskets = read_basket_csv(path)
+    assert baskets.skus == ("A", "B")
+    assert list(
+        zip(baskets.region.tolist(), baskets.items, baskets.orders.tolist(), strict=True)
+    ) == [
+        (0, (0, 1), 4.0),
+        (1, (1,), 2.0),
+    ]
+    units = tmp_path / "units.csv"
+    units.write_text("lat,lon,sku,units\n40.7,-74.0,A,3\n40.7,-74.0,B,1.5\n")
+    assert not is_basket_csv(units)
+    singles = baskets_of(read_forecast_csv(units))
+    assert (singles.items, singles.orders.tolist()) == (((0,), (1,)), [3.0, 1.5])
+    bad = tmp_path / "bad.csv"
+    bad.write_text("lat,lon,skus,orders\n40.7,-74.0,,3\n")
+    with pytest.raises(ForecastError, match=":2: skus is empty"):
+        read_basket_csv(bad)
