@@ -7,6 +7,7 @@ import pytest
 
 from models import Snapshot, StockPrices, WeightOverrides
 from solver import SolveParams, solve
+from solver.basket_pricing import BasketForecast, price_baskets
 from solver.checker import check
 from solver.pricing import Forecast, price_stock
 from tests.solver.network_cases import (
@@ -17,6 +18,7 @@ from tests.solver.network_cases import (
     request,
     snapshot,
     stock,
+    store,
 )
 
 # Two DCs, one SKU (A, 500 g: 1 billable kg), two regions. One unit shipped alone costs
@@ -144,3 +146,30 @@ def test_a_table_that_prices_nothing_is_still_reported() -> None:
     assert result.solver.prices_version == 5
     unpriced = solve(req, two_dcs(), params=SolveParams(now=MONDAY_10AM))
     assert unpriced.solver.prices_version is None
+
+
+def test_the_basket_lp_prices_a_protected_unit_by_its_protection_row() -> None:
+    """Two orders of one A to New York: the store's one unit above protection is worth 250.
+
+    The Manhattan store (protection 1) holds 3 A, 2 promisable past the web buffer: one free,
+    one below protection. A package of A to New York from it costs 1,100 shipping (zone 1) +
+    50 lateness (1 day) + 400 handling + 150 pick = 1,700; from Chicago 1,500 (zone 5) + 200
+    lateness (4 days) + 200 + 50 = 1,950. The second order's 1,700 + 300 protection is dearer
+    than Chicago, so it ships from Chicago: the stock row is slack (λ = 0) and the protection
+    row binds, μ = 1,950 − 1,700 = 250 cents.
+    """
+    network = snapshot(
+        [store("NYC", protection_units=1), dc("CHI", location=CHICAGO)],
+        [stock("NYC", "A", 3), stock("CHI", "A", 100)],
+    )
+    forecast = BasketForecast(
+        lat=np.array([40.7484]),
+        lon=np.array([-73.9967]),
+        skus=("A",),
+        region=np.array([0]),
+        items=((0,),),
+        orders=np.array([2.0]),
+    )
+    run = price_baskets(network, forecast, channel="web")
+    assert run.status == "OPTIMAL"
+    assert run.prices.rows() == [("NYC", "A", 250)]
