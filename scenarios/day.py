@@ -36,6 +36,7 @@ from models import (
     ServiceLevel,
     Snapshot,
     StockPrices,
+    WeightOverrides,
 )
 from solver import SolveParams, prepare, solve
 from solver.basket_pricing import BasketForecast, price_baskets
@@ -77,6 +78,8 @@ class DayPolicy:
     units_per_package: float = 1.0  # units LP: units sharing one package's fixed cost
     baskets: int = 400  # baskets LP: frequent multi-SKU baskets kept whole
     time_budget_ms: int = 200
+    # The opportunity weight each request asks for (None: the channel policy's).
+    opportunity: float | None = None
 
     def __post_init__(self) -> None:
         """Pricing names a known mode and re-prices at least every order."""
@@ -257,7 +260,8 @@ def run_day(day: Day, policy: DayPolicy, *, observe: Observer | None = None) -> 
     solve_ms: list[float] = []
     answers: list[PromiseOption] = []
     channel = day.orders[0].cart.channel if day.orders else ""
-    for t, request in enumerate(day.orders):
+    for t, order in enumerate(day.orders):
+        request = order
         network = prepare(state.snapshot, holidays=holidays)
         reference = Reference.of(state.snapshot, holidays=holidays)
         due = policy.pricing == "fixed" and t == 0
@@ -279,6 +283,12 @@ def run_day(day: Day, policy: DayPolicy, *, observe: Observer | None = None) -> 
                 network, channel=channel, level=day.level, nearest=policy.nearest, version=runs + 1
             )
             prices, runs, pricing_s = run.prices, runs + 1, pricing_s + run.seconds
+        if policy.opportunity is not None:
+            # The weight goes with the request, as a caller overrides the channel's.
+            weights = (order.weights or WeightOverrides()).model_copy(
+                update={"opportunity": policy.opportunity}
+            )
+            request = order.model_copy(update={"weights": weights})
         started = time.perf_counter()
         result = solve(request, network, params=params, prices=prices)
         solve_ms.append((time.perf_counter() - started) * 1000.0)

@@ -199,3 +199,20 @@ def test_the_scarce_demo_day_needs_every_date_only_with_its_lots() -> None:
     assert not _dates_matter(scarce_demo_day(1, 20).snapshot, ServiceLevel.GROUND, {"web"})
     with_lots = scarce_demo_day(1, 20, in_transit=True)
     assert _dates_matter(with_lots.snapshot, ServiceLevel.GROUND, {"web"})
+
+
+def test_an_opportunity_weight_of_zero_ignores_the_prices() -> None:
+    """Priced at weight 0 (the request's override), the day is the myopic day, order by order."""
+
+    def sources(result: DayResult) -> list[tuple[str, ...]]:
+        return [tuple(s.node_id for s in option.shipments) for option in result.answers]
+
+    weightless = DayPolicy("w0", pricing="repriced", every=20, opportunity=0)
+    ignored = run_day(small_day(), weightless)
+    assert ignored.pricing_runs == 3
+    assert ignored.violations == 0
+    myopic = replayed(POLICIES[0])
+    assert ignored.cost == myopic.cost
+    assert sources(ignored) == sources(myopic)
+    # At the channel's weight the same prices change where some order ships from.
+    assert sources(replayed(POLICIES[3])) != sources(myopic)
