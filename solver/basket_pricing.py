@@ -62,6 +62,8 @@ FloatArray = npt.NDArray[np.float64]
 # A basket of up to this many SKUs gets a column per part (2^k − 1 parts); larger ones are
 # priced as singletons.
 MAX_PARTS_OF = 4
+# Baskets × nodes cells whose costs are computed at once (a few arrays of this many floats).
+CHUNK_CELLS = 4_000_000
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -283,7 +285,36 @@ class _Lp:
         node_cost: tuple[FloatArray, FloatArray, FloatArray],
         nearest: int,
     ) -> None:
-        """Baskets of one size (rows of ``items``): coverage rows and a column per part × node."""
+        """Baskets of one size (rows of ``items``): coverage rows and a column per part × node.
+
+        Written a slice of baskets at a time: the costs are dense baskets × nodes arrays, and
+        half a million baskets over 1,000 nodes held at once took 15 GiB.
+        """
+        step = max(1, CHUNK_CELLS // max(1, self.stock.shape[0]))
+        for start in range(0, items.shape[0], step):
+            part = slice(start, start + step)
+            self._baskets(
+                items[part],
+                region[part],
+                orders[part],
+                ship=ship,
+                grams=grams,
+                node_cost=node_cost,
+                nearest=nearest,
+            )
+
+    def _baskets(
+        self,
+        items: IntArray,
+        region: IntArray,
+        orders: FloatArray,
+        *,
+        ship: FloatArray,
+        grams: IntArray,
+        node_cost: tuple[FloatArray, FloatArray, FloatArray],
+        nearest: int,
+    ) -> None:
+        """One slice of ``baskets``."""
         fixed, per_unit, unit_cost = node_cost
         n_baskets, size = items.shape
         n_nodes = self.stock.shape[0]

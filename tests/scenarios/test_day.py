@@ -12,6 +12,7 @@ import pytest
 from models import Cart, CartLine, Engine, PromiseOption, ServiceLevel
 from scenarios.day import Day, DayPolicy, DayResult, clairvoyant, run_day
 from scenarios.day_networks import jasin_sinha_day, scarce_demo_day
+from solver import basket_pricing
 from solver.basket_pricing import BasketForecast, price_baskets
 from solver.joint import _dates_matter
 from solver.pricing import Forecast
@@ -216,3 +217,15 @@ def test_an_opportunity_weight_of_zero_ignores_the_prices() -> None:
     assert sources(ignored) == sources(myopic)
     # At the channel's weight the same prices change where some order ships from.
     assert sources(replayed(POLICIES[3])) != sources(myopic)
+
+
+def test_basket_lp_written_in_slices_is_the_same_lp(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Baskets written a few at a time make the same LP: the same optimum, columns and prices."""
+    day = small_day()
+    whole = price_baskets(day.snapshot, day.baskets, channel="web")
+    monkeypatch.setattr(basket_pricing, "CHUNK_CELLS", 7)
+    sliced = price_baskets(day.snapshot, day.baskets, channel="web")
+    assert sliced.status == whole.status == "OPTIMAL"
+    assert sliced.arcs == whole.arcs
+    assert sliced.objective == pytest.approx(whole.objective, rel=1e-9)
+    assert sliced.prices.rows() == whole.prices.rows()
