@@ -213,24 +213,16 @@ def _unfilled_cost(ctx: CartContext, level: ServiceLevel) -> int:
     fill the same number of units.
     """
     w = ctx.weights
-    qty = np.array([line.line.quantity for line in ctx.lines], dtype=np.int64)
-    units = int(qty.sum())
-    packages = min(ctx.max_shipments, units)
-    grams = sum(line.weight_g * line.line.quantity for line in ctx.lines)
-    kg = grams // 1000 + packages  # ceil per package, at least 1 kg each
-    price = np.array([line.line.unit_price for line in ctx.lines], dtype=np.int64)
-    pick = int(ctx.index.node_pick_cost[ctx.stock_nodes].max(initial=0))
-    handling = int(ctx.index.node_handling[ctx.stock_nodes].max(initial=0))
-    unit_high = scaled(w.labour, np.array([pick])) + scaled(w.unit_cost, ctx.stock_unit_cost)
-    opportunity_high = scaled(w.opportunity, ctx.stock_opportunity).max(axis=0, initial=0)
+    cart = _cart_terms(ctx)
+    units, packages, kg = cart["units"], cart["packages"], cart["kg"]
     rates = [r for s in ctx.index.snapshot.services if s.service_level is level for r in s.rates]
     base = max((r.base for r in rates), default=0)
     per_kg = max((r.per_kg for r in rates), default=0)
-    package = scale_cents(w.shipping, base) + scale_cents(w.handling, handling) + w.split_penalty
+    package = scale_cents(w.shipping, base) + cart["handling"] + w.split_penalty
     terms = {
-        "unit_cost": int((unit_high.max(axis=0, initial=0) * qty).sum()),
-        "opportunity": int((opportunity_high * qty).sum()),
-        "revenue": int((scaled(w.revenue, price) * qty).sum()),
+        "unit_cost": cart["unit_cost"],
+        "opportunity": cart["opportunity"],
+        "revenue": cart["revenue"],
         "shipping": packages * package + kg * scale_cents(w.shipping, per_kg),
         "lateness_per_day": w.lateness_per_day * LEVEL_DEADLINE_DAYS[level],
         "protection_per_unit": w.protection_per_unit * units,
@@ -245,6 +237,30 @@ def _unfilled_cost(ctx: CartContext, level: ServiceLevel) -> int:
         named = terms if ctx.request.allow_partial else {**terms, "unfilled_per_unit": 0}
         raise ObjectiveRangeError(max(named, key=lambda k: named[k]), bound)
     return unfilled
+
+
+def _cart_terms(ctx: CartContext) -> dict[str, int]:
+    """The parts of the objective's bounds that every level of the cart shares (kept in ctx)."""
+    if ctx.cart_terms:
+        return ctx.cart_terms
+    w = ctx.weights
+    qty = ctx.qty
+    units = int(qty.sum())
+    packages = min(ctx.max_shipments, units)
+    pick = int(ctx.index.node_pick_cost[ctx.stock_nodes].max(initial=0))
+    handling = int(ctx.index.node_handling[ctx.stock_nodes].max(initial=0))
+    unit_high = scaled(w.labour, np.array([pick])) + scaled(w.unit_cost, ctx.stock_unit_cost)
+    opportunity_high = scaled(w.opportunity, ctx.stock_opportunity).max(axis=0, initial=0)
+    ctx.cart_terms.update(
+        units=units,
+        packages=packages,
+        kg=int(ctx.weight_g @ qty) // 1000 + packages,  # ceil per package, at least 1 kg each
+        handling=scale_cents(w.handling, handling),
+        unit_cost=int((unit_high.max(axis=0, initial=0) * qty).sum()),
+        opportunity=int((opportunity_high * qty).sum()),
+        revenue=int((scaled(w.revenue, ctx.price) * qty).sum()),
+    )
+    return ctx.cart_terms
 
 
 def _check_margin_floor(ctx: CartContext, level: ServiceLevel) -> None:
@@ -305,7 +321,23 @@ def billable_kg(problem: Problem, x: IntArray) -> IntArray:
 
 
 def evaluate(problem: Problem, x: IntArray, coef: Coefficients) -> Evaluation:
-    """Objective (docs/model.md) and money of allocation ``x`` (lines × slots)."""
+    """Objective (docs/model.md) and money of allocation ``x`` (lines × slots).
+
+    The same allocation is evaluated several times in one solve (a greedy start when it is
+    built, again as a start of the search, the answer when it is built): the problem keeps
+    what it evaluated, by the allocation's bytes, for the coefficients given.
+    """
+    key = (x.shape, x.dtype.str, x.tobytes())
+    known = problem.evaluated.get(key)
+    if known is not None and known[0] is coef:
+        return known[1]
+    found = _evaluate(problem, x, coef)
+    problem.evaluated[key] = (coef, found)
+    return found
+
+
+def _evaluate(problem: Problem, x: IntArray, coef: Coefficients) -> Evaluation:
+    """The evaluation of ``evaluate``, computed."""
     # Called for every start, package and answer of every level: each term reads only the
     # slots that ship (``used``), with the per-line arrays the context keeps.
     ctx = problem.ctx

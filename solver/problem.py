@@ -11,6 +11,7 @@ import dataclasses
 import datetime as dt
 import zoneinfo
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
@@ -34,6 +35,9 @@ from solver.geo import ResolvedDestination, haversine_km, resolve_destination, z
 from solver.index import SnapshotIndex
 from solver.prepared import PreparedNetwork
 from solver.slots import NodeBlock, NodeStock, node_block, node_stock
+
+if TYPE_CHECKING:
+    from solver.costs import Coefficients, Evaluation
 
 __all__ = [
     "CartContext",
@@ -125,6 +129,7 @@ class CartContext:
     # Per level: the cost of an unfilled unit, once the objective's range has been checked.
     unfilled: dict[ServiceLevel, int]
     order_ordinal: int  # the destination's order date
+    cart_terms: dict[str, int]  # the objective bounds' parts every level shares (solver.costs)
     stock: dict[int, NodeStock]  # per node, built on first use and shared by the levels
 
     def stocking_nodes(self, level: ServiceLevel) -> IntArray:
@@ -356,6 +361,7 @@ def build_context(
         unfilled={},
         order_ordinal=order_date.toordinal(),
         stock={},
+        cart_terms={},
     )
 
 
@@ -392,6 +398,11 @@ class Problem:
     slot_labour: IntArray  # pick seconds left at (node, date); -1 = unlimited
     avail: IntArray  # lines × slots: ATP of the line's SKU at the slot's node and date
     deadline_days: int
+    # Allocations evaluated on this problem (solver.costs.evaluate): (shape, dtype, bytes) →
+    # (the coefficients used, the evaluation).
+    evaluated: dict[tuple[tuple[int, ...], str, bytes], tuple[Coefficients, Evaluation]] = (
+        dataclasses.field(default_factory=dict, compare=False, repr=False)
+    )
 
     @property
     def n_slots(self) -> int:
