@@ -33,6 +33,7 @@ from solver.inventory import Inventory
 __all__ = ["LevelSlots", "PreparedNetwork", "as_prepared", "prepare"]
 
 IntArray = npt.NDArray[np.int64]
+FloatArray = npt.NDArray[np.float64]
 
 
 @dataclasses.dataclass(frozen=True, slots=True, eq=False)
@@ -201,6 +202,22 @@ class PreparedNetwork:
 
         key = (4, node, *local, zone, order, deadline, int(exact), *services)
         return self.calendar.answer(key, LevelSlots, compute)
+
+    def service_rates(self, service: int) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """Base rate, rate per kg and transit days per zone of the ``service``-th service."""
+
+        def compute() -> tuple[FloatArray, FloatArray, FloatArray]:
+            spec = self.snapshot.services[service]
+            out = (
+                np.array([rate.base for rate in spec.rates], dtype=np.float64),
+                np.array([rate.per_kg for rate in spec.rates], dtype=np.float64),
+                np.array(spec.transit_days, dtype=np.float64),
+            )
+            for array in out:
+                array.setflags(write=False)
+            return out
+
+        return self.calendar.answer((5, service), tuple, compute)
 
     def with_inventory(self, inventory: Inventory) -> PreparedNetwork:
         """This network with ``inventory`` (a version of its snapshot's stock) instead."""

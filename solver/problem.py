@@ -130,6 +130,7 @@ class CartContext:
     unfilled: dict[ServiceLevel, int]
     order_ordinal: int  # the destination's order date
     cart_terms: dict[str, int]  # the objective bounds' parts every level shares (solver.costs)
+    rank: _RankParts | None  # the pre-filter ranking's parts every level shares
     stock: dict[int, NodeStock]  # per node, built on first use and shared by the levels
 
     def stocking_nodes(self, level: ServiceLevel) -> IntArray:
@@ -362,6 +363,7 @@ def build_context(
         order_ordinal=order_date.toordinal(),
         stock={},
         cart_terms={},
+        rank=None,
     )
 
 
@@ -415,6 +417,42 @@ class Problem:
         return first + local
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class _RankParts:
+    """The parts of the pre-filter's ranking that every level shares, per stock node."""
+
+    line_kg: FloatArray  # per line: billable kg of the line alone
+    cart_kg: float  # billable kg of the whole cart in one package
+    handling: FloatArray  # per stock node, weighted
+    unit: FloatArray  # stock nodes × lines: pick, unit and opportunity cost of the line
+    protected: FloatArray  # stock nodes × lines: protection cost of taking the line there
+    cart: FloatArray  # per stock node: ``unit + protected`` over the lines
+
+
+def _rank_parts(ctx: CartContext) -> _RankParts:
+    """The level-independent parts of ``_rank_costs``, over every stock node of the cart."""
+    w = ctx.weights
+    index = ctx.index
+    nodes = ctx.stock_nodes
+    qty = ctx.qty.astype(np.float64)
+    grams = ctx.weight_g.astype(np.float64) * qty
+    handling = w.handling * index.node_handling[nodes].astype(np.float64)
+    pick = w.labour * index.node_pick_cost[nodes].astype(np.float64)
+    unit = (
+        pick[:, None] + w.unit_cost * ctx.stock_unit_cost + w.opportunity * ctx.stock_opportunity
+    ) * qty[None, :]
+    spare = ctx.stock_last - index.node_protection[nodes][:, None]
+    protected = w.protection_per_unit * np.clip(qty[None, :] - np.maximum(spare, 0), 0, None)
+    return _RankParts(
+        line_kg=np.maximum(1.0, np.ceil(grams / 1000.0)),
+        cart_kg=max(1.0, float(np.ceil(grams.sum() / 1000.0))),
+        handling=handling,
+        unit=unit,
+        protected=protected,
+        cart=(unit + protected).sum(axis=1),
+    )
+
+
 def _rank_costs(
     ctx: CartContext, level: ServiceLevel, nodes: IntArray
 ) -> tuple[FloatArray, FloatArray]:
@@ -425,34 +463,26 @@ def _rank_costs(
     Returns (nodes × lines, nodes).
     """
     w = ctx.weights
-    index = ctx.index
+    if ctx.rank is None:
+        ctx.rank = _rank_parts(ctx)
+    parts = ctx.rank
     rows = np.searchsorted(ctx.stock_nodes, nodes)  # stocking nodes are stock nodes
-    qty = np.array([line.line.quantity for line in ctx.lines], dtype=np.float64)
-    grams = np.array([line.weight_g for line in ctx.lines], dtype=np.float64) * qty
-    line_kg = np.maximum(1.0, np.ceil(grams / 1000.0))
-    cart_kg = max(1.0, float(np.ceil(grams.sum() / 1000.0)))
+    line_kg, cart_kg = parts.line_kg, parts.cart_kg
     zone = ctx.zone[nodes] - 1
     line_pkg = np.full((nodes.size, len(ctx.lines)), np.inf)
     cart_pkg = np.full(nodes.size, np.inf)
-    for _, service, ok in ctx.serving(level, nodes):
-        base = np.array([r.base for r in service.rates], dtype=np.float64)[zone]
-        per_kg = np.array([r.per_kg for r in service.rates], dtype=np.float64)[zone]
-        late = w.lateness_per_day * np.array(service.transit_days, dtype=np.float64)[zone]
+    for position, _, ok in ctx.serving(level, nodes):
+        all_base, all_per_kg, all_transit = ctx.network.service_rates(position)
+        base, per_kg = all_base[zone], all_per_kg[zone]
+        late = w.lateness_per_day * all_transit[zone]
         line_cost = w.shipping * (base[:, None] + per_kg[:, None] * line_kg[None, :])
         cart_cost = w.shipping * (base + per_kg * cart_kg) + late
         line_pkg = np.where(ok[:, None], np.minimum(line_pkg, line_cost + late[:, None]), line_pkg)
         cart_pkg = np.where(ok, np.minimum(cart_pkg, cart_cost), cart_pkg)
-    handling = w.handling * index.node_handling[nodes].astype(np.float64)
-    pick = w.labour * index.node_pick_cost[nodes].astype(np.float64)
-    unit = (
-        pick[:, None]
-        + w.unit_cost * ctx.stock_unit_cost[rows]
-        + w.opportunity * ctx.stock_opportunity[rows]
-    ) * qty[None, :]
-    spare = ctx.stock_last[rows] - index.node_protection[nodes][:, None]
-    protected = w.protection_per_unit * np.clip(qty[None, :] - np.maximum(spare, 0), 0, None)
-    per_line = line_pkg + handling[:, None] + unit + protected
-    whole = cart_pkg + handling + (unit + protected).sum(axis=1)
+    handling = parts.handling[rows]
+    # The same sums, in the same order, as over these nodes alone: the ranking is unchanged.
+    per_line = line_pkg + handling[:, None] + parts.unit[rows] + parts.protected[rows]
+    whole = cart_pkg + handling + parts.cart[rows]
     return per_line, whole
 
 
