@@ -122,11 +122,14 @@ def coefficients(problem: Problem) -> Coefficients:
     )
     package = scaled(w.shipping, problem.slot_base) + scaled(w.handling, handling) + w.split_penalty
     protected = _protected(ctx, problem.candidates)
-    keys = np.array(list(protected), dtype=np.int64).reshape(-1, 2)
-    cells = (
-        (ctx.line_sku[None, :] == keys[:, 1:2])[:, :, None]
-        & (slot_node[None, :] == keys[:, 0:1])[:, None, :]
-    ).reshape(len(protected), problem.avail.size)
+    if protected:
+        keys = np.array(list(protected), dtype=np.int64)
+        cells = (
+            (ctx.line_sku[None, :] == keys[:, 1:2])[:, :, None]
+            & (slot_node[None, :] == keys[:, 0:1])[:, None, :]
+        ).reshape(len(protected), problem.avail.size)
+    else:
+        cells = np.zeros((0, problem.avail.size), dtype=np.bool_)
     per_kg = scaled(w.shipping, problem.slot_per_kg)
     unfilled = unfilled_cost(ctx, problem.level)
     return Coefficients(
