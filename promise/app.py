@@ -12,6 +12,7 @@ import datetime as dt
 import functools
 import logging
 import os
+import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -547,6 +548,8 @@ def serve_app() -> Litestar:
 
     settings = Settings.from_env()
     configure_logging(settings.log_level)
+    # The worker's event loop shares the GIL with its solve threads (promise.settings).
+    sys.setswitchinterval(settings.switch_interval_ms / 1000)
     multiproc_dir = os.environ.get(MULTIPROC_ENV)
     if multiproc_dir:
         # Keeps this server's metrics directory alive even if the parent dies before us.

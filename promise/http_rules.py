@@ -40,10 +40,14 @@ def _has_body(headers: Any) -> bool:
     return "chunked" in headers.get("transfer-encoding", "").lower()
 
 
-def json_bodies_only(
+async def json_bodies_only(
     connection: ASGIConnection[Any, Any, Any, Any], _handler: BaseRouteHandler
 ) -> None:
-    """Guard: a state-changing request with a body must send it as JSON, else 415."""
+    """Guard: a state-changing request with a body must send it as JSON, else 415.
+
+    A coroutine, though it awaits nothing: Litestar runs a plain function guard in a worker
+    thread, a thread hop on every request for a header check.
+    """
     headers = connection.headers
     # Bodiless POSTs (confirm, release) carry nothing to parse, whatever they declare.
     if connection.scope.get("method") not in _BODY_METHODS or not _has_body(headers):

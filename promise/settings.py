@@ -173,6 +173,10 @@ class Settings(EnvSettings):
     # fallbacks. Scale with worker processes instead.
     max_concurrent_solves: Annotated[int, Field(ge=1, le=256)] = 1
     max_queued_solves: Annotated[int, Field(ge=0, le=10_000)] = 64
+    # While a solve thread holds the GIL, the event loop waits up to this long for it before it
+    # can read the next request or send a finished answer (Python's own default is 5 ms, which
+    # lands in every queued request's latency several times over).
+    switch_interval_ms: Annotated[float, Field(gt=0, le=100)] = 1.0
     retry_after_s: Annotated[int, Field(ge=1, le=3600)] = 1
     snapshot_poll_ms: Annotated[int, Field(ge=10, le=60_000)] = Field(
         default=200,

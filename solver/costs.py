@@ -35,6 +35,7 @@ __all__ = [
     "coefficients",
     "evaluate",
     "meets_floor",
+    "unfilled_cost",
 ]
 
 IntArray = npt.NDArray[np.int64]
@@ -95,51 +96,42 @@ class Coefficients:
     real_unit: IntArray  # lines × slots: unit cost + pick cost, cents (for margins)
     opportunity: IntArray  # lines × slots: opportunity cost per unit, cents, unweighted
     real_package: IntArray  # per slot: base + handling, cents
+    pick_cost: IntArray  # per slot: pick labour per unit, cents
+    protected_count: IntArray  # ``protected_cells`` as 0/1 integers, for evaluation
 
 
 def coefficients(problem: Problem) -> Coefficients:
     """Compute the objective coefficients of ``problem`` with the context's weights."""
     ctx = problem.ctx
     w = ctx.weights
-    nodes = ctx.index.nodes
-    slot_node = problem.slot_node.tolist()
-    handling = np.array([nodes[n].handling_cost for n in slot_node], dtype=np.int64)
-    pick_cost = np.array([nodes[n].pick_cost for n in slot_node], dtype=np.int64)
-    pick_seconds = np.array([nodes[n].pick_seconds for n in slot_node], dtype=np.int64)
-    n_lines, n_slots = problem.avail.shape
-    unit_cost = np.zeros((n_lines, n_slots), dtype=np.int64)
-    opportunity = np.zeros((n_lines, n_slots), dtype=np.int64)
-    for i, line in enumerate(ctx.lines):
-        for j, node in enumerate(slot_node):
-            pair = ctx.pair(node, line.sku_index)
-            if pair is not None:
-                unit_cost[i, j] = pair.unit_cost
-                opportunity[i, j] = pair.opportunity
-    price = np.array([line.line.unit_price for line in ctx.lines], dtype=np.int64)
-
+    index = ctx.index
+    slot_node = problem.slot_node
+    handling = index.node_handling[slot_node]
+    pick_cost = index.node_pick_cost[slot_node]
+    # Per candidate node, then spread to its slots (slot_node is sorted like the candidates).
+    candidates = np.array(problem.candidates, dtype=np.int64)
+    block = np.searchsorted(candidates, slot_node)
+    seconds = [index.nodes[node].pick_seconds for node in problem.candidates]
+    pick_seconds = np.array(seconds, dtype=np.int64)[block]
+    unit_cost, opportunity = _stock_costs(ctx, problem.candidates, block)
     unit = (
         scaled(w.labour, pick_cost)[None, :]
         + scaled(w.unit_cost, unit_cost)
         + scaled(w.opportunity, opportunity)
-        - scaled(w.revenue, price)[:, None]
+        - scaled(w.revenue, ctx.price)[:, None]
     )
     package = scaled(w.shipping, problem.slot_base) + scaled(w.handling, handling) + w.split_penalty
-    protected: dict[tuple[int, int], int] = {}
-    line_sku = np.array([line.sku_index for line in ctx.lines], dtype=np.int64)
-    for node in problem.candidates:
-        keep = nodes[node].protection_units
-        if keep <= 0:
-            continue
-        for sku in set(line_sku.tolist()):
-            pair = ctx.pair(node, sku)
-            if pair is not None:
-                protected[(node, sku)] = max(0, pair.last - keep)
-    cells = np.zeros((len(protected), n_lines * n_slots), dtype=np.bool_)
-    for k, (node, sku) in enumerate(protected):
-        cells[k] = ((line_sku == sku)[:, None] & (problem.slot_node == node)[None, :]).ravel()
+    protected = _protected(ctx, problem.candidates)
+    if protected:
+        keys = np.array(list(protected), dtype=np.int64)
+        cells = (
+            (ctx.line_sku[None, :] == keys[:, 1:2])[:, :, None]
+            & (slot_node[None, :] == keys[:, 0:1])[:, None, :]
+        ).reshape(len(protected), problem.avail.size)
+    else:
+        cells = np.zeros((0, problem.avail.size), dtype=np.bool_)
     per_kg = scaled(w.shipping, problem.slot_per_kg)
-    unfilled = _unfilled_cost(ctx, problem.level)
-    _check_margin_floor(ctx, problem.level)
+    unfilled = unfilled_cost(ctx, problem.level)
     return Coefficients(
         unit=unit,
         package=package.astype(np.int64),
@@ -155,7 +147,63 @@ def coefficients(problem: Problem) -> Coefficients:
         real_unit=unit_cost + pick_cost[None, :],
         opportunity=opportunity,
         real_package=problem.slot_base + handling,
+        pick_cost=pick_cost,
+        protected_count=cells.astype(np.int64),
     )
+
+
+def _stock_costs(
+    ctx: CartContext, candidates: tuple[int, ...], block: IntArray
+) -> tuple[IntArray, IntArray]:
+    """Unit cost and opportunity cost (lines × slots) of each line's SKU at each slot's node.
+
+    ``block`` is each slot's position among ``candidates``; 0 where the node has no stock.
+    """
+    at = np.array([ctx.stock_pos.get(node, -1) for node in candidates], dtype=np.int64)[block]
+    if not (at >= 0).any():
+        empty = np.zeros((len(ctx.lines), block.size), dtype=np.int64)
+        return empty, empty.copy()
+    rows = np.maximum(at, 0)
+    stocked = (at >= 0)[None, :] & (ctx.stock_row[rows].T >= 0)
+    return (
+        np.where(stocked, ctx.stock_unit_cost[rows].T, 0),
+        np.where(stocked, ctx.stock_opportunity[rows].T, 0),
+    )
+
+
+def _protected(ctx: CartContext, candidates: tuple[int, ...]) -> dict[tuple[int, int], int]:
+    """(node, SKU) → units free of protection cost, for the candidates that protect stock."""
+    protected: dict[tuple[int, int], int] = {}
+    nodes = ctx.index.nodes
+    skus: list[int] | None = None
+    for node in candidates:
+        keep = nodes[node].protection_units
+        if keep <= 0:
+            continue
+        if skus is None:
+            # In the set's own order: the keys' order is the order of the model's rows.
+            skus = list(set(ctx.line_sku.tolist()))
+        at = ctx.stock_pos.get(node)
+        if at is None:
+            continue
+        for sku in skus:
+            line = ctx.sku_line.get(sku)
+            if line is not None and ctx.stock_row[at, line] >= 0:
+                protected[(node, sku)] = max(0, int(ctx.stock_last[at, line]) - keep)
+    return protected
+
+
+def unfilled_cost(ctx: CartContext, level: ServiceLevel) -> int:
+    """Cost per unfilled unit of ``level``, once its objective and margin ranges are checked.
+
+    Both depend on the cart and the level only, so every model of the level shares them.
+    """
+    found = ctx.unfilled.get(level)
+    if found is None:
+        found = _unfilled_cost(ctx, level)
+        _check_margin_floor(ctx, level)
+        ctx.unfilled[level] = found
+    return found
 
 
 def _unfilled_cost(ctx: CartContext, level: ServiceLevel) -> int:
@@ -168,24 +216,16 @@ def _unfilled_cost(ctx: CartContext, level: ServiceLevel) -> int:
     fill the same number of units.
     """
     w = ctx.weights
-    qty = np.array([line.line.quantity for line in ctx.lines], dtype=np.int64)
-    units = int(qty.sum())
-    packages = min(ctx.max_shipments, units)
-    grams = sum(line.weight_g * line.line.quantity for line in ctx.lines)
-    kg = grams // 1000 + packages  # ceil per package, at least 1 kg each
-    price = np.array([line.line.unit_price for line in ctx.lines], dtype=np.int64)
-    pick = int(ctx.index.node_pick_cost[ctx.stock_nodes].max(initial=0))
-    handling = int(ctx.index.node_handling[ctx.stock_nodes].max(initial=0))
-    unit_high = scaled(w.labour, np.array([pick])) + scaled(w.unit_cost, ctx.stock_unit_cost)
-    opportunity_high = scaled(w.opportunity, ctx.stock_opportunity).max(axis=0, initial=0)
+    cart = _cart_terms(ctx)
+    units, packages, kg = cart["units"], cart["packages"], cart["kg"]
     rates = [r for s in ctx.index.snapshot.services if s.service_level is level for r in s.rates]
     base = max((r.base for r in rates), default=0)
     per_kg = max((r.per_kg for r in rates), default=0)
-    package = scale_cents(w.shipping, base) + scale_cents(w.handling, handling) + w.split_penalty
+    package = scale_cents(w.shipping, base) + cart["handling"] + w.split_penalty
     terms = {
-        "unit_cost": int((unit_high.max(axis=0, initial=0) * qty).sum()),
-        "opportunity": int((opportunity_high * qty).sum()),
-        "revenue": int((scaled(w.revenue, price) * qty).sum()),
+        "unit_cost": cart["unit_cost"],
+        "opportunity": cart["opportunity"],
+        "revenue": cart["revenue"],
         "shipping": packages * package + kg * scale_cents(w.shipping, per_kg),
         "lateness_per_day": w.lateness_per_day * LEVEL_DEADLINE_DAYS[level],
         "protection_per_unit": w.protection_per_unit * units,
@@ -200,6 +240,30 @@ def _unfilled_cost(ctx: CartContext, level: ServiceLevel) -> int:
         named = terms if ctx.request.allow_partial else {**terms, "unfilled_per_unit": 0}
         raise ObjectiveRangeError(max(named, key=lambda k: named[k]), bound)
     return unfilled
+
+
+def _cart_terms(ctx: CartContext) -> dict[str, int]:
+    """The parts of the objective's bounds that every level of the cart shares (kept in ctx)."""
+    if ctx.cart_terms:
+        return ctx.cart_terms
+    w = ctx.weights
+    qty = ctx.qty
+    units = int(qty.sum())
+    packages = min(ctx.max_shipments, units)
+    pick = int(ctx.index.node_pick_cost[ctx.stock_nodes].max(initial=0))
+    handling = int(ctx.index.node_handling[ctx.stock_nodes].max(initial=0))
+    unit_high = scaled(w.labour, np.array([pick])) + scaled(w.unit_cost, ctx.stock_unit_cost)
+    opportunity_high = scaled(w.opportunity, ctx.stock_opportunity).max(axis=0, initial=0)
+    ctx.cart_terms.update(
+        units=units,
+        packages=packages,
+        kg=int(ctx.weight_g @ qty) // 1000 + packages,  # ceil per package, at least 1 kg each
+        handling=scale_cents(w.handling, handling),
+        unit_cost=int((unit_high.max(axis=0, initial=0) * qty).sum()),
+        opportunity=int((opportunity_high * qty).sum()),
+        revenue=int((scaled(w.revenue, ctx.price) * qty).sum()),
+    )
+    return ctx.cart_terms
 
 
 def _check_margin_floor(ctx: CartContext, level: ServiceLevel) -> None:
@@ -253,38 +317,57 @@ class Evaluation:
 
 def billable_kg(problem: Problem, x: IntArray) -> IntArray:
     """Billable kg per slot: the package weight rounded up, at least 1 when it ships."""
-    weight = np.array([line.weight_g for line in problem.ctx.lines], dtype=np.int64)
-    grams = weight @ x if x.size else np.zeros(problem.n_slots, dtype=np.int64)
-    kg = -(-grams // 1000)
-    return np.where(x.sum(axis=0) > 0, np.maximum(kg, 1), 0).astype(np.int64)
+    kg = np.zeros(problem.n_slots, dtype=np.int64)
+    used = np.flatnonzero(x.sum(axis=0) > 0)
+    kg[used] = np.maximum(-(-(problem.ctx.weight_g @ x[:, used]) // 1000), 1)
+    return kg
 
 
 def evaluate(problem: Problem, x: IntArray, coef: Coefficients) -> Evaluation:
-    """Objective (docs/model.md) and money of allocation ``x`` (lines × slots)."""
+    """Objective (docs/model.md) and money of allocation ``x`` (lines × slots).
+
+    The same allocation is evaluated several times in one solve (a greedy start when it is
+    built, again as a start of the search, the answer when it is built): the problem keeps
+    what it evaluated, by the allocation's bytes, for the coefficients given.
+    """
+    key = (x.shape, x.dtype.str, x.tobytes())
+    known = problem.evaluated.get(key)
+    if known is not None and known[0] is coef:
+        return known[1]
+    found = _evaluate(problem, x, coef)
+    problem.evaluated[key] = (coef, found)
+    return found
+
+
+def _evaluate(problem: Problem, x: IntArray, coef: Coefficients) -> Evaluation:
+    """The evaluation of ``evaluate``, computed."""
+    # Called for every start, package and answer of every level: each term reads only the
+    # slots that ship (``used``), with the per-line arrays the context keeps.
     ctx = problem.ctx
-    qty = np.array([line.line.quantity for line in ctx.lines], dtype=np.int64)
-    shipped = x.sum(axis=1) if x.size else np.zeros(len(ctx.lines), dtype=np.int64)
-    unfilled = qty - shipped
-    used = np.flatnonzero(x.sum(axis=0) > 0) if x.size else np.zeros(0, dtype=np.int64)
-    kg = billable_kg(problem, x)
+    column = x.sum(axis=0)
+    shipped = x.sum(axis=1)
+    unfilled = ctx.qty - shipped
+    used = np.flatnonzero(column > 0)
+    kg_used = np.maximum(-(-(ctx.weight_g @ x[:, used]) // 1000), 1)
+    kg = np.zeros(column.size, dtype=np.int64)
+    kg[used] = kg_used
     promised = int(problem.slot_days[used].max()) if used.size else 0
+    per_kg = int(problem.slot_per_kg[used] @ kg_used)
+    base = int(problem.slot_base[used].sum())
     # Lateness counts days after the order date, never fewer than 0 (docs/model.md).
-    late_days = max(0, promised)
-    objective = int((coef.unit * x).sum()) if x.size else 0
-    objective += int(coef.package[used].sum() + (coef.per_kg * kg).sum())
+    objective = int(np.vdot(coef.unit, x))
+    objective += int(coef.package[used].sum()) + int(coef.per_kg[used] @ kg_used)
     if used.size:
-        objective += coef.lateness * late_days - coef.split
+        objective += coef.lateness * max(0, promised) - coef.split
     if coef.protected:
-        taken = coef.protected_cells.astype(np.int64) @ x.ravel()
+        taken = coef.protected_count @ x.ravel()
         objective += coef.protection * int(np.maximum(0, taken - coef.protected_free).sum())
     objective += coef.unfilled * int(unfilled.sum())
-    shipping = int((problem.slot_base[used]).sum() + (problem.slot_per_kg * kg).sum())
-    handling = int(coef.real_package[used].sum()) - int(problem.slot_base[used].sum())
-    pick = int((ctx.index.node_pick_cost[problem.slot_node] * x.sum(axis=0)).sum()) if x.size else 0
-    price = np.array([line.line.unit_price for line in ctx.lines], dtype=np.int64)
-    revenue = int((price * shipped).sum())
-    unit_cost = int((coef.real_unit * x).sum()) - pick if x.size else 0
-    fulfilment = shipping + handling + pick
+    handling = int(coef.real_package[used].sum()) - base
+    pick = int(coef.pick_cost[used] @ column[used])
+    revenue = int(ctx.price @ shipped)
+    unit_cost = int(np.vdot(coef.real_unit, x)) - pick
+    fulfilment = base + per_kg + handling + pick
     return Evaluation(
         objective=objective,
         used=used,
@@ -293,7 +376,7 @@ def evaluate(problem: Problem, x: IntArray, coef: Coefficients) -> Evaluation:
         unfilled=unfilled,
         promised_days=promised,
         fulfilment=fulfilment,
-        opportunity=int((coef.opportunity * x).sum()) if x.size else 0,
+        opportunity=int(np.vdot(coef.opportunity, x)),
         revenue=revenue,
         margin=revenue - unit_cost - fulfilment,
     )

@@ -11,6 +11,7 @@ import dataclasses
 import datetime as dt
 import zoneinfo
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
@@ -33,6 +34,10 @@ from solver.errors import UnknownChannelError
 from solver.geo import ResolvedDestination, haversine_km, resolve_destination, zones_of
 from solver.index import SnapshotIndex
 from solver.prepared import PreparedNetwork
+from solver.slots import NodeBlock, NodeStock, node_block, node_stock
+
+if TYPE_CHECKING:
+    from solver.costs import Coefficients, Evaluation
 
 __all__ = [
     "CartContext",
@@ -78,28 +83,6 @@ class Pair:
         return self.on_hand_atp + floor_share(share, released)
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class NodeBlock:
-    """The dispatch slots of one node for one level, with the lines' ATP on each slot's date."""
-
-    node: int
-    date: IntArray  # ship date ordinals
-    delivery: IntArray  # delivery date ordinals
-    days: IntArray  # delivery − order date
-    service: tuple[CarrierService, ...]
-    zone: int
-    base: IntArray
-    per_kg: IntArray
-    capacity: IntArray  # -1 = unlimited
-    labour: IntArray  # pick seconds left at (node, date); -1 = unlimited
-    avail: IntArray  # lines × slots
-
-    @property
-    def size(self) -> int:
-        """Number of slots."""
-        return int(self.date.size)
-
-
 @dataclasses.dataclass(slots=True)
 class CartContext:
     """What every service level of one request shares."""
@@ -135,6 +118,20 @@ class CartContext:
     eligible: dict[ServiceLevel, npt.NDArray[np.bool_]]
     blocks: dict[tuple[int, ServiceLevel], NodeBlock]
     exact: bool  # every dispatch date of the horizon, no dominance pruning
+    # Per line, as arrays: every level's model, evaluation and answer reads them.
+    qty: IntArray
+    weight_g: IntArray
+    price: IntArray  # unit price, cents
+    line_sku: IntArray  # SKU position (-1: unknown)
+    # Per level: each of its services with the nodes (all of them) it serves for this
+    # destination; computed once, since every block, bound and ranking of the level asks.
+    services: dict[ServiceLevel, tuple[tuple[int, CarrierService, npt.NDArray[np.bool_]], ...]]
+    # Per level: the cost of an unfilled unit, once the objective's range has been checked.
+    unfilled: dict[ServiceLevel, int]
+    order_ordinal: int  # the destination's order date
+    cart_terms: dict[str, int]  # the objective bounds' parts every level shares (solver.costs)
+    rank: _RankParts | None  # the pre-filter ranking's parts every level shares
+    stock: dict[int, NodeStock]  # per node, built on first use and shared by the levels
 
     def stocking_nodes(self, level: ServiceLevel) -> IntArray:
         """Nodes with ATP (now or in transit) for some line and a service of ``level``."""
@@ -154,16 +151,28 @@ class CartContext:
         A service serves a node when it picks up there and, for a courier with a maximum
         distance, the destination is within it.
         """
-        distance = self.distance_km[nodes]
-        for position, (service, serves) in enumerate(
-            zip(self.index.snapshot.services, self.index.service_mask, strict=True)
-        ):
-            if service.service_level is not level:
-                continue
-            ok = serves[nodes]
-            if service.max_distance_km is not None:
-                ok = ok & (distance <= service.max_distance_km)
-            yield position, service, ok
+        for position, service, serves in self.level_services(level):
+            yield position, service, serves[nodes]
+
+    def level_services(
+        self, level: ServiceLevel
+    ) -> tuple[tuple[int, CarrierService, npt.NDArray[np.bool_]], ...]:
+        """Each service of ``level`` with its position and which nodes (all) it serves here."""
+        found = self.services.get(level)
+        if found is None:
+            distance = self.distance_km
+            found_list: list[tuple[int, CarrierService, npt.NDArray[np.bool_]]] = []
+            for position, (service, serves) in enumerate(
+                zip(self.index.snapshot.services, self.index.service_mask, strict=True)
+            ):
+                if service.service_level is not level:
+                    continue
+                ok = serves
+                if service.max_distance_km is not None:
+                    ok = ok & (distance <= service.max_distance_km)
+                found_list.append((position, service, ok))
+            found = self.services[level] = tuple(found_list)
+        return found
 
     def pair(self, node: int, sku: int) -> Pair | None:
         """The channel's stock of ``sku`` at ``node`` (None when it has none)."""
@@ -195,12 +204,19 @@ class CartContext:
             self.pairs[(node, sku)] = found
         return found
 
+    def node_stock(self, node: int) -> NodeStock:
+        """The channel's stock of the cart's lines at ``node`` (built on first use)."""
+        found = self.stock.get(node)
+        if found is None:
+            found = self.stock[node] = node_stock(self, node)
+        return found
+
     def block(self, node: int, level: ServiceLevel) -> NodeBlock:
         """The dispatch slots of ``node`` for ``level`` (built on first use)."""
         key = (node, level)
         found = self.blocks.get(key)
         if found is None:
-            found = _node_block(self, node, level)
+            found = node_block(self, node, level)
             self.blocks[key] = found
         return found
 
@@ -295,6 +311,7 @@ def build_context(
         stock_opportunity[at, i] = opportunity
         stock_row[at, i] = row_ids
     stock_pos = {node: k for k, node in enumerate(stock_nodes.tolist())}
+    order_date = destination.local_date(requested_at)
     floor_pct = request.min_margin_pct
     if floor_pct is None:
         floor_pct = policy.min_margin_pct
@@ -306,7 +323,7 @@ def build_context(
         weights=weights,
         requested_at=requested_at,
         destination=destination,
-        order_date=destination.local_date(requested_at),
+        order_date=order_date,
         distance_km=distance,
         zone=zones_of(distance),
         lines=lines,
@@ -337,6 +354,16 @@ def build_context(
         eligible={},
         blocks={},
         exact=exact,
+        qty=np.array([line.line.quantity for line in lines], dtype=np.int64),
+        weight_g=np.array([line.weight_g for line in lines], dtype=np.int64),
+        price=np.array([line.line.unit_price for line in lines], dtype=np.int64),
+        line_sku=np.array([line.sku_index for line in lines], dtype=np.int64),
+        services={},
+        unfilled={},
+        order_ordinal=order_date.toordinal(),
+        stock={},
+        cart_terms={},
+        rank=None,
     )
 
 
@@ -373,6 +400,11 @@ class Problem:
     slot_labour: IntArray  # pick seconds left at (node, date); -1 = unlimited
     avail: IntArray  # lines × slots: ATP of the line's SKU at the slot's node and date
     deadline_days: int
+    # Allocations evaluated on this problem (solver.costs.evaluate): (shape, dtype, bytes) →
+    # (the coefficients used, the evaluation).
+    evaluated: dict[tuple[tuple[int, ...], str, bytes], tuple[Coefficients, Evaluation]] = (
+        dataclasses.field(default_factory=dict, compare=False, repr=False)
+    )
 
     @property
     def n_slots(self) -> int:
@@ -385,101 +417,39 @@ class Problem:
         return first + local
 
 
-def _date_suffices(
-    ctx: CartContext,
-    node_index: int,
-    service: CarrierService,
-    ship: dt.date,
-    pairs: list[tuple[int, Pair | None]],
-) -> bool:
-    """Whether ``ship`` can carry, in one package, everything the node could ship of this cart.
+@dataclasses.dataclass(frozen=True, slots=True)
+class _RankParts:
+    """The parts of the pre-filter's ranking that every level shares, per stock node."""
 
-    When the node's only service of the level has such a date, every later date of it is
-    dominated: a later date has the same rate and no earlier delivery, and whatever an answer
-    ships from the node later (and on this date) fits in one package on this date, which needs
-    no more packages, bills no more kg (ceil is subadditive), takes the same units from the
-    same node (same protection cost) and promises no later date.
-    """
-    node = ctx.index.nodes[node_index]
-    if service.capacity_on(node.node_id, ship) == 0:
-        return False
-    share = ctx.policy.in_transit_share
-    day = ship.toordinal()
-    most = 0
-    for i, pair in pairs:
-        if pair is None:
-            continue
-        wanted = min(int(ctx.sku_need[i]), pair.last)
-        if pair.atp(day, share) < wanted:
-            return False
-        most += min(ctx.lines[i].line.quantity, pair.last)
-    labour = node.labour_on(ship)
-    return labour is None or labour * 60 >= node.pick_seconds * most
+    line_kg: FloatArray  # per line: billable kg of the line alone
+    cart_kg: float  # billable kg of the whole cart in one package
+    handling: FloatArray  # per stock node, weighted
+    unit: FloatArray  # stock nodes × lines: pick, unit and opportunity cost of the line
+    protected: FloatArray  # stock nodes × lines: protection cost of taking the line there
+    cart: FloatArray  # per stock node: ``unit + protected`` over the lines
 
 
-def _node_block(ctx: CartContext, node_index: int, level: ServiceLevel) -> NodeBlock:
-    """Compute one node's dispatch slots for ``level`` within the level's deadline."""
-    node = ctx.index.nodes[node_index]
-    zone = int(ctx.zone[node_index])
-    share = ctx.policy.in_transit_share
-    order_ordinal = ctx.order_date.toordinal()
-    deadline_days = LEVEL_DEADLINE_DAYS[level]
-    usable = [
-        (position, service)
-        for position, service, serves in ctx.serving(level, np.array([node_index]))
-        if serves[0]
-    ]
-    pairs = [(i, ctx.pair(node_index, line.sku_index)) for i, line in enumerate(ctx.lines)]
-    rows: list[tuple[int, int, int, CarrierService, int, int, int, int]] = []
-    # Every dispatch date of the horizon is a slot (docs/model.md, "Dates"), except those
-    # proven unable to change the answer: dates delivering after the level's deadline, dates
-    # with no carrier capacity or no pick labour (nothing can ship), and, for a node with one
-    # service of the level, the dates after the first one that can carry the node's whole
-    # share of the cart (_date_suffices). The exact mode keeps every date.
-    prune = not ctx.exact and len(usable) == 1
-    for position, service in usable:
-        rate = service.rates[zone - 1]
-        for ship in ctx.dispatch_ordinals(node_index, position):
-            ship_day = dt.date.fromordinal(ship)
-            delivered = ctx.delivery_ordinal(position, ship, zone)
-            if delivered - order_ordinal > deadline_days:
-                break  # later ship dates never deliver earlier
-            capacity = service.capacity_on(node.node_id, ship_day)
-            labour = node.labour_on(ship_day)
-            if not ctx.exact and (capacity == 0 or (labour == 0 and node.pick_seconds > 0)):
-                continue
-            rows.append(
-                (
-                    ship,
-                    delivered,
-                    delivered - order_ordinal,
-                    service,
-                    rate.base,
-                    rate.per_kg,
-                    -1 if capacity is None else capacity,
-                    -1 if labour is None else labour * 60,
-                )
-            )
-            if prune and _date_suffices(ctx, node_index, service, ship_day, pairs):
-                break
-    avail = np.zeros((len(ctx.lines), len(rows)), dtype=np.int64)
-    for i, pair in pairs:
-        if pair is not None:
-            for j, row in enumerate(rows):
-                avail[i, j] = pair.atp(row[0], share)
-    column = list(zip(*rows, strict=True)) if rows else [()] * 8
-    return NodeBlock(
-        node=node_index,
-        date=np.array(column[0], dtype=np.int64),
-        delivery=np.array(column[1], dtype=np.int64),
-        days=np.array(column[2], dtype=np.int64),
-        service=tuple(column[3]),
-        zone=zone,
-        base=np.array(column[4], dtype=np.int64),
-        per_kg=np.array(column[5], dtype=np.int64),
-        capacity=np.array(column[6], dtype=np.int64),
-        labour=np.array(column[7], dtype=np.int64),
-        avail=avail,
+def _rank_parts(ctx: CartContext) -> _RankParts:
+    """The level-independent parts of ``_rank_costs``, over every stock node of the cart."""
+    w = ctx.weights
+    index = ctx.index
+    nodes = ctx.stock_nodes
+    qty = ctx.qty.astype(np.float64)
+    grams = ctx.weight_g.astype(np.float64) * qty
+    handling = w.handling * index.node_handling[nodes].astype(np.float64)
+    pick = w.labour * index.node_pick_cost[nodes].astype(np.float64)
+    unit = (
+        pick[:, None] + w.unit_cost * ctx.stock_unit_cost + w.opportunity * ctx.stock_opportunity
+    ) * qty[None, :]
+    spare = ctx.stock_last - index.node_protection[nodes][:, None]
+    protected = w.protection_per_unit * np.clip(qty[None, :] - np.maximum(spare, 0), 0, None)
+    return _RankParts(
+        line_kg=np.maximum(1.0, np.ceil(grams / 1000.0)),
+        cart_kg=max(1.0, float(np.ceil(grams.sum() / 1000.0))),
+        handling=handling,
+        unit=unit,
+        protected=protected,
+        cart=(unit + protected).sum(axis=1),
     )
 
 
@@ -493,34 +463,26 @@ def _rank_costs(
     Returns (nodes × lines, nodes).
     """
     w = ctx.weights
-    index = ctx.index
+    if ctx.rank is None:
+        ctx.rank = _rank_parts(ctx)
+    parts = ctx.rank
     rows = np.searchsorted(ctx.stock_nodes, nodes)  # stocking nodes are stock nodes
-    qty = np.array([line.line.quantity for line in ctx.lines], dtype=np.float64)
-    grams = np.array([line.weight_g for line in ctx.lines], dtype=np.float64) * qty
-    line_kg = np.maximum(1.0, np.ceil(grams / 1000.0))
-    cart_kg = max(1.0, float(np.ceil(grams.sum() / 1000.0)))
+    line_kg, cart_kg = parts.line_kg, parts.cart_kg
     zone = ctx.zone[nodes] - 1
     line_pkg = np.full((nodes.size, len(ctx.lines)), np.inf)
     cart_pkg = np.full(nodes.size, np.inf)
-    for _, service, ok in ctx.serving(level, nodes):
-        base = np.array([r.base for r in service.rates], dtype=np.float64)[zone]
-        per_kg = np.array([r.per_kg for r in service.rates], dtype=np.float64)[zone]
-        late = w.lateness_per_day * np.array(service.transit_days, dtype=np.float64)[zone]
+    for position, _, ok in ctx.serving(level, nodes):
+        all_base, all_per_kg, all_transit = ctx.network.service_rates(position)
+        base, per_kg = all_base[zone], all_per_kg[zone]
+        late = w.lateness_per_day * all_transit[zone]
         line_cost = w.shipping * (base[:, None] + per_kg[:, None] * line_kg[None, :])
         cart_cost = w.shipping * (base + per_kg * cart_kg) + late
         line_pkg = np.where(ok[:, None], np.minimum(line_pkg, line_cost + late[:, None]), line_pkg)
         cart_pkg = np.where(ok, np.minimum(cart_pkg, cart_cost), cart_pkg)
-    handling = w.handling * index.node_handling[nodes].astype(np.float64)
-    pick = w.labour * index.node_pick_cost[nodes].astype(np.float64)
-    unit = (
-        pick[:, None]
-        + w.unit_cost * ctx.stock_unit_cost[rows]
-        + w.opportunity * ctx.stock_opportunity[rows]
-    ) * qty[None, :]
-    spare = ctx.stock_last[rows] - index.node_protection[nodes][:, None]
-    protected = w.protection_per_unit * np.clip(qty[None, :] - np.maximum(spare, 0), 0, None)
-    per_line = line_pkg + handling[:, None] + unit + protected
-    whole = cart_pkg + handling + (unit + protected).sum(axis=1)
+    handling = parts.handling[rows]
+    # The same sums, in the same order, as over these nodes alone: the ranking is unchanged.
+    per_line = line_pkg + handling[:, None] + parts.unit[rows] + parts.protected[rows]
+    whole = cart_pkg + handling + parts.cart[rows]
     return per_line, whole
 
 

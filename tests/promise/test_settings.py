@@ -37,6 +37,7 @@ VARIABLES: dict[type[EnvSettings], dict[str, Any]] = {
         "PROMISE_DEFAULT_TIME_BUDGET_MS": 50,
         "PROMISE_MAX_CONCURRENT_SOLVES": 1,
         "PROMISE_MAX_QUEUED_SOLVES": 64,
+        "PROMISE_SWITCH_INTERVAL_MS": 1.0,
         "PROMISE_RETRY_AFTER_S": 1,
         "PROMISE_SNAPSHOT_POLL_MS": 200,
         "PROMISE_LOG_LEVEL": "INFO",

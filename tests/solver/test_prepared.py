@@ -5,7 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from models import ServiceLevel
 from solver import Inventory, SolveParams, prepare, solve
+from solver.costs import coefficients, evaluate
+from solver.problem import build_context, build_problem
 from tests.solver.network_cases import CHICAGO, dc, request, snapshot, stock, store
 
 
@@ -61,3 +64,56 @@ def test_solving_leaves_the_prepared_network_as_it_was() -> None:
     assert first.options == second.options
     for name, values in before.items():
         assert np.array_equal(getattr(prepared.index, name), values)
+
+
+def test_a_nodes_slots_are_computed_once_and_shared_by_later_requests() -> None:
+    """Two requests with the same order date and zone read one LevelSlots of the network."""
+    snap = snapshot(
+        [dc("dc", location=CHICAGO), store("s1")], [stock("dc", "A", 5), stock("s1", "A", 3)]
+    )
+    prepared = prepare(snap)
+    first = request(("A", 1))
+    second = request(("A", 2))
+    assert first.requested_at is not None
+    first_ctx = build_context(first, prepared, first.requested_at)
+    second_ctx = build_context(second, prepared, first.requested_at)
+    level = ServiceLevel.GROUND
+    node = int(first_ctx.stocking_nodes(level)[0])
+    one, two = first_ctx.block(node, level), second_ctx.block(node, level)
+    assert one.size
+    assert np.shares_memory(one.date, two.date)  # the network's arrays
+    assert not one.date.flags.writeable  # shared, so nobody may write to them
+    # The cart's part is each request's own: ATP per line on each slot's date.
+    assert one.avail is not two.avail
+
+
+def test_an_allocation_evaluated_again_is_the_same_evaluation() -> None:
+    """evaluate() keeps what it computed on a problem: equal to a fresh problem's answer."""
+    snap = snapshot(
+        [dc("dc", location=CHICAGO), store("s1")], [stock("dc", "A", 5), stock("s1", "A", 3)]
+    )
+    prepared = prepare(snap)
+    req = request(("A", 2))
+    assert req.requested_at is not None
+    ctx = build_context(req, prepared, req.requested_at)
+    level = ServiceLevel.GROUND
+    problem = build_problem(ctx, level, set(ctx.stocking_nodes(level).tolist()))
+    coef = coefficients(problem)
+    x = np.zeros(problem.avail.shape, dtype=np.int64)
+    x[0, 0] = 2
+    first = evaluate(problem, x, coef)
+    assert evaluate(problem, x.copy(), coef) is first
+    x[0, 0] = 1  # another allocation: evaluated afresh
+    assert evaluate(problem, x, coef).objective != first.objective
+    fresh = build_problem(
+        build_context(req, prepared, req.requested_at), level, set(problem.candidates)
+    )
+    x[0, 0] = 2
+    again = evaluate(fresh, x, coefficients(fresh))
+    assert again is not first
+    assert (again.objective, again.margin, again.fulfilment) == (
+        first.objective,
+        first.margin,
+        first.fulfilment,
+    )
+    assert again.billable_kg.tolist() == first.billable_kg.tolist()
