@@ -3,7 +3,7 @@
 The command talks to the authority directly (the database of ``PROMISE_DATABASE_URL``, else the
 embedded one under ``--data-dir``), as ``promise keys`` does: it reads the live network and live
 stock, builds the forecast (a CSV file, or captured scenarios), solves the pricing LP (the
-order-level basket LP by default, ``--lp units`` for the per-unit transportation LP) and
+per-unit transportation LP by default, ``--lp baskets`` for the order-level basket LP) and
 writes the prices as the next version, audited under ``cli:<user>`` (or ``--actor``). Every
 worker of every host charges the new table from its next promise on. The re-pricing job of the
 service runs this same command in a child process.
@@ -155,8 +155,8 @@ def register(subparsers: Any) -> None:
     price.add_argument(
         "--lp",
         choices=["baskets", "units"],
-        default="baskets",
-        help="the pricing LP: orders as baskets of SKUs (default) or units one by one",
+        default="units",
+        help="the pricing LP: units one by one (default) or orders as baskets of SKUs",
     )
     price.add_argument(
         "--baskets",

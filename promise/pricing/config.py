@@ -51,7 +51,7 @@ class PricingSettings(EnvSettings):
         default=1.0, description="Demand regions are cells of this many degrees a side."
     )
     pricing_lp: Literal["baskets", "units"] = Field(
-        default="baskets",
+        default="units",
         description="The pricing LP: orders as baskets of SKUs (sees package costs and "
         "splits), or units one by one (the transportation LP).",
     )

@@ -83,7 +83,7 @@ def phl_a(client: httpx.Client) -> int:
     return cents
 
 
-def test_the_cli_prices_baskets_by_default_above_the_unit_lp(tmp_path: Path) -> None:
+def test_the_cli_prices_baskets_above_the_unit_lp(tmp_path: Path) -> None:
     """From captured carts, the basket LP's price of the scarce A beats the unit LP's price."""
     store = captured_week(tmp_path / "past.duckdb")
     process = serve(tmp_path)
@@ -91,10 +91,11 @@ def test_the_cli_prices_baskets_by_default_above_the_unit_lp(tmp_path: Path) -> 
         process.start(),
         httpx.Client(base_url=process.base_url, headers=process.auth_headers, timeout=30.0) as c,
     ):
-        units = price(process.data_dir, store, "--lp", "units")
+        # The per-unit LP is the default: the basket LP is asked for by name.
+        units = price(process.data_dir, store)
         assert (units["lp"], units["lp_status"], units["carts"]) == ("units", "OPTIMAL", CARTS)
         unit_cents = phl_a(c)
-        baskets = price(process.data_dir, store)
+        baskets = price(process.data_dir, store, "--lp", "baskets")
         assert (baskets["lp"], baskets["lp_status"]) == ("baskets", "OPTIMAL")
         # One basket of {A, B} to one cell, 40 orders over the week's horizon.
         assert (baskets["regions"], baskets["baskets"], baskets["forecast_orders"]) == (
@@ -116,6 +117,7 @@ def test_the_job_reprices_with_the_basket_lp_from_captured_scenarios(tmp_path: P
         "PROMISE_PRICING_SCENARIOS": str(captured_week(tmp_path / "past.duckdb")),
         "PROMISE_PRICING_HORIZON_S": str(WEEK_S),
         "PROMISE_PRICING_CHECK_S": "0.1",
+        "PROMISE_PRICING_LP": "baskets",
     }
     process: ServerProcess = serve(tmp_path, env)
     with (

@@ -108,7 +108,7 @@ VARIABLES: dict[type[EnvSettings], dict[str, Any]] = {
         "PROMISE_PRICING_HORIZON_S": 86400.0,
         "PROMISE_PRICING_LOOKBACK_S": 604800.0,
         "PROMISE_PRICING_CELL_DEG": 1.0,
-        "PROMISE_PRICING_LP": "baskets",
+        "PROMISE_PRICING_LP": "units",
         "PROMISE_PRICING_BASKETS": 400,
         "PROMISE_PRICING_NEAREST": 8,
         "PROMISE_PRICING_CHECK_S": 5.0,
