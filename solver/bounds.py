@@ -30,7 +30,7 @@ from solver.calendar import LEVEL_DEADLINE_DAYS
 from solver.costs import Coefficients
 from solver.problem import CartContext, Problem
 
-__all__ = ["complete_bound", "incomplete_bound", "node_bounds"]
+__all__ = ["complete_bound", "incomplete_bound", "node_bounds", "split_bound"]
 
 IntArray = npt.NDArray[np.int64]
 NONE = np.iinfo(np.int64).max // 4  # "cannot ship": large, yet sums of a few stay in range
@@ -66,6 +66,70 @@ def complete_bound(problem: Problem, coef: Coefficients, packages: int) -> int |
         + coef.per_kg.min() * kg
         + coef.lateness * max(0, int(problem.slot_days.min()))
     )
+
+
+def split_bound(problem: Problem, coef: Coefficients) -> int | None:
+    """A bound no complete answer of ``problem`` with two or more packages beats.
+
+    None when no such answer exists. The answer's packages come from a set D of nodes; its
+    cost is at least Σ over D of each node's cheapest package, less the one split refund, plus
+    each line's units at the cheapest unit cost within D, its kg at the cheapest kg rate
+    within D (whole kg, rounded down, or 1 kg per package) and the lateness of the latest
+    first delivery day within D. For |D| = 1 (two dates of one node) and |D| = 2 that is
+    computed pair by pair, and only for the nodes that hold every line between them; for
+    |D| ≥ 3 from the three cheapest packages and the cheapest units anywhere. A priced unit
+    (opportunity cost) stays with its node, so a pair that avoids it is bounded by its own
+    units, not by the cheapest anywhere: this is what proves a priced single package optimal.
+    """
+    ctx = problem.ctx
+    if problem.n_slots == 0 or ctx.max_shipments < 2:
+        return None
+    # Slots are grouped by node, nodes ascending (build_problem): reduce over each node's run.
+    _, start = np.unique(problem.slot_node, return_index=True)
+    usable = problem.slot_capacity != 0
+    fixed = np.minimum.reduceat(np.where(usable, coef.package, NONE), start)
+    rate = np.minimum.reduceat(np.where(usable, coef.per_kg, NONE), start)
+    days = np.minimum.reduceat(np.where(usable, problem.slot_days, NONE), start)
+    late = np.where(days < NONE, coef.lateness * np.maximum(days, 0), NONE)
+    # ATP only grows with the date, so a node ships at most its largest slot ATP of a SKU.
+    held = np.maximum.reduceat(np.where(usable[None, :], problem.avail, 0), start, axis=1).T
+    unit = np.minimum.reduceat(np.where(problem.avail > 0, coef.unit, NONE), start, axis=1).T
+    unit = np.where(held > 0, unit, NONE)  # nodes × lines
+    ok = (fixed < NONE) & (late < NONE)
+    qty = _quantities(ctx)
+    need = ctx.sku_need
+    whole_kg = np.array([line.weight_g * line.line.quantity // 1000 for line in ctx.lines])
+    best = NONE
+    # |D| ≤ 2: pairs (a, b), with the diagonal for two packages of one node.
+    pair_ok: npt.NDArray[np.bool_] = np.asarray(
+        ((held[:, None, :] + held[None, :, :]) >= need).all(axis=2)
+    )
+    np.fill_diagonal(pair_ok, (held >= need).all(axis=1))
+    pair_ok &= ok[:, None] & ok[None, :]
+    if pair_ok.any():
+        a, b = np.nonzero(pair_ok)
+        cheaper = np.minimum(unit[a], unit[b])  # every line has a holder in a covering pair
+        units = (cheaper * qty).sum(axis=1)
+        line_rate = np.minimum(
+            np.where(held[a] > 0, rate[a, None], NONE), np.where(held[b] > 0, rate[b, None], NONE)
+        )
+        by_line = (np.where(line_rate < NONE, line_rate, 0) * whole_kg).sum(axis=1)
+        kg = np.maximum(by_line, rate[a] + rate[b])
+        total = fixed[a] + fixed[b] - coef.split + units + kg + np.maximum(late[a], late[b])
+        best = int(total.min())
+    if ctx.max_shipments >= 3 and int(ok.sum()) >= 3:
+        cheapest = unit[ok].min(axis=0)
+        if (cheapest < NONE).all():
+            three = np.sort(fixed[ok])[:3]
+            line_rate = np.where(held[ok] > 0, rate[ok, None], NONE).min(axis=0)
+            by_line = int((np.where(line_rate < NONE, line_rate, 0) * whole_kg).sum())
+            kg = max(by_line, int(np.sort(rate[ok])[:3].sum()))
+            # Three distinct nodes: the latest of their first delivery days is at least the
+            # third smallest of them.
+            third_late = int(np.sort(late[ok])[2])
+            many = int(three.sum()) - coef.split + int((cheapest * qty).sum()) + kg + third_late
+            best = min(best, many)
+    return None if best >= NONE else best
 
 
 def incomplete_bound(problem: Problem, coef: Coefficients) -> int:

@@ -29,7 +29,7 @@ from models import (
     scale_cents_array,
 )
 from solver.answer import build_option
-from solver.bounds import complete_bound, incomplete_bound, node_bounds
+from solver.bounds import complete_bound, incomplete_bound, node_bounds, split_bound
 from solver.costs import Coefficients, coefficients, evaluate, meets_floor
 from solver.errors import InvalidRequestError
 from solver.greedy import BASELINES, Pick, allocation, greedy_run
@@ -142,8 +142,13 @@ def _proven(
     units = sum(line.line.quantity for line in problem.ctx.lines)
     if units == 1 or problem.ctx.max_shipments == 1:
         return single is not None
+    # Both bound every complete answer with two or more packages; the pair bound is the
+    # sharper one whenever a few nodes hold the cart (and the only one that sees prices).
     bound = complete_bound(problem, coef, 2)
-    return bound is None or best <= bound
+    if bound is None:
+        return True
+    pairs = split_bound(problem, coef)
+    return pairs is None or best <= max(bound, pairs)
 
 
 def _baseline(
