@@ -208,6 +208,30 @@ class _Search:
     cp_status: str | None = None
 
 
+def _trimmed(
+    problem: Problem, coef: Coefficients, x: IntArray, best: int
+) -> tuple[Problem, Coefficients, IntArray]:
+    """``problem`` without the nodes no answer cheaper than ``best`` can ship from, and ``x``.
+
+    A node whose bound (solver/bounds.py, over every answer shipping from it) is at least
+    ``best`` is in no strictly cheaper answer, so the model's optimum over the other nodes,
+    or ``best`` itself, is the optimum over all of them; a smaller model proves it sooner.
+    The nodes ``x`` ships from stay, so ``x`` remains the start.
+    """
+    ctx, level = problem.ctx, problem.level
+    nodes = np.intersect1d(np.array(problem.candidates, dtype=np.int64), ctx.stocking_nodes(level))
+    bounds = node_bounds(ctx, level, nodes, coef, target=best, refine_at_most=nodes.size)
+    used = set(problem.slot_node[np.flatnonzero(x.sum(axis=0))].tolist())
+    keep = {
+        node for node, bound in zip(nodes.tolist(), bounds.tolist(), strict=True) if bound < best
+    }
+    keep |= used
+    if len(keep) == len(problem.candidates):
+        return problem, coef, x
+    trimmed = build_problem(ctx, level, keep)
+    return trimmed, coefficients(trimmed), _remap(problem, trimmed, x)
+
+
 def _search(
     problem: Problem,
     coef: Coefficients,
@@ -226,6 +250,8 @@ def _search(
         x_best, best = single
     if not params.exact and _proven(problem, coef, best, single):
         return _Search(problem, coef, x_best, best, proven=True)
+    if not params.exact:
+        problem, coef, x_best = _trimmed(problem, coef, x_best, best)
     # The search gets what is left of this level's share once the model inputs are built,
     # less a little for building the answer; with nothing left the greedy answer stands.
     if deadline - time.perf_counter() - EXTRACT_RESERVE_S < MIN_SEARCH_S:

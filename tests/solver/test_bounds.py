@@ -47,7 +47,7 @@ def _priced(snap: Snapshot, seed: int) -> StockPrices:
 def _split_optimum(
     req: PromiseRequest, snap: Snapshot, prices: StockPrices
 ) -> list[tuple[int | None, int | None]]:
-    """Per level: (split_bound, proven optimum of complete answers with ≥ 2 packages or None)."""
+    """Per level: (split_bound, best complete answer with ≥ 2 packages CP-SAT found, or None)."""
     network = prepare(snap)
     assert req.requested_at is not None
     ctx = build_context(req, network, req.requested_at, exact=True, prices=prices)
@@ -74,9 +74,10 @@ def _split_optimum(
             carried.coeffs.extend([1] + [-1] * len(members))
             carried.domain.extend((-len(members) * 10**6, 0))
         solver = cmh.SolveWrapper()
-        solver.set_parameters(solver_parameters(20.0, 1, 0))
+        solver.set_parameters(solver_parameters(10.0, 1, 0))
         response = solver.solve(proto)  # type: ignore[no-untyped-call]
-        if response.status == cp_model.OPTIMAL:
+        # Every split answer found bounds the bound, proven optimal or not (a loaded machine).
+        if response.status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
             out.append((bound, int(response.objective_value)))
             continue
         assert response.status == cp_model.INFEASIBLE, response.status
