@@ -29,6 +29,7 @@ import dataclasses
 import datetime as dt
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -185,16 +186,17 @@ def _resolved(
     return lat, lon
 
 
-def forecast_from_store(
+def _period_rows(
     store: ScenarioStore,
+    sql: str,
     *,
     horizon: dt.timedelta,
-    lookback: dt.timedelta = DEFAULT_LOOKBACK,
-    until: dt.datetime | None = None,
-    channel: str | None = None,
-    cell_deg: float = 1.0,
-) -> ScenarioForecast:
-    """Demand by region × SKU over the period before ``until``, scaled to ``horizon``."""
+    lookback: dt.timedelta,
+    until: dt.datetime | None,
+    channel: str | None,
+    cell_deg: float,
+) -> tuple[dt.datetime, dt.datetime, list[Any], FloatArray, FloatArray]:
+    """The period, the rows ``sql`` reads for it and each row's destination as lat and lon."""
     if horizon <= dt.timedelta(0) or lookback <= dt.timedelta(0):
         raise ForecastError("horizon and lookback must be positive")
     if not 0 < cell_deg <= 90:
@@ -207,14 +209,37 @@ def forecast_from_store(
         until = newest[0] + dt.timedelta(microseconds=1)
     since = until - lookback
     period = {"since": since, "until": until, "channel": channel}
-    rows = store.connection.execute(_DEMAND_SQL, period).fetchall()
+    rows = store.connection.execute(sql, period).fetchall()
     if not rows:
         raise ForecastError(f"no scenarios requested in [{since.isoformat()}, {until.isoformat()})")
-    counted = store.connection.execute(_CARTS_SQL, period).fetchone()
-    carts = 0 if counted is None else int(counted[0])
     lat = np.array([math.nan if r[0] is None else r[0] for r in rows], dtype=np.float64)
     lon = np.array([math.nan if r[1] is None else r[1] for r in rows], dtype=np.float64)
     lat, lon = _resolved(lat, lon, [r[2] for r in rows], [str(r[3]) for r in rows])
+    return since, until, rows, lat, lon
+
+
+def forecast_from_store(
+    store: ScenarioStore,
+    *,
+    horizon: dt.timedelta,
+    lookback: dt.timedelta = DEFAULT_LOOKBACK,
+    until: dt.datetime | None = None,
+    channel: str | None = None,
+    cell_deg: float = 1.0,
+) -> ScenarioForecast:
+    """Demand by region × SKU over the period before ``until``, scaled to ``horizon``."""
+    since, until, rows, lat, lon = _period_rows(
+        store,
+        _DEMAND_SQL,
+        horizon=horizon,
+        lookback=lookback,
+        until=until,
+        channel=channel,
+        cell_deg=cell_deg,
+    )
+    period = {"since": since, "until": until, "channel": channel}
+    counted = store.connection.execute(_CARTS_SQL, period).fetchone()
+    carts = 0 if counted is None else int(counted[0])
     units = np.array([r[5] for r in rows], dtype=np.float64)
     known = ~(np.isnan(lat) | np.isnan(lon))
     scale = horizon / lookback
@@ -290,23 +315,15 @@ def baskets_from_store(
     cell_deg: float = 1.0,
 ) -> ScenarioBaskets:
     """Orders by cell × set of SKUs over the period before ``until``, scaled to ``horizon``."""
-    if horizon <= dt.timedelta(0) or lookback <= dt.timedelta(0):
-        raise ForecastError("horizon and lookback must be positive")
-    if not 0 < cell_deg <= 90:
-        raise ForecastError("cell_deg must be in (0, 90]")
-    if until is None:
-        newest = store.connection.execute("SELECT max(requested_at) FROM scenarios").fetchone()
-        if newest is None or newest[0] is None:
-            raise ForecastError("the scenario store holds no scenarios")
-        until = newest[0] + dt.timedelta(microseconds=1)
-    since = until - lookback
-    period = {"since": since, "until": until, "channel": channel}
-    rows = store.connection.execute(_BASKETS_SQL, period).fetchall()
-    if not rows:
-        raise ForecastError(f"no scenarios requested in [{since.isoformat()}, {until.isoformat()})")
-    lat = np.array([math.nan if r[0] is None else r[0] for r in rows], dtype=np.float64)
-    lon = np.array([math.nan if r[1] is None else r[1] for r in rows], dtype=np.float64)
-    lat, lon = _resolved(lat, lon, [r[2] for r in rows], [str(r[3]) for r in rows])
+    since, until, rows, lat, lon = _period_rows(
+        store,
+        _BASKETS_SQL,
+        horizon=horizon,
+        lookback=lookback,
+        until=until,
+        channel=channel,
+        cell_deg=cell_deg,
+    )
     units = np.array([sum(int(line["quantity"]) for line in r[4]) for r in rows], dtype=np.int64)
     known = ~(np.isnan(lat) | np.isnan(lon))
     if not known.any():

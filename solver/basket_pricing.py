@@ -50,10 +50,9 @@ from models import (
 )
 from solver._lp import sparse_model, stock_duals
 from solver.errors import InvalidRequestError
-from solver.geo import haversine_km, zones_of
 from solver.index import SnapshotIndex
 from solver.prepared import PreparedNetwork, as_prepared
-from solver.pricing import PricingRun, ship_cost_matrix
+from solver.pricing import PricingRun, cheapest_by_level, ship_cost_matrix
 
 __all__ = ["MAX_PARTS_OF", "BasketForecast", "price_baskets"]
 
@@ -226,20 +225,9 @@ def transit_days_matrix(
     index: SnapshotIndex, level: ServiceLevel, lat: FloatArray, lon: FloatArray
 ) -> FloatArray:
     """Nodes × regions: fewest transit days of a service of ``level`` (0 where none serves)."""
-    distance = np.stack(
-        [haversine_km(index.node_lat, index.node_lon, a, b) for a, b in zip(lat, lon, strict=True)],
-        axis=1,
+    best = cheapest_by_level(
+        index, level, lat, lon, lambda service: np.array(service.transit_days, np.float64)
     )
-    zone = zones_of(distance) - 1
-    best = np.full(distance.shape, np.inf)
-    for service, serves in zip(index.snapshot.services, index.service_mask, strict=True):
-        if service.service_level is not level:
-            continue
-        days = np.array(service.transit_days, dtype=np.float64)[zone]
-        ok = serves[:, None] & np.ones_like(distance, dtype=np.bool_)
-        if service.max_distance_km is not None:
-            ok &= distance <= service.max_distance_km
-        best = np.where(ok, np.minimum(best, days), best)
     # Unserved pairs already cost ``inf`` to ship; their lateness is moot.
     return np.where(np.isfinite(best), best, 0.0)
 

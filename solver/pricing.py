@@ -29,12 +29,13 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import numpy.typing as npt
 
 from models import (
+    CarrierService,
     ServiceLevel,
     Snapshot,
     StockPrices,
@@ -47,7 +48,7 @@ from solver.geo import haversine_km, zones_of
 from solver.index import SnapshotIndex
 from solver.prepared import PreparedNetwork, as_prepared
 
-__all__ = ["Forecast", "PricingRun", "price_stock", "ship_cost_matrix"]
+__all__ = ["Forecast", "PricingRun", "cheapest_by_level", "price_stock", "ship_cost_matrix"]
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
@@ -102,12 +103,16 @@ class PricingRun:
     screened: int = 0  # of which priced at zero without an LP (no stock row binds)
 
 
-def ship_cost_matrix(
-    index: SnapshotIndex, level: ServiceLevel, lat: FloatArray, lon: FloatArray, kg: int
+def cheapest_by_level(
+    index: SnapshotIndex,
+    level: ServiceLevel,
+    lat: FloatArray,
+    lon: FloatArray,
+    per_zone: Callable[[CarrierService], FloatArray],
 ) -> FloatArray:
-    """Nodes × regions: cheapest base + kg rate of a ``kg`` package by a service of ``level``.
+    """Nodes × regions: the least ``per_zone(service)[zone]`` over services of ``level``.
 
-    ``inf`` where no service of the level serves the pair.
+    ``inf`` where no service of the level serves the pair (out of its reach or not offered).
     """
     distance = np.stack(
         [haversine_km(index.node_lat, index.node_lon, a, b) for a, b in zip(lat, lon, strict=True)],
@@ -118,12 +123,28 @@ def ship_cost_matrix(
     for service, serves in zip(index.snapshot.services, index.service_mask, strict=True):
         if service.service_level is not level:
             continue
-        cost = np.array([r.base + r.per_kg * kg for r in service.rates], dtype=np.float64)[zone]
+        value = per_zone(service)[zone]
         ok = serves[:, None] & np.ones_like(distance, dtype=np.bool_)
         if service.max_distance_km is not None:
             ok &= distance <= service.max_distance_km
-        best = np.where(ok, np.minimum(best, cost), best)
+        best = np.where(ok, np.minimum(best, value), best)
     return best
+
+
+def ship_cost_matrix(
+    index: SnapshotIndex, level: ServiceLevel, lat: FloatArray, lon: FloatArray, kg: int
+) -> FloatArray:
+    """Nodes × regions: cheapest base + kg rate of a ``kg`` package by a service of ``level``.
+
+    ``inf`` where no service of the level serves the pair.
+    """
+    return cheapest_by_level(
+        index,
+        level,
+        lat,
+        lon,
+        lambda service: np.array([r.base + r.per_kg * kg for r in service.rates], np.float64),
+    )
 
 
 def price_stock(
