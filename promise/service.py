@@ -213,12 +213,26 @@ class PromiseService:
             await anyio.to_thread.run_sync(solver.warm_up, abandon_on_cancel=True)
             self._warmed = True
             live = await self.store.start()
+            await self._warm_live_view()
         except Exception as exc:
             # /readyz names the reason while an app that warms in the background stays up.
             self.startup_error = f"{type(exc).__name__}: {exc}"
             raise
         self._metrics.snapshot_loads.labels("start").inc()
         log.info("worker ready", extra={"snapshot_version": live.snapshot.version})
+
+    async def _warm_live_view(self) -> None:
+        """Build the live view (stock re-indexed into the network) and the price table now.
+
+        Else the first promise of the worker builds them inside its own budget (a few hundred
+        ms on the demo network) and answers from the greedy fallback. The authority may be
+        down at start-up: then the first promise builds them, as before, or answers 503.
+        """
+        try:
+            await self.stock.network()
+            await self.stock.sync_prices()
+        except Exception as exc:
+            log.warning("live view not built at start-up", extra={"error": str(exc)})
 
     def warm_snapshot(self, network: solver.PreparedNetwork) -> None:
         """Solve one small cart on a prepared snapshot before it serves, then freeze the heap.
