@@ -143,12 +143,13 @@ def _proven(
     if units == 1 or problem.ctx.max_shipments == 1:
         return single is not None
     # Both bound every complete answer with two or more packages; the pair bound is the
-    # sharper one whenever a few nodes hold the cart (and the only one that sees prices).
+    # sharper one whenever a few nodes hold the cart (and the only one that sees prices), but
+    # dearer to compute, so it is asked only when the cheap bound does not settle it.
     bound = complete_bound(problem, coef, 2)
-    if bound is None:
+    if bound is None or best <= bound:
         return True
     pairs = split_bound(problem, coef)
-    return pairs is None or best <= max(bound, pairs)
+    return pairs is None or best <= pairs
 
 
 def _baseline(
