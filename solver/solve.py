@@ -32,7 +32,7 @@ from solver.answer import build_option
 from solver.bounds import complete_bound, incomplete_bound, node_bounds, split_bound
 from solver.costs import Coefficients, coefficients, evaluate, meets_floor
 from solver.errors import InvalidRequestError
-from solver.greedy import BASELINES, Pick, allocation, greedy_run
+from solver.greedy import BASELINES, Pick, allocation, cheapest_start, greedy_run
 from solver.mip import MIN_SEARCH_S, solve_mip
 from solver.prepared import PreparedNetwork, as_prepared
 from solver.problem import CartContext, Problem, build_context, build_problem, prefilter
@@ -251,6 +251,14 @@ def _search(
         x_best, best = single
     if not params.exact and _proven(problem, coef, best, single):
         return _Search(problem, coef, x_best, best, proven=True)
+    # Not proven by bounds: the search needs a model, and starts better from the cheapest
+    # package-by-package answer (which sees prices), which may itself be proven optimal.
+    cheapest = cheapest_start(problem, coef)
+    value = evaluate(problem, cheapest, coef).objective
+    if value < best:
+        x_best, best = cheapest, value
+        if not params.exact and _proven(problem, coef, best, single):
+            return _Search(problem, coef, x_best, best, proven=True)
     if not params.exact:
         problem, coef, x_best = _trimmed(problem, coef, x_best, best)
     # The search gets what is left of this level's share once the model inputs are built,
