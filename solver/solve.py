@@ -41,6 +41,9 @@ __all__ = ["SolveParams", "solve"]
 
 IntArray = npt.NDArray[np.int64]
 LEVEL_ORDER: tuple[ServiceLevel, ...] = tuple(ServiceLevel)
+# The baseline whose answer the proof without a model tries first: the one covering most
+# units per package is most often the optimum among the three (realistic mix, demo network).
+QUICK_BASELINE = Engine.FEWEST_SPLITS
 # Kept back from a level's share for turning the allocation into the answer.
 EXTRACT_RESERVE_S = 0.0005
 # A larger model for the optimality proof needs at least this much of the level's time left;
@@ -259,10 +262,13 @@ def _search(
         x_best, best = cheapest, value
         if not params.exact and _proven(problem, coef, best, single):
             return _Search(problem, coef, x_best, best, proven=True)
+    # The search gets what is left of this level's share once the model inputs are built,
+    # less a little for building the answer; with nothing left the greedy answer stands (and
+    # trimming the model, whose bounds cost milliseconds on a large cart, would be wasted).
+    if deadline - time.perf_counter() - EXTRACT_RESERVE_S < MIN_SEARCH_S:
+        return _Search(problem, coef, x_best, best, proven=False, timed_out=True)
     if not params.exact:
         problem, coef, x_best = _trimmed(problem, coef, x_best, best)
-    # The search gets what is left of this level's share once the model inputs are built,
-    # less a little for building the answer; with nothing left the greedy answer stands.
     if deadline - time.perf_counter() - EXTRACT_RESERVE_S < MIN_SEARCH_S:
         return _Search(problem, coef, x_best, best, proven=False, timed_out=True)
     outcome = solve_mip(
@@ -341,6 +347,53 @@ def _may_win(ctx: CartContext, level: ServiceLevel, found: _Search, most: int) -
     return set(outside[bounds < found.objective].tolist())
 
 
+def _quick_proof(
+    ctx: CartContext,
+    level: ServiceLevel,
+    params: SolveParams,
+    picks: list[Pick],
+    ranked: set[int],
+    *,
+    deadline: float,
+) -> _LevelOutcome | None:
+    """The level's answer when one baseline and the bounds prove it optimal, else None.
+
+    Most levels are proven without a model (solver/bounds.py): then the other baselines'
+    answers cannot be cheaper, and computing them would only cost time. The model is the
+    pre-filter's nodes and the baseline's; the proof covers every stocking node, as the full
+    path's does. When it fails, the caller runs the full path from the start. Past the
+    level's ``deadline`` the proof over the other nodes is not started: the answer stands,
+    flagged as the fallback the time budget left, as the full path's would be.
+    """
+    candidates = ranked | {pick.node for pick in picks}
+    problem = build_problem(ctx, level, candidates)
+    coef = coefficients(problem)
+    start = allocation(problem, picks, coef)
+    x, best = start, evaluate(problem, start, coef).objective
+    single = _single_package(problem, coef)
+    if single is not None and single[1] < best:
+        x, best = single
+    # Without a slot, shipping nothing is the only answer on these nodes (as in _search).
+    if problem.n_slots and not _proven(problem, coef, best, single):
+        # The baseline ignores prices and its fixed order may split needlessly: the cheapest
+        # package-by-package answer, which costs a fraction of a baseline pass, may prove.
+        cheapest = cheapest_start(problem, coef)
+        value = evaluate(problem, cheapest, coef).objective
+        if value >= best or not _proven(problem, coef, value, single):
+            return None
+        x, best = cheapest, value
+    found = _Search(problem, coef, x, best, proven=True)
+    status = Status.OPTIMAL
+    if time.perf_counter() >= deadline:
+        status = Status.FALLBACK
+    elif _may_win(ctx, level, found, params.proof_nodes):
+        return None
+    known = [start] if single is None else [start, single[0]]
+    note = _steering(problem, coef, known, found)
+    option = build_option(problem, x, coef, status, note=note)
+    return _LevelOutcome(option, status, len(problem.candidates), 0)
+
+
 def _solve_level(
     ctx: CartContext, level: ServiceLevel, params: SolveParams, deadline: float, final: float
 ) -> _LevelOutcome:
@@ -353,7 +406,19 @@ def _solve_level(
     """
     if params.engine is not Engine.MIP:
         return _baseline(ctx, level, params.engine, deadline, final)
-    runs = [greedy_run(ctx, level, engine, deadline=deadline, final=final) for engine in BASELINES]
+    quick_run = greedy_run(ctx, level, QUICK_BASELINE, deadline=deadline, final=final)
+    ranked: set[int] | None = None
+    if not params.exact and not quick_run[1]:
+        ranked = prefilter(ctx, level, per_line=params.per_line, whole_cart=params.whole_cart)
+        quick = _quick_proof(ctx, level, params, quick_run[0], ranked, deadline=deadline)
+        if quick is not None:
+            return quick
+    runs = [
+        quick_run
+        if engine is QUICK_BASELINE
+        else greedy_run(ctx, level, engine, deadline=deadline, final=final)
+        for engine in BASELINES
+    ]
     picks = [run for run, _ in runs]
     if any(cut for _, cut in runs):
         # The baselines used the level's whole share (tens of thousands of stocking nodes):
@@ -361,6 +426,8 @@ def _solve_level(
         return _picked(ctx, level, picks, Status.FALLBACK)
     if params.exact:
         candidates = set(ctx.stocking_nodes(level).tolist())
+    elif ranked is not None:
+        candidates = set(ranked)
     else:
         candidates = prefilter(ctx, level, per_line=params.per_line, whole_cart=params.whole_cart)
     # The nodes the baselines use join the model, so the MIP is never worse than a baseline.
@@ -374,6 +441,10 @@ def _solve_level(
     cp_status = found.cp_status
     added = 0
     while found.proven and not params.exact:
+        if time.perf_counter() >= deadline:
+            # The level's share is spent: the answer stands, proven on the model's nodes only.
+            found.proven = False
+            break
         extra = _may_win(ctx, level, found, params.proof_nodes)
         if not extra:
             break

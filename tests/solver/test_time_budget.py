@@ -9,6 +9,9 @@ from models import Engine, Status
 from scenarios import demo_snapshot, generate_carts
 from solver import SolveParams, prepare, solve
 from solver.checker import Reference, check
+from solver.greedy import greedy_run
+from solver.problem import build_context, prefilter
+from solver.solve import QUICK_BASELINE, _quick_proof
 from tests.solver.wide_network import wide_request, wide_snapshot
 
 
@@ -107,3 +110,39 @@ def test_a_request_past_its_budget_before_the_solve_gets_the_flagged_greedy_answ
         assert not fresh.solver.fallback
         for quick, solved in zip(late.options, fresh.options, strict=True):
             assert quick.objective >= solved.objective
+
+
+def test_the_proof_without_a_model_claims_nothing_once_the_level_share_is_spent() -> None:
+    """One baseline and the bounds: optimal with time left, a flagged fallback without it.
+
+    With time left the answer proven this way is the exact reference's optimum; with the
+    level's share already spent the same answer comes back unproven, flagged as a fallback.
+    """
+    snapshot = demo_snapshot()
+    network, reference = prepare(snapshot), Reference.of(snapshot)
+    params = SolveParams()
+    proven = 0
+    for request in generate_carts(snapshot, count=16, seed=17, lines=2):
+        assert request.requested_at is not None
+        ctx = build_context(request, network, request.requested_at)
+        exact = solve(request, network, params=SolveParams(exact=True, time_budget_ms=5000))
+        assert check(exact, request, reference).ok
+        for option in exact.options:
+            level = option.service_level
+            picks, _ = greedy_run(ctx, level, QUICK_BASELINE)
+            ranked = prefilter(ctx, level, per_line=params.per_line, whole_cart=params.whole_cart)
+            timely = _quick_proof(
+                ctx, level, params, picks, ranked, deadline=time.perf_counter() + 5
+            )
+            spent = _quick_proof(ctx, level, params, picks, ranked, deadline=time.perf_counter())
+            if timely is None:
+                assert spent is None or spent.status is Status.FALLBACK
+                continue
+            proven += 1
+            assert timely.status is Status.OPTIMAL
+            assert timely.option.objective == option.objective, level
+            assert spent is not None
+            assert spent.status is Status.FALLBACK
+            assert spent.option.fallback
+            assert spent.option.objective == option.objective
+    assert proven >= 20  # most levels of 2-line carts prove this way
