@@ -354,7 +354,7 @@ def _quick_proof(
     picks: list[Pick],
     ranked: set[int],
     *,
-    deadline: float,
+    final: float,
 ) -> _LevelOutcome | None:
     """The level's answer when one baseline and the bounds prove it optimal, else None.
 
@@ -362,8 +362,9 @@ def _quick_proof(
     answers cannot be cheaper, and computing them would only cost time. The model is the
     pre-filter's nodes and the baseline's; the proof covers every stocking node, as the full
     path's does. When it fails, the caller runs the full path from the start. Past the
-    level's ``deadline`` the proof over the other nodes is not started: the answer stands,
-    flagged as the fallback the time budget left, as the full path's would be.
+    request's deadline (``final``) the proof over the other nodes is not started: the answer
+    stands, flagged as the fallback the time budget left. Within it a proof may run past the
+    level's share, as the full path's does: the levels after it share what is left.
     """
     candidates = ranked | {pick.node for pick in picks}
     problem = build_problem(ctx, level, candidates)
@@ -384,7 +385,7 @@ def _quick_proof(
         x, best = cheapest, value
     found = _Search(problem, coef, x, best, proven=True)
     status = Status.OPTIMAL
-    if time.perf_counter() >= deadline:
+    if time.perf_counter() >= final:
         status = Status.FALLBACK
     elif _may_win(ctx, level, found, params.proof_nodes):
         return None
@@ -410,7 +411,7 @@ def _solve_level(
     ranked: set[int] | None = None
     if not params.exact and not quick_run[1]:
         ranked = prefilter(ctx, level, per_line=params.per_line, whole_cart=params.whole_cart)
-        quick = _quick_proof(ctx, level, params, quick_run[0], ranked, deadline=deadline)
+        quick = _quick_proof(ctx, level, params, quick_run[0], ranked, final=final)
         if quick is not None:
             return quick
     runs = [
@@ -441,8 +442,8 @@ def _solve_level(
     cp_status = found.cp_status
     added = 0
     while found.proven and not params.exact:
-        if time.perf_counter() >= deadline:
-            # The level's share is spent: the answer stands, proven on the model's nodes only.
+        if time.perf_counter() >= final:
+            # The request's budget is spent: the answer stands, proven on the model's nodes.
             found.proven = False
             break
         extra = _may_win(ctx, level, found, params.proof_nodes)

@@ -44,8 +44,10 @@ def test_selection_forms() -> None:
 def test_parallel_and_in_process_runs_agree() -> None:
     """Two worker processes give the same rows as one in-process worker, all checked."""
     with filled_store(24) as store:
-        single = replay(store, SMALL_TAG, workers=1, progress=False)
-        double = replay(store, SMALL_TAG, workers=2, progress=False)
+        # A budget no solve here needs: a fresh worker's first solve (cold calendars, a
+        # loaded machine) must not turn one run's proven answer into the other's fallback.
+        single = replay(store, SMALL_TAG, workers=1, progress=False, time_budget_ms=5000)
+        double = replay(store, SMALL_TAG, workers=2, progress=False, time_budget_ms=5000)
         assert _rows(store, single) == _rows(store, double)
         rows = store.results(double)
         assert len(rows) == 24

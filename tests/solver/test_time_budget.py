@@ -112,11 +112,11 @@ def test_a_request_past_its_budget_before_the_solve_gets_the_flagged_greedy_answ
             assert quick.objective >= solved.objective
 
 
-def test_the_proof_without_a_model_claims_nothing_once_the_level_share_is_spent() -> None:
+def test_the_proof_without_a_model_claims_nothing_once_the_budget_is_spent() -> None:
     """One baseline and the bounds: optimal with time left, a flagged fallback without it.
 
     With time left the answer proven this way is the exact reference's optimum; with the
-    level's share already spent the same answer comes back unproven, flagged as a fallback.
+    request's budget already spent the same answer comes back unproven, flagged as a fallback.
     """
     snapshot = demo_snapshot()
     network, reference = prepare(snapshot), Reference.of(snapshot)
@@ -131,10 +131,8 @@ def test_the_proof_without_a_model_claims_nothing_once_the_level_share_is_spent(
             level = option.service_level
             picks, _ = greedy_run(ctx, level, QUICK_BASELINE)
             ranked = prefilter(ctx, level, per_line=params.per_line, whole_cart=params.whole_cart)
-            timely = _quick_proof(
-                ctx, level, params, picks, ranked, deadline=time.perf_counter() + 5
-            )
-            spent = _quick_proof(ctx, level, params, picks, ranked, deadline=time.perf_counter())
+            timely = _quick_proof(ctx, level, params, picks, ranked, final=time.perf_counter() + 5)
+            spent = _quick_proof(ctx, level, params, picks, ranked, final=time.perf_counter())
             if timely is None:
                 assert spent is None or spent.status is Status.FALLBACK
                 continue
