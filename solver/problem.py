@@ -372,12 +372,12 @@ def _opportunity(index: SnapshotIndex, prices: StockPrices, sku: int, nodes: Int
     out = np.zeros(nodes.size, dtype=np.int64)
     priced = prices.by_sku.get(index.snapshot.items[sku].sku)
     if priced:
-        # A table prices few pairs of a SKU (the scarce ones): walk them, not the nodes.
-        where = {node: k for k, node in enumerate(nodes.tolist())}
-        for node_id, cents in priced.items():
-            k = where.get(index.node_pos.get(node_id, -1))
-            if k is not None:
-                out[k] = cents
+        # A table prices few pairs of a SKU (the scarce ones): match them against the nodes
+        # in one comparison, not a lookup per node.
+        at = np.array([index.node_pos.get(node_id, -1) for node_id in priced], dtype=np.int64)
+        cents = np.fromiter(priced.values(), dtype=np.int64, count=at.size)
+        k_node, k_price = np.nonzero(nodes[:, None] == at[None, :])
+        out[k_node] = cents[k_price]
     return out
 
 

@@ -44,6 +44,9 @@ LEVEL_ORDER: tuple[ServiceLevel, ...] = tuple(ServiceLevel)
 # The baseline whose answer the proof without a model tries first: the one covering most
 # units per package is most often the optimum among the three (realistic mix, demo network).
 QUICK_BASELINE = Engine.FEWEST_SPLITS
+# Models the proof without a model builds before it hands over: the pre-filter's, and once
+# more with the nodes whose bound says they could win.
+QUICK_ROUNDS = 2
 # Kept back from a level's share for turning the allocation into the answer.
 EXTRACT_RESERVE_S = 0.0005
 # A larger model for the optimality proof needs at least this much of the level's time left;
@@ -367,11 +370,42 @@ def _quick_proof(
     level's share, as the full path's does: the levels after it share what is left.
     """
     candidates = ranked | {pick.node for pick in picks}
+    for _ in range(QUICK_ROUNDS):
+        proven = _bound_proof(ctx, level, picks, candidates)
+        if proven is None:
+            return None
+        found, known = proven
+        status = Status.OPTIMAL
+        if time.perf_counter() >= final:
+            status = Status.FALLBACK
+        else:
+            extra = _may_win(ctx, level, found, params.proof_nodes)
+            if extra:
+                # A node left out could win: once more with it (proof_nodes bounds the model).
+                candidates = candidates | extra
+                if len(candidates) > len(ranked) + params.proof_nodes:
+                    return None
+                continue
+        note = _steering(found.problem, found.coef, known, found)
+        option = build_option(found.problem, found.x, found.coef, status, note=note)
+        return _LevelOutcome(option, status, len(found.problem.candidates), 0)
+    return None
+
+
+def _bound_proof(
+    ctx: CartContext, level: ServiceLevel, picks: list[Pick], candidates: set[int]
+) -> tuple[_Search, list[IntArray]] | None:
+    """The best answer over ``candidates`` when the bounds prove it, with the known answers.
+
+    The known answers are the baseline's, the best single package's and the cheapest
+    package-by-package one's, as far as they were built (for ``_steering``).
+    """
     problem = build_problem(ctx, level, candidates)
     coef = coefficients(problem)
     start = allocation(problem, picks, coef)
     x, best = start, evaluate(problem, start, coef).objective
     single = _single_package(problem, coef)
+    known = [start] if single is None else [start, single[0]]
     if single is not None and single[1] < best:
         x, best = single
     # Without a slot, shipping nothing is the only answer on these nodes (as in _search).
@@ -383,16 +417,7 @@ def _quick_proof(
         if value >= best or not _proven(problem, coef, value, single):
             return None
         x, best = cheapest, value
-    found = _Search(problem, coef, x, best, proven=True)
-    status = Status.OPTIMAL
-    if time.perf_counter() >= final:
-        status = Status.FALLBACK
-    elif _may_win(ctx, level, found, params.proof_nodes):
-        return None
-    known = [start] if single is None else [start, single[0]]
-    note = _steering(problem, coef, known, found)
-    option = build_option(problem, x, coef, status, note=note)
-    return _LevelOutcome(option, status, len(problem.candidates), 0)
+    return _Search(problem, coef, x, best, proven=True), known
 
 
 def _solve_level(
