@@ -334,10 +334,20 @@ def clairvoyant(
     time_limit_s: float,
     hints: Sequence[Sequence[PromiseOption]] = (),
     engine: str = "scip",
+    strengthen: bool = True,
 ) -> JointPlan:
     """Every order of ``day`` solved at once on its starting state (solver/joint.py).
 
     ``hints`` are the options of sequential runs (one per order, in order): each run is
-    feasible for the joint model, so the plan is never worse than the best of them.
+    feasible for the joint model, so the plan is never worse than the best of them. ``engine``
+    and ``strengthen`` are those of ``solver.joint.solve_joint``.
     """
-    return plan_jointly(day.orders, day.snapshot, day.level, time_limit_s=time_limit_s, hints=hints)
+    return plan_jointly(
+        day.orders,
+        day.snapshot,
+        day.level,
+        time_limit_s=time_limit_s,
+        hints=hints,
+        engine=engine,
+        strengthen=strengthen,
+    )

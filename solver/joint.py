@@ -16,7 +16,8 @@ for the units below protection that earlier orders left, and the plan must cost 
 of it costs. This is the clairvoyant plan of a day (every
 order known up front) and the re-sourcing of open holds (each cart limited to slots delivering
 by its promised date). Its LP relaxation, on GLOP, bounds it from below when the MIP is too
-large to prove.
+large to prove; ``strengthen`` adds the valid inequalities of solver/_joint_cuts.py (promised
+day and billable kg), which raise that relaxation without removing any integer plan.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from ortools.sat.python import cp_model
 from ortools.sat.python import cp_model_helper as cmh
 
 from models import PromiseOption, PromiseRequest, ServiceLevel, Snapshot
+from solver._joint_cuts import strengthen as add_cuts
 from solver._lp import sparse_model
 from solver.costs import Coefficients, coefficients, evaluate
 from solver.mip import MipModel, build_model, solver_parameters
@@ -202,6 +204,28 @@ def _as_mp(proto: cmh.CpModelProto, *, integral: bool) -> mbh.ModelBuilderHelper
     return model
 
 
+def _joint_model(
+    problems: Sequence[Problem],
+    coefs: Sequence[Coefficients],
+    hints: Sequence[IntArray] | None,
+    *,
+    shared_protection: bool,
+    strengthen: bool,
+) -> tuple[cmh.CpModelProto, list[MipModel]]:
+    """The carts' models in one proto with their shared rows (``solve_joint``'s options)."""
+    proto = cmh.CpModelProto()
+    models: list[MipModel] = []
+    for k, (problem, coef) in enumerate(zip(problems, coefs, strict=True)):
+        hint = None if hints is None else hints[k]
+        models.append(build_model(problem, coef, hint=hint, into=proto))
+    _share(problems, models, proto)
+    if shared_protection:
+        _share_protection(models, proto)
+    if strengthen:
+        add_cuts(models, proto)
+    return proto, models
+
+
 def solve_joint(
     problems: Sequence[Problem],
     coefs: Sequence[Coefficients],
@@ -211,23 +235,20 @@ def solve_joint(
     hints: Sequence[IntArray] | None = None,
     engine: str = "scip",
     shared_protection: bool = False,
+    strengthen: bool = True,
 ) -> JointOutcome:
     """Solve the carts jointly within ``time_limit_s``; the best plan found and a lower bound.
 
     ``engine`` is ``scip`` or ``highs`` (LP-based branch and bound: tight bounds on these
     assignment models), ``cp_sat``, or ``lp`` (HiGHS) or ``glop`` for the LP relaxation (a
     bound, no plan). ``shared_protection`` charges units below protection once over every
-    cart (module docstring): a day's plan.
+    cart (module docstring): a day's plan. ``strengthen`` adds the valid inequalities of
+    solver/_joint_cuts.py (off only to measure what they add).
     """
     started = time.perf_counter()
-    proto = cmh.CpModelProto()
-    models: list[MipModel] = []
-    for k, (problem, coef) in enumerate(zip(problems, coefs, strict=True)):
-        hint = None if hints is None else hints[k]
-        models.append(build_model(problem, coef, hint=hint, into=proto))
-    _share(problems, models, proto)
-    if shared_protection:
-        _share_protection(models, proto)
+    proto, models = _joint_model(
+        problems, coefs, hints, shared_protection=shared_protection, strengthen=strengthen
+    )
     count = len(proto.variables)
     if engine == "cp_sat":
         params = solver_parameters(time_limit_s, workers, seed=0)
@@ -307,33 +328,17 @@ def plan_jointly(
     time_limit_s: float,
     hints: Sequence[Sequence[PromiseOption]] = (),
     engine: str = "scip",
+    strengthen: bool = True,
 ) -> JointPlan:
     """Plan ``requests`` (each with its ``requested_at``) together over every stocking node.
 
     ``hints`` are candidate plans, one option per request in order; the cheapest one that maps
     onto the model is CP-SAT's start. ``network`` is prepared, or a bare snapshot prepared for
-    this one call.
+    this one call. ``engine`` and ``strengthen`` are those of ``solve_joint``.
     """
-    prepared = as_prepared(network)
-    channels = {request.cart.channel for request in requests}
-    every_date = _dates_matter(prepared.snapshot, level, channels)
-    problems: list[Problem] = []
-    for request in requests:
-        if request.requested_at is None:
-            raise ValueError("a jointly planned request needs its requested_at")
-        ctx = build_context(request, prepared, request.requested_at, exact=every_date)
-        problems.append(build_problem(ctx, level, set(ctx.stocking_nodes(level).tolist())))
+    problems = _day_problems(requests, as_prepared(network), level)
     coefs = [coefficients(problem) for problem in problems]
-    start: list[IntArray] | None = None
-    start_value = math.inf
-    for run in hints:
-        mapped = [allocation_of(p, option) for p, option in zip(problems, run, strict=True)]
-        xs = [x for x in mapped if x is not None]
-        if len(xs) != len(problems):
-            continue
-        value = _day_objective(problems, xs, coefs)[0]
-        if value < start_value:
-            start, start_value = xs, value
+    start = _best_start(problems, coefs, hints)
     outcome = solve_joint(
         problems,
         coefs,
@@ -341,6 +346,7 @@ def plan_jointly(
         hints=start,
         engine=engine,
         shared_protection=True,
+        strengthen=strengthen,
     )
     if outcome.x is None:
         return JointPlan(
@@ -365,6 +371,40 @@ def plan_jointly(
         outcome.seconds,
         outcome.x,
     )
+
+
+def _day_problems(
+    requests: Sequence[PromiseRequest], prepared: PreparedNetwork, level: ServiceLevel
+) -> list[Problem]:
+    """Each request's problem over every stocking node, on its own ``requested_at``."""
+    channels = {request.cart.channel for request in requests}
+    every_date = _dates_matter(prepared.snapshot, level, channels)
+    problems: list[Problem] = []
+    for request in requests:
+        if request.requested_at is None:
+            raise ValueError("a jointly planned request needs its requested_at")
+        ctx = build_context(request, prepared, request.requested_at, exact=every_date)
+        problems.append(build_problem(ctx, level, set(ctx.stocking_nodes(level).tolist())))
+    return problems
+
+
+def _best_start(
+    problems: Sequence[Problem],
+    coefs: Sequence[Coefficients],
+    hints: Sequence[Sequence[PromiseOption]],
+) -> list[IntArray] | None:
+    """The cheapest of the candidate plans that maps onto the model (None if none does)."""
+    start: list[IntArray] | None = None
+    start_value = math.inf
+    for run in hints:
+        mapped = [allocation_of(p, option) for p, option in zip(problems, run, strict=True)]
+        xs = [x for x in mapped if x is not None]
+        if len(xs) != len(problems):
+            continue
+        value = _day_objective(problems, xs, coefs)[0]
+        if value < start_value:
+            start, start_value = xs, value
+    return start
 
 
 def _day_objective(

@@ -14,7 +14,9 @@ from scenarios.day import Day, DayPolicy, DayResult, clairvoyant, run_day
 from scenarios.day_networks import jasin_sinha_day, scarce_demo_day
 from solver import basket_pricing
 from solver.basket_pricing import BasketForecast, price_baskets
-from solver.joint import _dates_matter
+from solver.costs import coefficients
+from solver.joint import _dates_matter, _day_objective, _day_problems
+from solver.prepared import prepare
 from solver.pricing import Forecast
 from tests.solver.network_cases import CHICAGO, MONDAY_10AM, dc, request, snapshot, stock, store
 
@@ -90,9 +92,17 @@ def test_clairvoyant_plan_is_no_worse_than_any_policy() -> None:
         if run.unfilled == plan.unfilled:
             assert plan.cost <= run.cost, run.policy
     assert plan.bound == pytest.approx(plan.cost, abs=1.0)
-    relaxed = clairvoyant(small_day(), time_limit_s=120, engine="glop")
-    # The LP relaxation bounds the plan from below (its objective includes the same penalty).
-    assert relaxed.bound <= plan.bound + 1e-6
+    # The LP relaxation bounds the plan's whole objective from below, the unfilled term
+    # included (it has no plan whose unfilled units could be taken out).
+    assert plan.allocations is not None
+    problems = _day_problems(small_day().orders, prepare(small_day().snapshot), small_day().level)
+    coefs = [coefficients(problem) for problem in problems]
+    objective = _day_objective(problems, plan.allocations, coefs)[0]
+    relaxed = clairvoyant(small_day(), time_limit_s=120, engine="glop", strengthen=False)
+    strong = clairvoyant(small_day(), time_limit_s=120, engine="glop")
+    assert relaxed.status == strong.status == "OPTIMAL"
+    assert relaxed.bound <= strong.bound + 1e-6
+    assert strong.bound <= objective + 1e-6
 
 
 def test_basket_prices_are_duals_of_scarce_stock_only() -> None:
