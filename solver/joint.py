@@ -236,6 +236,7 @@ def solve_joint(
     engine: str = "scip",
     shared_protection: bool = False,
     strengthen: bool = True,
+    relax_unproven: bool = False,
 ) -> JointOutcome:
     """Solve the carts jointly within ``time_limit_s``; the best plan found and a lower bound.
 
@@ -243,7 +244,10 @@ def solve_joint(
     assignment models), ``cp_sat``, or ``lp`` (HiGHS) or ``glop`` for the LP relaxation (a
     bound, no plan). ``shared_protection`` charges units below protection once over every
     cart (module docstring): a day's plan. ``strengthen`` adds the valid inequalities of
-    solver/_joint_cuts.py (off only to measure what they add).
+    solver/_joint_cuts.py (off only to measure what they add). ``relax_unproven`` also solves
+    the LP relaxation on HiGHS when the search ends without a proof and keeps the larger of
+    the two bounds (the search's dual bound can still be its trivial one when time runs out
+    in its root; the time limit then applies to each solve).
     """
     started = time.perf_counter()
     proto, models = _joint_model(
@@ -259,46 +263,59 @@ def solve_joint(
         wrapper.set_parameters(params)
         response = wrapper.solve(proto)  # type: ignore[no-untyped-call]
         status = response.status
+        bound = float(response.best_objective_bound)
+        if relax_unproven and status != cp_model.OPTIMAL:
+            bound = max(bound, _relaxation(proto, "highs", time_limit_s)[0])
         seconds = time.perf_counter() - started
         if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
-            bound = float(response.best_objective_bound)
             return JointOutcome(None, None, bound, False, str(status.name), count, seconds)
         solution = np.array(response.solution, dtype=np.int64)
         return JointOutcome(
             tuple(model.allocation(solution) for model in models),
             float(response.objective_value),
-            float(response.best_objective_bound),
+            bound,
             status == cp_model.OPTIMAL,
             str(status.name),
             count,
             seconds,
         )
-    relaxed = engine in ("glop", "lp")
-    model = _as_mp(proto, integral=not relaxed)
-    if not relaxed:
-        for var, value in zip(proto.solution_hint.vars, proto.solution_hint.values, strict=True):
-            model.add_hint(var, float(value))
-    # "lp": the relaxation on HiGHS, whose simplex stays robust where GLOP's loses its way on
-    # the unfilled penalty's large coefficients.
-    solver = mbh.ModelSolverHelper("highs" if engine == "lp" else engine)
+    if engine in ("glop", "lp"):
+        # "lp": the relaxation on HiGHS, whose simplex stays robust where GLOP's loses its way
+        # on the unfilled penalty's large coefficients.
+        bound, name = _relaxation(proto, "highs" if engine == "lp" else engine, time_limit_s)
+        seconds = time.perf_counter() - started
+        return JointOutcome(None, None, bound, False, name, count, seconds)
+    model = _as_mp(proto, integral=True)
+    for var, value in zip(proto.solution_hint.vars, proto.solution_hint.values, strict=True):
+        model.add_hint(var, float(value))
+    solver = mbh.ModelSolverHelper(engine)
     solver.set_time_limit_in_seconds(time_limit_s)
     solver.solve(model)
     name = str(solver.status().name)
+    optimal = name == "OPTIMAL"
+    bound = float(solver.best_objective_bound()) if solver.has_solution() else -math.inf
+    if not math.isfinite(bound):
+        # No dual bound reported: only a proven optimum bounds itself.
+        bound = float(solver.objective_value()) if optimal else -math.inf
+    if relax_unproven and not optimal:
+        bound = max(bound, _relaxation(proto, "highs", time_limit_s)[0])
     seconds = time.perf_counter() - started
     if not solver.has_solution():
-        return JointOutcome(None, None, -math.inf, False, name, count, seconds)
-    value = float(solver.objective_value())
-    if relaxed:
-        # Only a proven LP optimum bounds the MIP; a stopped simplex's value bounds nothing.
-        bound = value if name == "OPTIMAL" else -math.inf
         return JointOutcome(None, None, bound, False, name, count, seconds)
     solution = np.rint(solver.variable_values()).astype(np.int64)
-    bound = float(solver.best_objective_bound())
-    optimal = name == "OPTIMAL"
     xs = tuple(model_.allocation(solution) for model_ in models)
-    return JointOutcome(
-        xs, value, bound if math.isfinite(bound) else value, optimal, name, count, seconds
-    )
+    value = float(solver.objective_value())
+    return JointOutcome(xs, value, bound, optimal, name, count, seconds)
+
+
+def _relaxation(proto: cmh.CpModelProto, engine: str, time_limit_s: float) -> tuple[float, str]:
+    """The LP relaxation's optimum on ``engine`` (-inf unless proven) and the solver status."""
+    solver = mbh.ModelSolverHelper(engine)
+    solver.set_time_limit_in_seconds(time_limit_s)
+    solver.solve(_as_mp(proto, integral=False))
+    name = str(solver.status().name)
+    # Only a proven LP optimum bounds the MIP; a stopped simplex's value bounds nothing.
+    return (float(solver.objective_value()) if name == "OPTIMAL" else -math.inf), name
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -334,7 +351,8 @@ def plan_jointly(
 
     ``hints`` are candidate plans, one option per request in order; the cheapest one that maps
     onto the model is CP-SAT's start. ``network`` is prepared, or a bare snapshot prepared for
-    this one call. ``engine`` and ``strengthen`` are those of ``solve_joint``.
+    this one call. ``engine`` and ``strengthen`` are those of ``solve_joint``; an unproven
+    search's bound is the larger of its own and the LP relaxation's.
     """
     problems = _day_problems(requests, as_prepared(network), level)
     coefs = [coefficients(problem) for problem in problems]
@@ -347,6 +365,7 @@ def plan_jointly(
         engine=engine,
         shared_protection=True,
         strengthen=strengthen,
+        relax_unproven=True,
     )
     if outcome.x is None:
         return JointPlan(

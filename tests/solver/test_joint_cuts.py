@@ -15,7 +15,7 @@ from scenarios.day import Day, DayPolicy, clairvoyant, run_day
 from scenarios.day_networks import scarce_demo_day
 from solver._joint_cuts import _hull_pieces, _weights, strengthen
 from solver.costs import coefficients
-from solver.joint import _best_start, _day_problems, _joint_model
+from solver.joint import _best_start, _day_problems, _joint_model, solve_joint
 from solver.prepared import prepare
 
 
@@ -90,3 +90,26 @@ def test_the_strengthened_relaxation_lies_between_the_old_one_and_the_optimum(se
     assert new <= exact.cost + 1e-6
     # The rows must earn their place: on these days they close most of the LP's gap.
     assert new - old >= 0.5 * (exact.cost - old), (old, new, exact.cost)
+
+
+def test_an_unproven_search_keeps_the_relaxations_bound() -> None:
+    """CP-SAT stopped after a second bounds a day far below its LP; the plan keeps the LP's."""
+    day = small_demo_day(1)
+    problems = _day_problems(day.orders, prepare(day.snapshot), day.level)
+    coefs = [coefficients(problem) for problem in problems]
+    relaxed = solve_joint(problems, coefs, time_limit_s=60, engine="lp", shared_protection=True)
+    assert relaxed.status == "OPTIMAL"
+    search = solve_joint(problems, coefs, time_limit_s=1, engine="cp_sat", shared_protection=True)
+    kept = solve_joint(
+        problems,
+        coefs,
+        time_limit_s=1,
+        engine="cp_sat",
+        shared_protection=True,
+        relax_unproven=True,
+    )
+    assert not search.optimal
+    assert not kept.optimal
+    # CP-SAT's own bound after a second is far from the relaxation's: the larger one is kept.
+    assert search.bound < relaxed.bound
+    assert kept.bound == pytest.approx(relaxed.bound)
