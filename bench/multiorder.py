@@ -11,9 +11,12 @@ network, several seeds) is replayed in arrival order under every policy (scenari
   (solver/basket_pricing.py), once, or again every K orders on what is left of the forecast.
 
 The clairvoyant plan is the whole day as one MIP on SCIP (solver/joint.py) started from the
-policies' plans; ``bound`` is ``mip`` when SCIP proves it optimal within the limit, else SCIP's
-dual bound (its LP relaxation tightened by cuts and branching) is used and ``bound`` says
-``lp`` (a lower bound: the share of the gap closed is then understated, never overstated).
+policies' plans, with the valid inequalities of solver/_joint_cuts.py that tighten its LP
+relaxation (promised day per line, billable kg per slot); ``bound`` is ``mip`` when SCIP
+proves it optimal within the limit, else the larger of SCIP's dual bound and the LP
+relaxation's optimum on HiGHS is used and ``bound`` says ``lp`` (a lower bound: the share of
+the gap closed is then understated, never overstated). The pricing policies were not tuned
+for these figures: the inequalities change the bound only, not what any policy does.
 ``gap_closed`` is the share of the myopic → clairvoyant cost gap the best priced policy
 closes at no more unfilled units than myopic. Every answer runs through the independent
 checker (``violations``). Usage::
@@ -92,9 +95,8 @@ def one_day(day: Day, chosen: list[DayPolicy], limit_s: float) -> dict[str, Any]
     bound_kind = "mip"
     bound: float | None = plan.cost
     if not plan.optimal or plan.cost is None:
-        # SCIP's dual bound: its root LP relaxation tightened by cuts and branching, so a
-        # lower bound at least as strong as the LP relaxation (solving the relaxation alone
-        # takes longer than the limit on a 1,000-order day).
+        # The larger of SCIP's dual bound and the (strengthened) LP relaxation's optimum
+        # (solver/joint.py): a lower bound on the plan, not a plan.
         bound_kind, bound = "lp", plan.bound
     myopic = results["myopic"]
     gap = myopic.cost - (bound if bound is not None else myopic.cost)
