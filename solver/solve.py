@@ -550,14 +550,15 @@ def solve(
     solve on the same snapshot again keep ``prepare(snapshot)`` and pass that.
     The time budget counts from ``params.arrived`` when given: what is left of it when the
     solve starts is what the solve gets, and with nothing left every level is the greedy
-    fallback (status FALLBACK, flagged).
+    fallback (status FALLBACK, flagged), as is every level after the budget ran out.
     """
     params = params or SolveParams()
     started = time.perf_counter()
     budget_s = (request.time_budget_ms or params.time_budget_ms) / 1000.0
     deadline = (started if params.arrived is None else params.arrived) + budget_s
-    # A request that waited past its whole budget gets the greedy fallback at once; one that
-    # runs late only inside solve() still tries the proofs that need no model (_solve_level).
+    # A request that waited past its whole budget gets the greedy fallback at once, and so do
+    # the levels left once the levels before them have spent it; a level that starts in time
+    # stops its proofs at the deadline (_solve_level).
     late = deadline <= started
     requested_at = request.requested_at or params.now or dt.datetime.now(dt.UTC)
     if not EARLIEST_REQUEST <= requested_at < LATEST_REQUEST:
@@ -570,10 +571,12 @@ def solve(
     levels = _levels(request, prepared.snapshot)
     outcomes: list[_LevelOutcome] = []
     for k, level in enumerate(levels):
-        if late:
+        now = time.perf_counter()
+        if late or (k and now >= deadline):
+            # Waited past the budget, or the levels before this one spent it: the greedy
+            # fallback, at once (a search and its proofs would only make the answer later).
             outcomes.append(_late(ctx, level, params.engine, deadline))
             continue
-        now = time.perf_counter()
         # Each level still to solve gets an equal share of what is left of the budget.
         left = max(0.0, deadline - now)
         share = now + left / (len(levels) - k)
