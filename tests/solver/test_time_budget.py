@@ -122,7 +122,7 @@ def test_the_proof_without_a_model_claims_nothing_once_the_budget_is_spent() -> 
     network, reference = prepare(snapshot), Reference.of(snapshot)
     params = SolveParams()
     proven = 0
-    for request in generate_carts(snapshot, count=16, seed=17, lines=2):
+    for request in generate_carts(snapshot, count=8, seed=17, lines=2):
         assert request.requested_at is not None
         ctx = build_context(request, network, request.requested_at)
         exact = solve(request, network, params=SolveParams(exact=True, time_budget_ms=5000))
@@ -143,4 +143,4 @@ def test_the_proof_without_a_model_claims_nothing_once_the_budget_is_spent() -> 
             assert spent.status is Status.FALLBACK
             assert spent.option.fallback
             assert spent.option.objective == option.objective
-    assert proven >= 20  # most levels of 2-line carts prove this way
+    assert proven >= 12  # most levels of 2-line carts prove this way
