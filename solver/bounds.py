@@ -30,7 +30,7 @@ from solver.calendar import LEVEL_DEADLINE_DAYS
 from solver.costs import Coefficients
 from solver.problem import CartContext, Problem
 
-__all__ = ["complete_bound", "incomplete_bound", "node_bounds", "split_bound"]
+__all__ = ["PAIR_CELLS", "complete_bound", "incomplete_bound", "node_bounds", "split_bound"]
 
 IntArray = npt.NDArray[np.int64]
 NONE = np.iinfo(np.int64).max // 4  # "cannot ship": large, yet sums of a few stay in range
@@ -207,6 +207,7 @@ def node_bounds(
     *,
     target: int,
     refine_at_most: int,
+    pair_cells: int = PAIR_CELLS,
 ) -> IntArray:
     """Per node of ``nodes``: a bound no answer shipping a package from that node beats.
 
@@ -217,7 +218,8 @@ def node_bounds(
     packages. The calendar (lateness) and pairwise terms are computed only for nodes whose
     cheaper bounds are still below ``target`` (the others cannot beat it anyway), and for at
     most ``refine_at_most`` of them, lowest first: the rest keep their weaker, still valid,
-    bound, so the work per call stays bounded on networks of any size.
+    bound, so the work per call stays bounded on networks of any size; ``pair_cells`` caps
+    the pairwise table (nodes × partners × lines) the same way.
     """
     stocking = ctx.stocking_nodes(level)
     if not nodes.size or not stocking.size:
@@ -275,7 +277,7 @@ def node_bounds(
         far_bound = units + int(far.min()) if far.size else NONE
         # Cap the pair table (nodes × partners × lines) so one call stays within a few ms
         # on any network; nodes past the cap keep their looser bound.
-        keep = max(1, PAIR_CELLS // max(1, int(near.sum()) * len(ctx.lines)))
+        keep = max(1, pair_cells // max(1, int(near.sum()) * len(ctx.lines)))
         if refine.size > keep:
             refine = refine[:keep]
         if near.any():

@@ -29,7 +29,7 @@ from models import (
     scale_cents_array,
 )
 from solver.answer import build_option
-from solver.bounds import complete_bound, incomplete_bound, node_bounds, split_bound
+from solver.bounds import PAIR_CELLS, complete_bound, incomplete_bound, node_bounds, split_bound
 from solver.costs import Coefficients, coefficients, evaluate, meets_floor
 from solver.errors import InvalidRequestError
 from solver.greedy import BASELINES, Pick, allocation, cheapest_start, greedy_run
@@ -47,6 +47,9 @@ QUICK_BASELINE = Engine.FEWEST_SPLITS
 # Models the proof without a model builds before it hands over: the pre-filter's, and once
 # more with the nodes whose bound says they could win.
 QUICK_ROUNDS = 2
+# Time a full pair table of the proof takes at most (solver/bounds.py, PAIR_CELLS); with less
+# left before the request's deadline the proof builds a proportionally smaller one.
+PAIR_TABLE_S = 0.010
 # Kept back from a level's share for turning the allocation into the answer.
 EXTRACT_RESERVE_S = 0.0005
 # A larger model for the optimality proof needs at least this much of the level's time left;
@@ -336,16 +339,28 @@ def _steering(first: Problem, coef: Coefficients, starts: list[IntArray], found:
     )
 
 
-def _may_win(ctx: CartContext, level: ServiceLevel, found: _Search, most: int) -> set[int]:
+def _may_win(
+    ctx: CartContext, level: ServiceLevel, found: _Search, most: int, final: float
+) -> set[int]:
     """Stocking nodes outside the model whose bound is below the best answer's objective.
 
     Bounds are sharpened for at most about four times ``most`` nodes: when more than ``most``
-    remain the proof is abandoned anyway, so sharpening the rest would be wasted.
+    remain the proof is abandoned anyway, so sharpening the rest would be wasted. The pair
+    table shrinks with the time left before ``final``: a full one took 20 ms on a slow
+    machine, past the request's budget; nodes it leaves out keep a looser, still valid bound.
     """
     stocking = ctx.stocking_nodes(level)
     outside = stocking[~np.isin(stocking, np.array(found.problem.candidates, dtype=np.int64))]
+    left = final - time.perf_counter()
+    cells = PAIR_CELLS if left >= PAIR_TABLE_S else max(0, int(PAIR_CELLS * left / PAIR_TABLE_S))
     bounds = node_bounds(
-        ctx, level, outside, found.coef, target=found.objective, refine_at_most=4 * most + 32
+        ctx,
+        level,
+        outside,
+        found.coef,
+        target=found.objective,
+        refine_at_most=4 * most + 32,
+        pair_cells=cells,
     )
     return set(outside[bounds < found.objective].tolist())
 
@@ -379,7 +394,7 @@ def _quick_proof(
         if time.perf_counter() >= final:
             status = Status.FALLBACK
         else:
-            extra = _may_win(ctx, level, found, params.proof_nodes)
+            extra = _may_win(ctx, level, found, params.proof_nodes, final)
             if extra:
                 # A node left out could win: once more with it (proof_nodes bounds the model).
                 candidates = candidates | extra
@@ -471,7 +486,7 @@ def _solve_level(
             # The request's budget is spent: the answer stands, proven on the model's nodes.
             found.proven = False
             break
-        extra = _may_win(ctx, level, found, params.proof_nodes)
+        extra = _may_win(ctx, level, found, params.proof_nodes, final)
         if not extra:
             break
         added += len(extra)
