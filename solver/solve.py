@@ -242,6 +242,29 @@ def _trimmed(
     return trimmed, coefficients(trimmed), _remap(problem, trimmed, x)
 
 
+def _best_known(
+    problem: Problem, coef: Coefficients, starts: list[IntArray], *, prove: bool
+) -> tuple[IntArray, int, tuple[IntArray, int] | None, bool]:
+    """The best answer known without a model, the best single package, and whether it is proven.
+
+    The cheapest of ``starts`` or the best single package; when the bounds do not prove that
+    (or ``prove`` is off), the cheapest package-by-package answer too, which sees prices the
+    baselines ignore and may itself be proven. Needs at least one slot.
+    """
+    scored = [(evaluate(problem, x, coef).objective, k, x) for k, x in enumerate(starts)]
+    best, _, x_best = min(scored, key=lambda t: (t[0], t[1]))
+    single = _single_package(problem, coef)
+    if single is not None and single[1] < best:
+        x_best, best = single
+    if prove and _proven(problem, coef, best, single):
+        return x_best, best, single, True
+    cheapest = cheapest_start(problem, coef)
+    value = evaluate(problem, cheapest, coef).objective
+    if value < best:
+        return cheapest, value, single, prove and _proven(problem, coef, value, single)
+    return x_best, best, single, False
+
+
 def _search(
     problem: Problem,
     coef: Coefficients,
@@ -253,21 +276,9 @@ def _search(
     if problem.n_slots == 0:
         x = np.zeros(problem.avail.shape, dtype=np.int64)
         return _Search(problem, coef, x, evaluate(problem, x, coef).objective, proven=True)
-    scored = [(evaluate(problem, x, coef).objective, k, x) for k, x in enumerate(starts)]
-    best, _, x_best = min(scored, key=lambda t: (t[0], t[1]))
-    single = _single_package(problem, coef)
-    if single is not None and single[1] < best:
-        x_best, best = single
-    if not params.exact and _proven(problem, coef, best, single):
+    x_best, best, _, proven = _best_known(problem, coef, starts, prove=not params.exact)
+    if proven:
         return _Search(problem, coef, x_best, best, proven=True)
-    # Not proven by bounds: the search needs a model, and starts better from the cheapest
-    # package-by-package answer (which sees prices), which may itself be proven optimal.
-    cheapest = cheapest_start(problem, coef)
-    value = evaluate(problem, cheapest, coef).objective
-    if value < best:
-        x_best, best = cheapest, value
-        if not params.exact and _proven(problem, coef, best, single):
-            return _Search(problem, coef, x_best, best, proven=True)
     # The search gets what is left of this level's share once the model inputs are built,
     # less a little for building the answer; with nothing left the greedy answer stands (and
     # trimming the model, whose bounds cost milliseconds on a large cart, would be wasted).
@@ -418,20 +429,14 @@ def _bound_proof(
     problem = build_problem(ctx, level, candidates)
     coef = coefficients(problem)
     start = allocation(problem, picks, coef)
-    x, best = start, evaluate(problem, start, coef).objective
-    single = _single_package(problem, coef)
+    if problem.n_slots:
+        x, best, single, proven = _best_known(problem, coef, [start], prove=True)
+    else:
+        # Without a slot, shipping nothing is the only answer on these nodes (as in _search).
+        x, best, single, proven = start, evaluate(problem, start, coef).objective, None, True
+    if not proven:
+        return None
     known = [start] if single is None else [start, single[0]]
-    if single is not None and single[1] < best:
-        x, best = single
-    # Without a slot, shipping nothing is the only answer on these nodes (as in _search).
-    if problem.n_slots and not _proven(problem, coef, best, single):
-        # The baseline ignores prices and its fixed order may split needlessly: the cheapest
-        # package-by-package answer, which costs a fraction of a baseline pass, may prove.
-        cheapest = cheapest_start(problem, coef)
-        value = evaluate(problem, cheapest, coef).objective
-        if value >= best or not _proven(problem, coef, value, single):
-            return None
-        x, best = cheapest, value
     return _Search(problem, coef, x, best, proven=True), known
 
 
