@@ -7,6 +7,8 @@ without an opportunity-cost table.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -17,9 +19,9 @@ from models import NO_PRICES, PromiseRequest, ServiceLevel, Snapshot, StockPrice
 from solver import SolveParams, prepare, solve
 from solver.bounds import split_bound
 from solver.checker import check
-from solver.costs import coefficients
-from solver.mip import build_model, solver_parameters
-from solver.problem import build_context, build_problem
+from solver.costs import Coefficients, coefficients
+from solver.mip import MipModel, build_model, solver_parameters
+from solver.problem import Problem, build_context, build_problem
 from tests.solver.network_cases import WEB, dc, request, snapshot, stock
 from tests.strategies import instances
 
@@ -44,20 +46,26 @@ def _priced(snap: Snapshot, seed: int) -> StockPrices:
     return StockPrices.of(rows, version=1)
 
 
+def whole_models(
+    req: PromiseRequest, snap: Snapshot, prices: StockPrices
+) -> Iterator[tuple[Problem, Coefficients, cmh.CpModelProto, MipModel]]:
+    """Per level: the problem over every stocking node, its coefficients and its MIP."""
+    assert req.requested_at is not None
+    ctx = build_context(req, prepare(snap), req.requested_at, exact=True, prices=prices)
+    for level in {service.service_level for service in snap.services}:
+        problem = build_problem(ctx, level, set(ctx.stocking_nodes(level).tolist()))
+        coef = coefficients(problem)
+        proto = cmh.CpModelProto()
+        yield problem, coef, proto, build_model(problem, coef, hint=None, into=proto)
+
+
 def _split_optimum(
     req: PromiseRequest, snap: Snapshot, prices: StockPrices
 ) -> list[tuple[int | None, int | None]]:
     """Per level: (split_bound, best complete answer with ≥ 2 packages CP-SAT found, or None)."""
-    network = prepare(snap)
-    assert req.requested_at is not None
-    ctx = build_context(req, network, req.requested_at, exact=True, prices=prices)
     out: list[tuple[int | None, int | None]] = []
-    for level in {service.service_level for service in snap.services}:
-        problem = build_problem(ctx, level, set(ctx.stocking_nodes(level).tolist()))
-        coef = coefficients(problem)
+    for problem, coef, proto, model in whole_models(req, snap, prices):
         bound = split_bound(problem, coef)
-        proto = cmh.CpModelProto()
-        model = build_model(problem, coef, hint=None, into=proto)
         if model.v.y.size < 2:
             out.append((bound, None))  # no slot pair: no answer with two packages
             continue

@@ -13,10 +13,10 @@ from solver import SolveParams, prepare, solve
 from solver.checker import check
 from solver.costs import coefficients, evaluate
 from solver.greedy import BASELINES, allocation, cheapest_start, greedy_picks
-from solver.mip import build_model, solver_parameters
+from solver.mip import solver_parameters
 from solver.problem import build_context, build_problem
 from tests.solver.network_cases import CHICAGO, WEB, dc, request, snapshot, stock
-from tests.solver.test_bounds import _priced
+from tests.solver.test_bounds import _priced, whole_models
 from tests.strategies import instances
 
 
@@ -32,15 +32,8 @@ def test_cheapest_start_is_a_feasible_answer_of_the_model(
 ) -> None:
     """Fixed into the MIP, the start satisfies every constraint and scores its evaluation."""
     req, snap = instance
-    assert req.requested_at is not None
-    prices = _priced(snap, seed)
-    ctx = build_context(req, prepare(snap), req.requested_at, exact=True, prices=prices)
-    for level in {service.service_level for service in snap.services}:
-        problem = build_problem(ctx, level, set(ctx.stocking_nodes(level).tolist()))
-        coef = coefficients(problem)
+    for problem, coef, proto, model in whole_models(req, snap, _priced(snap, seed)):
         x = cheapest_start(problem, coef)
-        proto = cmh.CpModelProto()
-        model = build_model(problem, coef, hint=None, into=proto)
         # Units only where the model has a variable: the start invents no stock.
         modelled = np.zeros(x.shape, dtype=np.bool_)
         modelled[model.v.xi, model.v.xj] = True
@@ -52,7 +45,7 @@ def test_cheapest_start_is_a_feasible_answer_of_the_model(
         solver = cmh.SolveWrapper()
         solver.set_parameters(solver_parameters(10.0, 1, 0))
         response = solver.solve(proto)  # type: ignore[no-untyped-call]
-        assert response.status == cp_model.OPTIMAL, (level, response.status)
+        assert response.status == cp_model.OPTIMAL, (problem.level, response.status)
         # CP-SAT reports the objective as a double (999999.9999… for 1,000,000).
         assert round(response.objective_value) == evaluate(problem, x, coef).objective
 
