@@ -142,6 +142,16 @@ def _serve(args: argparse.Namespace) -> int:
     from promise.supervisor import Supervisor, supports_reuseport  # noqa: PLC0415
 
     configure_logging(settings.log_level)
+    supervisor: Supervisor | None = None
+    if settings.workers > 1 and settings.port != 0 and supports_reuseport():
+        supervisor = Supervisor(
+            host=settings.host,
+            port=settings.port,
+            workers=settings.workers,
+            log_config=uvicorn_log_config(settings.log_level),
+        )
+        # The workers' imports (seconds) run beside the checks below.
+        supervisor.start_forkserver()
     unreachable = _stock_database_problem()
     if unreachable is not None:
         # Workers would only die on it one after another: say why once and stop.
@@ -149,15 +159,9 @@ def _serve(args: argparse.Namespace) -> int:
         return 1
     if snapshot_path is None:
         _announce_development_key(data_dir)
-    log_config = uvicorn_log_config(settings.log_level)
-    if settings.workers > 1 and settings.port != 0 and supports_reuseport():
-        supervisor = Supervisor(
-            host=settings.host,
-            port=settings.port,
-            workers=settings.workers,
-            log_config=log_config,
-        )
+    if supervisor is not None:
         return supervisor.run()
+    log_config = uvicorn_log_config(settings.log_level)
     uvicorn.run(
         "promise.app:serve_app",
         factory=True,

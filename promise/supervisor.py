@@ -7,6 +7,11 @@ tier's connection pool) often all land on one worker while the others idle. With
 as nginx's ``reuseport`` does. Each worker is a plain ``uvicorn.Server``; this module only
 starts them, restarts one that dies, and stops them all on SIGINT or SIGTERM.
 
+Workers are forked from a forkserver that imported :mod:`promise.worker_preload` once (the
+app's modules, the postal-code and holiday tables): a new worker skips seconds of imports and
+table loads, and the forkserver is a fresh single-threaded process, so the fork copies no lock
+held by a thread of the supervisor.
+
 A worker binds its socket at once but uvicorn calls ``listen()`` only after the app's start-up
 (solver warm, snapshot loaded), and the kernel hands connections to listening sockets only: a
 restarted worker takes no traffic until it is warm. A worker whose start-up fails exits with
@@ -21,6 +26,7 @@ import signal
 import socket
 import threading
 import time
+from multiprocessing import forkserver
 from multiprocessing.process import BaseProcess
 from types import FrameType
 from typing import Any
@@ -35,6 +41,8 @@ __all__ = ["Supervisor", "reuseport_socket", "supports_reuseport"]
 log = logging.getLogger(__name__)
 
 APP = "promise.app:serve_app"
+# Imported by the forkserver before it forks the first worker.
+PRELOAD = "promise.worker_preload"
 CHECK_INTERVAL_S = 0.5
 # Workers finish in-flight requests on SIGTERM; after this they are killed.
 GRACEFUL_S = 10.0
@@ -87,7 +95,16 @@ class Supervisor:
         self._log_config = log_config
         self._stop = threading.Event()
         self._signal: int | None = None
-        self._context = multiprocessing.get_context("spawn")
+        self._context = multiprocessing.get_context("forkserver")
+        self._context.set_forkserver_preload([PRELOAD])
+
+    def start_forkserver(self) -> None:
+        """Start the process the workers fork from now: its imports overlap the caller's work.
+
+        Call it once the workers' environment is set (the forkserver keeps the environment it
+        started with). :meth:`run` starts it anyway if this was not called.
+        """
+        forkserver.ensure_running()
 
     def _spawn(self) -> tuple[BaseProcess, float]:
         """Start one worker process."""

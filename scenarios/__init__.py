@@ -4,40 +4,75 @@ The replay, KPI and report functions live in their modules (``scenarios.replay.r
 ``scenarios.kpis.kpis``, ``scenarios.report.report``): exporting them here would hide the
 modules of the same name. The store is private modules (``_schema``, ``_codecs``,
 ``_records``, ``_store``) whose public names are exported here.
+
+The names below are loaded on first use (``models.lazy``): importing one module of the package
+(the migrations of the live stock store, the command line's parser) does not import the rest.
 """
 
-from scenarios._codecs import (
-    inventory_lines,
-    network_version,
-    parse_inventory,
-    scenario_snapshot,
-)
-from scenarios._records import (
-    RunInfo,
-    Scenario,
-    ScenarioRecord,
-    ScenarioRecorder,
-    Selection,
-)
-from scenarios._schema import MEMORY, MIGRATIONS, RESULT_COLUMNS, StoreError, migrate
-from scenarios._store import ScenarioStore
-from scenarios.carts import CART_SIZE_PMF, MAX_CART_LINES, generate_carts, sku_popularity
-from scenarios.gate import GateReport, regress
-from scenarios.geography import CityTable, PostalCodes, postal_codes, us_cities
-from scenarios.golden import load_golden
-from scenarios.kpis import compare
-from scenarios.network import (
-    DEFAULT_AS_OF,
-    MAX_NODES,
-    MAX_SKUS,
-    MIN_NODES,
-    MIN_SKUS,
-    channel_policies,
-    demo_snapshot,
-    generate_network,
-    node_counts,
-)
-from scenarios.policy import DEFAULT_POLICY, Policy, load_policy, parse_policy
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from models.lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from scenarios._codecs import (
+        inventory_lines,
+        network_version,
+        parse_inventory,
+        scenario_snapshot,
+    )
+    from scenarios._records import (
+        RunInfo,
+        Scenario,
+        ScenarioRecord,
+        ScenarioRecorder,
+        Selection,
+    )
+    from scenarios._schema import (
+        MEMORY,
+        MIGRATIONS,
+        RESULT_COLUMNS,
+        StoreError,
+        migrate,
+    )
+    from scenarios._store import ScenarioStore
+    from scenarios.carts import (
+        CART_SIZE_PMF,
+        MAX_CART_LINES,
+        generate_carts,
+        sku_popularity,
+    )
+    from scenarios.gate import (
+        GateReport,
+        regress,
+    )
+    from scenarios.geography import (
+        CityTable,
+        PostalCodes,
+        postal_codes,
+        us_cities,
+    )
+    from scenarios.golden import load_golden
+    from scenarios.kpis import compare
+    from scenarios.network import (
+        DEFAULT_AS_OF,
+        MAX_NODES,
+        MAX_SKUS,
+        MIN_NODES,
+        MIN_SKUS,
+        channel_policies,
+        demo_snapshot,
+        generate_network,
+        node_counts,
+    )
+    from scenarios.policy import (
+        DEFAULT_POLICY,
+        Policy,
+        load_policy,
+        parse_policy,
+    )
+
 
 __all__ = [
     "CART_SIZE_PMF",
@@ -81,3 +116,43 @@ __all__ = [
     "sku_popularity",
     "us_cities",
 ]
+
+
+# Loaded on first use (models.lazy): each name's home module.
+lazy_exports(
+    __name__,
+    {
+        "scenarios.carts": ("CART_SIZE_PMF", "MAX_CART_LINES", "generate_carts", "sku_popularity"),
+        "scenarios.network": (
+            "DEFAULT_AS_OF",
+            "MAX_NODES",
+            "MAX_SKUS",
+            "MIN_NODES",
+            "MIN_SKUS",
+            "channel_policies",
+            "demo_snapshot",
+            "generate_network",
+            "node_counts",
+        ),
+        "scenarios.policy": ("DEFAULT_POLICY", "Policy", "load_policy", "parse_policy"),
+        "scenarios._schema": ("MEMORY", "MIGRATIONS", "RESULT_COLUMNS", "StoreError", "migrate"),
+        "scenarios.geography": ("CityTable", "PostalCodes", "postal_codes", "us_cities"),
+        "scenarios.gate": ("GateReport", "regress"),
+        "scenarios._records": (
+            "RunInfo",
+            "Scenario",
+            "ScenarioRecord",
+            "ScenarioRecorder",
+            "Selection",
+        ),
+        "scenarios._store": ("ScenarioStore",),
+        "scenarios.kpis": ("compare",),
+        "scenarios._codecs": (
+            "inventory_lines",
+            "network_version",
+            "parse_inventory",
+            "scenario_snapshot",
+        ),
+        "scenarios.golden": ("load_golden",),
+    },
+)

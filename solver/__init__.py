@@ -3,25 +3,32 @@
 Public surface: ``prepare`` (a snapshot → an immutable ``PreparedNetwork``: its arrays,
 lookups, holiday calendar and calendar memo), ``PreparedNetwork.with_inventory`` (the same
 network with a live ``Inventory`` version), ``solve`` and ``availability`` on a prepared network
-(a bare snapshot is prepared for one call), ``SolveParams``, ``warm_up``, the errors of
-``solver.errors`` and the independent checker ``solver.checker``.
+(a bare snapshot is prepared for one call), ``SolveParams``, ``warm_up`` and ``load_tables``,
+the errors of ``solver.errors`` and the independent checker ``solver.checker``.
 
 Nothing is cached at module level: what a solve reuses lives in the prepared network its
 caller keeps. No OR-Tools object leaves this package.
 """
 
-from solver.availability import availability
-from solver.errors import (
-    InvalidRequestError,
-    ProblemError,
-    PromiseError,
-    UnknownChannelError,
-    UnknownPostalCodeError,
-)
-from solver.inventory import Inventory
-from solver.prepared import PreparedNetwork, prepare
-from solver.solve import SolveParams, solve
-from solver.warm import warm_up
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from models.lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from solver.availability import availability
+    from solver.errors import (
+        InvalidRequestError,
+        ProblemError,
+        PromiseError,
+        UnknownChannelError,
+        UnknownPostalCodeError,
+    )
+    from solver.inventory import Inventory
+    from solver.prepared import PreparedNetwork, prepare
+    from solver.solve import SolveParams, solve
+    from solver.warm import load_tables, warm_up
 
 __all__ = [
     "InvalidRequestError",
@@ -33,7 +40,27 @@ __all__ = [
     "UnknownChannelError",
     "UnknownPostalCodeError",
     "availability",
+    "load_tables",
     "prepare",
     "solve",
     "warm_up",
 ]
+
+# Loaded on first use (models.lazy): each name's home module.
+lazy_exports(
+    __name__,
+    {
+        "solver.availability": ("availability",),
+        "solver.errors": (
+            "InvalidRequestError",
+            "ProblemError",
+            "PromiseError",
+            "UnknownChannelError",
+            "UnknownPostalCodeError",
+        ),
+        "solver.inventory": ("Inventory",),
+        "solver.prepared": ("PreparedNetwork", "prepare"),
+        "solver.solve": ("SolveParams", "solve"),
+        "solver.warm": ("load_tables", "warm_up"),
+    },
+)

@@ -19,6 +19,7 @@ __all__ = [
     "ZONE_UPPER_KM",
     "ResolvedDestination",
     "haversine_km",
+    "postal_table_size",
     "resolve_destination",
     "zone_of",
     "zones_of",
@@ -95,6 +96,11 @@ def _postal_table() -> _PostalTable:
         time_zones=tuple(row["timezone"] for row in rows),
         states=tuple(row["state"] for row in rows),
     )
+
+
+def postal_table_size() -> int:
+    """Postal codes in the offline dataset (loads it, once per process)."""
+    return len(_postal_table().codes)
 
 
 def resolve_destination(destination: Destination) -> ResolvedDestination:

@@ -2,9 +2,25 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
+import holidays as holiday_library
 from ortools.sat.python import cp_model
 
-__all__ = ["warm_up"]
+from solver.geo import postal_table_size
+
+__all__ = ["load_tables", "warm_up"]
+
+
+def load_tables() -> int:
+    """Load the read-only tables the first solve would: postal codes and holiday calendars.
+
+    Both are loaded on first use (a second or more between them); a process that forks its
+    workers calls this first, so that each worker starts with them. Returns the postal codes.
+    """
+    # The holiday library imports every country's module on the first calendar it builds.
+    holiday_library.country_holidays("US", years=dt.datetime.now(dt.UTC).year)
+    return postal_table_size()
 
 
 def warm_up() -> None:

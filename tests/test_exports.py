@@ -9,6 +9,8 @@ from __future__ import annotations
 import ast
 import importlib
 import pkgutil
+import subprocess
+import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -18,6 +20,10 @@ RUNTIME_PACKAGES = ("models", "solver", "scenarios", "promise")
 ROOT = Path(__file__).resolve().parents[1]
 # Test tools and the test package: none of them may be imported by code that ships.
 TEST_ONLY = ("tests", "pytest", "hypothesis", "schemathesis", "locust")
+# Packages whose exports load on first use (models.lazy).
+LAZY_PACKAGES = ("scenarios", "solver", "promise.stock")
+# What the command line's parser and a key's creation must not import (seconds on two cores).
+HEAVY_MODULES = ("ortools", "duckdb", "scipy", "pandas", "litestar")
 
 EXPORTS: dict[str, tuple[str, ...]] = {
     "models": (
@@ -96,6 +102,7 @@ EXPORTS: dict[str, tuple[str, ...]] = {
         "UnknownChannelError",
         "UnknownPostalCodeError",
         "availability",
+        "load_tables",
         "prepare",
         "solve",
         "warm_up",
@@ -236,3 +243,39 @@ def test_runtime_packages_import_no_test_code() -> None:
                     if target.split(".")[0] in TEST_ONLY
                 ]
     assert offenders == []
+
+
+@pytest.mark.parametrize("package", LAZY_PACKAGES)
+def test_a_lazy_package_loads_exactly_its_exports(package: str) -> None:
+    """Its table of home modules names exactly ``__all__``; any other name is an error."""
+    module = importlib.import_module(package)
+    assert dir(module) == sorted(module.__all__)
+    with pytest.raises(AttributeError, match="no_such_export"):
+        getattr(module, "no_such_export")  # noqa: B009 - the lookup under test
+
+
+def test_the_command_line_and_the_key_store_start_without_the_solver() -> None:
+    """``promise`` parses its arguments and opens the key store without the heavy libraries."""
+    code = (
+        "import sys; import promise.cli, promise.access.cli, promise.stock.connect; "
+        "promise.cli.build_parser(); "
+        f"print(','.join(m for m in {HEAVY_MODULES!r} if m in sys.modules))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True
+    )
+    assert done.stdout.strip() == ""
+
+
+def test_an_export_named_like_its_module_survives_the_modules_import() -> None:
+    """``solver.solve`` is the function even once the ``solver.solve`` module is imported."""
+    code = (
+        "import solver; import solver.solve as via_import; from solver.solve import solve; "
+        "from solver import availability; import solver.availability; "
+        "print(solver.solve is solve, via_import is solve, "
+        "solver.availability is availability, callable(availability))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True
+    )
+    assert done.stdout.split() == ["True"] * 4

@@ -8,39 +8,46 @@ Public surface: :class:`StockService` (what handlers and the promise service cal
 types, and the errors.
 """
 
-from promise.stock.config import StockSettings
-from promise.stock.connect import open_backend
-from promise.stock.errors import (
-    EventNotFoundError,
-    IdempotencyKeyReusedError,
-    InsufficientStockError,
-    InvalidPriceTableError,
-    PricesMovedError,
-    ReservationConflictError,
-    ReservationNotFoundError,
-    StockHTTPError,
-    StockRequestError,
-    StockUnavailableError,
-    UnknownPromiseError,
-    UnknownRowError,
-)
-from promise.stock.routes import stock_router
-from promise.stock.schemas import (
-    EventBatch,
-    EventOutcome,
-    EventResult,
-    EventsAnswer,
-    EventType,
-    InventoryEvent,
-    PromiseHold,
-    Reservation,
-    ReservationLine,
-    ReservationRequest,
-    ReservationStatus,
-    Shortfall,
-    StockPosition,
-)
-from promise.stock.service import StockService
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from models.lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from promise.stock.config import StockSettings
+    from promise.stock.connect import open_backend
+    from promise.stock.errors import (
+        EventNotFoundError,
+        IdempotencyKeyReusedError,
+        InsufficientStockError,
+        InvalidPriceTableError,
+        PricesMovedError,
+        ReservationConflictError,
+        ReservationNotFoundError,
+        StockHTTPError,
+        StockRequestError,
+        StockUnavailableError,
+        UnknownPromiseError,
+        UnknownRowError,
+    )
+    from promise.stock.routes import stock_router
+    from promise.stock.schemas import (
+        EventBatch,
+        EventOutcome,
+        EventResult,
+        EventsAnswer,
+        EventType,
+        InventoryEvent,
+        PromiseHold,
+        Reservation,
+        ReservationLine,
+        ReservationRequest,
+        ReservationStatus,
+        Shortfall,
+        StockPosition,
+    )
+    from promise.stock.service import StockService
 
 __all__ = [
     "EventBatch",
@@ -73,3 +80,43 @@ __all__ = [
     "open_backend",
     "stock_router",
 ]
+
+# Loaded on first use (models.lazy): each name's home module.
+lazy_exports(
+    __name__,
+    {
+        "promise.stock.config": ("StockSettings",),
+        "promise.stock.connect": ("open_backend",),
+        "promise.stock.errors": (
+            "EventNotFoundError",
+            "IdempotencyKeyReusedError",
+            "InsufficientStockError",
+            "InvalidPriceTableError",
+            "PricesMovedError",
+            "ReservationConflictError",
+            "ReservationNotFoundError",
+            "StockHTTPError",
+            "StockRequestError",
+            "StockUnavailableError",
+            "UnknownPromiseError",
+            "UnknownRowError",
+        ),
+        "promise.stock.routes": ("stock_router",),
+        "promise.stock.schemas": (
+            "EventBatch",
+            "EventOutcome",
+            "EventResult",
+            "EventsAnswer",
+            "EventType",
+            "InventoryEvent",
+            "PromiseHold",
+            "Reservation",
+            "ReservationLine",
+            "ReservationRequest",
+            "ReservationStatus",
+            "Shortfall",
+            "StockPosition",
+        ),
+        "promise.stock.service": ("StockService",),
+    },
+)

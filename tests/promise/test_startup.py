@@ -1,7 +1,8 @@
 """Start-up over real processes: concurrent servers on one data dir, warm-before-listen workers.
 
 Servers serve the small stock test network, so they start in seconds; ``bench.startup`` runs
-the longer versions of the two start-up races (20 two-server trials, 100 store trials).
+the longer versions of the two start-up races (20 two-server trials, 100 store trials): here
+the two-server race runs once per suite.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from tests.launcher import ServerProcess, free_port, serve_command
 from tests.promise.promise_helpers import metric_value, tiny_snapshot
 from tests.stock.stock_cases import network
 
-SERVER_TRIALS = 3
+SERVER_TRIALS = 1
 STORE_TRIALS = 10
 LOAD_THREADS = 4
 ROOT = Path(__file__).resolve().parents[2]
@@ -199,9 +200,11 @@ def test_a_claim_removes_only_the_directories_of_dead_servers(tmp_path: Path) ->
 
 
 def test_eight_processes_open_one_fresh_store_at_once(tmp_path: Path) -> None:
-    """Ten trials: eight processes open a fresh SQLite store together; all open and write."""
+    """Several trials: eight processes open a fresh SQLite store together; all open and write."""
     with StoreOpeners() as openers:
-        trials = [openers.trial(tmp_path / f"trial-{i}" / "stock.sqlite3") for i in range(10)]
+        trials = [
+            openers.trial(tmp_path / f"trial-{i}" / "stock.sqlite3") for i in range(STORE_TRIALS)
+        ]
     failures = [e for t in trials for e in t.errors if e is not None]
     assert failures == []
     assert [t.recorded for t in trials] == [8] * STORE_TRIALS

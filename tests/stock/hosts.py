@@ -21,6 +21,7 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
+from bench.startup import start_together
 from tests.launcher import ServerProcess, free_port
 from tests.stock.tcp_proxy import TcpProxy
 
@@ -146,6 +147,9 @@ def servers_on_hosts(
                 )
             )
         for server in servers:
-            server.start()
             stack.callback(server.stop)
+        # Together: each server's start is mostly one process importing on one core.
+        failed = [start.error for start in start_together(servers) if start.error is not None]
+        if failed:
+            raise RuntimeError(f"servers failed to start: {failed}")
         yield servers, use_netns
