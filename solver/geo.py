@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import functools
+import os
+import tempfile
+import zipfile
 import zoneinfo
+from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
@@ -81,9 +86,78 @@ class _PostalTable:
     states: tuple[str, ...]
 
 
-@functools.cache
-def _postal_table() -> _PostalTable:
-    """Load the offline postal-code dataset once per process."""
+# The compact table is kept here between processes (``PROMISE_CACHE_DIR`` overrides): building
+# it from the library's 42,000 records takes a second or more, reading it back a few ms.
+CACHE_DIR_ENV = "PROMISE_CACHE_DIR"
+CACHE_FILE = "postal-codes-{version}.npz"
+
+
+def _cache_path() -> Path:
+    """Where the compact postal table of this version of the dataset is kept."""
+    root = os.environ.get(CACHE_DIR_ENV) or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"),
+        "promise",
+    )
+    return Path(root) / CACHE_FILE.format(version=zipcodes.__version__)
+
+
+def _table_of(
+    codes: npt.NDArray[np.str_],
+    lat: FloatArray,
+    lon: FloatArray,
+    zones: npt.NDArray[np.str_],
+    states: npt.NDArray[np.str_],
+) -> _PostalTable:
+    """The table from its parallel arrays."""
+    return _PostalTable(
+        codes={code: i for i, code in enumerate(codes.tolist())},
+        lat=lat,
+        lon=lon,
+        time_zones=tuple(zones.tolist()),
+        states=tuple(states.tolist()),
+    )
+
+
+def _read_cached(path: Path) -> _PostalTable | None:
+    """The table kept at ``path``, or None when it is missing or unreadable."""
+    try:
+        with path.open("rb") as handle, np.load(handle, allow_pickle=False) as data:
+            arrays = [data[name] for name in ("codes", "lat", "lon", "zones", "states")]
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):
+        return None
+    if len({len(array) for array in arrays}) != 1 or not len(arrays[0]):
+        return None
+    return _table_of(*arrays)
+
+
+def _write_cached(path: Path, table: _PostalTable) -> None:
+    """Keep ``table`` at ``path`` (atomically: concurrent workers may write it at once).
+
+    A read-only or full disk only costs the next process the slow build.
+    """
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, name = tempfile.mkstemp(dir=path.parent, suffix=".npz")
+    except OSError:
+        return
+    try:
+        with os.fdopen(handle, "wb") as out:
+            np.savez(
+                out,
+                codes=np.array(list(table.codes)),
+                lat=table.lat,
+                lon=table.lon,
+                zones=np.array(table.time_zones),
+                states=np.array(table.states),
+            )
+        os.replace(name, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.unlink(name)
+
+
+def _build_postal_table() -> _PostalTable:
+    """The table from the offline postal-code dataset (a second or more)."""
     rows = [
         row
         for row in zipcodes.list_all()  # type: ignore[no-untyped-call]
@@ -96,6 +170,17 @@ def _postal_table() -> _PostalTable:
         time_zones=tuple(row["timezone"] for row in rows),
         states=tuple(row["state"] for row in rows),
     )
+
+
+@functools.cache
+def _postal_table() -> _PostalTable:
+    """Load the offline postal-code dataset once per process (from the cache when kept)."""
+    path = _cache_path()
+    table = _read_cached(path)
+    if table is None:
+        table = _build_postal_table()
+        _write_cached(path, table)
+    return table
 
 
 def postal_table_size() -> int:
