@@ -1,10 +1,11 @@
 """Package exports loaded on first use, for packages whose modules are heavy to import.
 
-A package's ``__init__`` names each export's home module; importing one light module of the
-package (an error type, a migration list, a command's parser) then does not import the rest,
-so a command line tool starts without the solver, DuckDB or SciPy it never uses. Type
-checkers read the package's ``TYPE_CHECKING`` imports; ``tests/test_exports.py`` checks that
-the table names exactly ``__all__``.
+A package's ``__init__`` imports its exports under ``if TYPE_CHECKING:`` only, and calls
+:func:`lazy_exports`, which reads those imports from the package's source: the one list of
+each export's home module, for type checkers and for the first use alike. Importing one light
+module of the package (an error type, a migration list, a command's parser) then does not
+import the rest, so a command line tool starts without the solver, DuckDB or SciPy it never
+uses. ``tests/test_exports.py`` checks that the imports name exactly ``__all__``.
 
 An export may share its home module's name (``solver.solve`` the function, in
 ``solver/solve.py``): importing a submodule binds it on its package, which would hide the
@@ -14,10 +15,11 @@ solve`` in ``__init__`` would have.
 
 from __future__ import annotations
 
+import ast
 import importlib
 import sys
 import types
-from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 __all__ = ["lazy_exports"]
@@ -57,8 +59,20 @@ class _LazyPackage(types.ModuleType):
         return sorted(self._homes())
 
 
-def lazy_exports(package: str, homes: Mapping[str, tuple[str, ...]]) -> None:
-    """Make ``package`` load its exports on first use; ``homes``: module → names it exports."""
+def _type_checking_imports(source: str) -> dict[str, str]:
+    """Each name imported under ``if TYPE_CHECKING:`` in ``source``, and its module."""
+    homes: dict[str, str] = {}
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING":
+            for statement in node.body:
+                if isinstance(statement, ast.ImportFrom) and statement.module:
+                    homes |= {alias.name: statement.module for alias in statement.names}
+    return homes
+
+
+def lazy_exports(package: str) -> None:
+    """Make ``package`` load its exports, its ``TYPE_CHECKING`` imports, on first use."""
     module = sys.modules[package]
-    module.__dict__[HOMES_KEY] = {name: home for home, names in homes.items() for name in names}
+    source = Path(str(module.__file__)).read_text(encoding="utf-8")
+    module.__dict__[HOMES_KEY] = _type_checking_imports(source)
     module.__class__ = _LazyPackage

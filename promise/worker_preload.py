@@ -19,11 +19,11 @@ __all__ = ["MODULES", "preload"]
 MODULES = ("promise.app", "promise.logs", "promise.stock.pg_pool", "promise.supervisor")
 
 
-def preload() -> int:
-    """Import the worker's modules and load the solver's tables; the postal codes loaded."""
+def preload() -> None:
+    """Import the worker's modules and load the solver's tables."""
     for name in MODULES:
         importlib.import_module(name)
-    return solver.load_tables()
+    solver.load_tables()
 
 
 preload()

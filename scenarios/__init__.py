@@ -118,41 +118,5 @@ __all__ = [
 ]
 
 
-# Loaded on first use (models.lazy): each name's home module.
-lazy_exports(
-    __name__,
-    {
-        "scenarios.carts": ("CART_SIZE_PMF", "MAX_CART_LINES", "generate_carts", "sku_popularity"),
-        "scenarios.network": (
-            "DEFAULT_AS_OF",
-            "MAX_NODES",
-            "MAX_SKUS",
-            "MIN_NODES",
-            "MIN_SKUS",
-            "channel_policies",
-            "demo_snapshot",
-            "generate_network",
-            "node_counts",
-        ),
-        "scenarios.policy": ("DEFAULT_POLICY", "Policy", "load_policy", "parse_policy"),
-        "scenarios._schema": ("MEMORY", "MIGRATIONS", "RESULT_COLUMNS", "StoreError", "migrate"),
-        "scenarios.geography": ("CityTable", "PostalCodes", "postal_codes", "us_cities"),
-        "scenarios.gate": ("GateReport", "regress"),
-        "scenarios._records": (
-            "RunInfo",
-            "Scenario",
-            "ScenarioRecord",
-            "ScenarioRecorder",
-            "Selection",
-        ),
-        "scenarios._store": ("ScenarioStore",),
-        "scenarios.kpis": ("compare",),
-        "scenarios._codecs": (
-            "inventory_lines",
-            "network_version",
-            "parse_inventory",
-            "scenario_snapshot",
-        ),
-        "scenarios.golden": ("load_golden",),
-    },
-)
+# The TYPE_CHECKING imports above load on first use (models.lazy).
+lazy_exports(__name__)

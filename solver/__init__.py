@@ -46,21 +46,5 @@ __all__ = [
     "warm_up",
 ]
 
-# Loaded on first use (models.lazy): each name's home module.
-lazy_exports(
-    __name__,
-    {
-        "solver.availability": ("availability",),
-        "solver.errors": (
-            "InvalidRequestError",
-            "ProblemError",
-            "PromiseError",
-            "UnknownChannelError",
-            "UnknownPostalCodeError",
-        ),
-        "solver.inventory": ("Inventory",),
-        "solver.prepared": ("PreparedNetwork", "prepare"),
-        "solver.solve": ("SolveParams", "solve"),
-        "solver.warm": ("load_tables", "warm_up"),
-    },
-)
+# The TYPE_CHECKING imports above load on first use (models.lazy).
+lazy_exports(__name__)

@@ -24,7 +24,7 @@ __all__ = [
     "ZONE_UPPER_KM",
     "ResolvedDestination",
     "haversine_km",
-    "postal_table_size",
+    "load_postal_table",
     "resolve_destination",
     "zone_of",
     "zones_of",
@@ -94,11 +94,10 @@ CACHE_FILE = "postal-codes-{version}.npz"
 
 def _cache_path() -> Path:
     """Where the compact postal table of this version of the dataset is kept."""
-    root = os.environ.get(CACHE_DIR_ENV) or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"),
-        "promise",
+    root = os.environ.get(CACHE_DIR_ENV) or Path(
+        os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache", "promise"
     )
-    return Path(root) / CACHE_FILE.format(version=zipcodes.__version__)
+    return Path(root, CACHE_FILE.format(version=zipcodes.__version__))
 
 
 def _table_of(
@@ -163,12 +162,12 @@ def _build_postal_table() -> _PostalTable:
         for row in zipcodes.list_all()  # type: ignore[no-untyped-call]
         if row.get("lat") and row.get("long") and row.get("timezone")
     ]
-    return _PostalTable(
-        codes={row["zip_code"]: i for i, row in enumerate(rows)},
-        lat=np.array([float(row["lat"]) for row in rows]),
-        lon=np.array([float(row["long"]) for row in rows]),
-        time_zones=tuple(row["timezone"] for row in rows),
-        states=tuple(row["state"] for row in rows),
+    return _table_of(
+        np.array([row["zip_code"] for row in rows]),
+        np.array([float(row["lat"]) for row in rows]),
+        np.array([float(row["long"]) for row in rows]),
+        np.array([row["timezone"] for row in rows]),
+        np.array([row["state"] for row in rows]),
     )
 
 
@@ -183,9 +182,9 @@ def _postal_table() -> _PostalTable:
     return table
 
 
-def postal_table_size() -> int:
-    """Postal codes in the offline dataset (loads it, once per process)."""
-    return len(_postal_table().codes)
+def load_postal_table() -> None:
+    """Load the offline postal-code table now (else the first destination resolved does)."""
+    _postal_table()
 
 
 def resolve_destination(destination: Destination) -> ResolvedDestination:

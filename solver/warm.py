@@ -7,20 +7,20 @@ import datetime as dt
 import holidays as holiday_library
 from ortools.sat.python import cp_model
 
-from solver.geo import postal_table_size
+from solver.geo import load_postal_table
 
 __all__ = ["load_tables", "warm_up"]
 
 
-def load_tables() -> int:
+def load_tables() -> None:
     """Load the read-only tables the first solve would: postal codes and holiday calendars.
 
     Both are loaded on first use (a second or more between them); a process that forks its
-    workers calls this first, so that each worker starts with them. Returns the postal codes.
+    workers calls this first, so that each worker starts with them.
     """
     # The holiday library imports every country's module on the first calendar it builds.
     holiday_library.country_holidays("US", years=dt.datetime.now(dt.UTC).year)
-    return postal_table_size()
+    load_postal_table()
 
 
 def warm_up() -> None:

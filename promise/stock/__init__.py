@@ -81,42 +81,5 @@ __all__ = [
     "stock_router",
 ]
 
-# Loaded on first use (models.lazy): each name's home module.
-lazy_exports(
-    __name__,
-    {
-        "promise.stock.config": ("StockSettings",),
-        "promise.stock.connect": ("open_backend",),
-        "promise.stock.errors": (
-            "EventNotFoundError",
-            "IdempotencyKeyReusedError",
-            "InsufficientStockError",
-            "InvalidPriceTableError",
-            "PricesMovedError",
-            "ReservationConflictError",
-            "ReservationNotFoundError",
-            "StockHTTPError",
-            "StockRequestError",
-            "StockUnavailableError",
-            "UnknownPromiseError",
-            "UnknownRowError",
-        ),
-        "promise.stock.routes": ("stock_router",),
-        "promise.stock.schemas": (
-            "EventBatch",
-            "EventOutcome",
-            "EventResult",
-            "EventsAnswer",
-            "EventType",
-            "InventoryEvent",
-            "PromiseHold",
-            "Reservation",
-            "ReservationLine",
-            "ReservationRequest",
-            "ReservationStatus",
-            "Shortfall",
-            "StockPosition",
-        ),
-        "promise.stock.service": ("StockService",),
-    },
-)
+# The TYPE_CHECKING imports above load on first use (models.lazy).
+lazy_exports(__name__)
